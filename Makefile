@@ -1,0 +1,29 @@
+# The two commands a new user needs: `make demo` and `make test`.
+# Each creates .venv on first use and reinstalls when setup.cfg changes.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[tests,docs]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	cd testproject && ../$(BIN)/python manage.py migrate --noinput
+	cd testproject && ../$(BIN)/python -m daphne -b 127.0.0.1 -p 8000 testproject.asgi:application
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

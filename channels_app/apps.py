@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+
+
+class ChannelsAppConfig(AppConfig):
+    name = "channels_app"
+    verbose_name = "Channels"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Importing db installs the hook that lets async consumers skip the
+        # connection-tidying thread hop when no database work happened.
+        from . import db  # noqa: F401

@@ -1,0 +1,116 @@
+"""An async consumer for plain HTTP: whole responses, long-poll and streaming."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ..consumer import AsyncConsumer
+from ..exceptions import StopConsumer
+
+
+def _encode_headers(headers: Any) -> list[tuple[bytes, bytes]]:
+    items = headers.items() if isinstance(headers, dict) else headers
+    return [
+        (
+            name.encode("latin-1") if isinstance(name, str) else name,
+            value.encode("latin-1") if isinstance(value, str) else value,
+        )
+        for name, value in items
+    ]
+
+
+class AsyncHttpConsumer(AsyncConsumer):
+    """Answer an HTTP request from ``handle(body)``.
+
+    The instance lives until the response is complete or the client goes
+    away.  A ``handle`` that sends the headers and a body part with
+    ``more_body=True`` keeps the response open, so channel-layer messages
+    arriving later can stream more parts (Server-Sent Events) or finish it
+    (long-poll).  ``disconnect()`` runs exactly once at the end either way.
+    """
+
+    def __init__(self, **initkwargs: Any) -> None:
+        super().__init__(**initkwargs)
+        self.body: list[bytes] = []
+        self._response_complete = False
+        self._disconnected = False
+
+    async def send_headers(
+        self, *, status: int = 200, headers: Iterable | dict | None = None
+    ) -> None:
+        """Start the response; the server sends it with the first body part."""
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": _encode_headers(headers or []),
+            }
+        )
+
+    async def send_body(self, body: bytes, *, more_body: bool = False) -> None:
+        """Send a part of the body; ``more_body=False`` completes the response."""
+        if not isinstance(body, bytes):
+            raise TypeError(f"HTTP body must be bytes, not {type(body).__name__}")
+        await self.send(
+            {"type": "http.response.body", "body": body, "more_body": more_body}
+        )
+        if not more_body:
+            self._response_complete = True
+
+    async def send_response(self, status: int, body: bytes, **kwargs: Any) -> None:
+        """Send a whole response in one go."""
+        await self.send_headers(status=status, **kwargs)
+        await self.send_body(body)
+
+    async def send_event(
+        self,
+        data: str,
+        *,
+        event: str | None = None,
+        id: str | None = None,
+        retry: int | None = None,
+    ) -> None:
+        """Send one Server-Sent Event on a ``text/event-stream`` response."""
+        lines = []
+        if event is not None:
+            lines.append(f"event: {event}")
+        if id is not None:
+            lines.append(f"id: {id}")
+        if retry is not None:
+            lines.append(f"retry: {int(retry)}")
+        lines.extend(f"data: {line}" for line in data.split("\n"))
+        await self.send_body(("\n".join(lines) + "\n\n").encode(), more_body=True)
+
+    async def handle(self, body: bytes) -> None:
+        """Produce the response.  Subclasses must implement this."""
+        raise NotImplementedError(
+            f"{type(self).__qualname__} must implement handle(self, body)"
+        )
+
+    async def disconnect(self) -> None:
+        """Called once when the response is complete or the client left."""
+
+    async def http_request(self, message: dict) -> None:
+        self.body.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            try:
+                await self.handle(b"".join(self.body))
+            except BaseException:
+                await self._disconnect_once()
+                raise
+
+    async def http_disconnect(self, message: dict) -> None:
+        await self._disconnect_once()
+        raise StopConsumer()
+
+    async def dispatch(self, message: dict) -> None:
+        await super().dispatch(message)
+        if self._response_complete:
+            await self._disconnect_once()
+            raise StopConsumer()
+
+    async def _disconnect_once(self) -> None:
+        if not self._disconnected:
+            self._disconnected = True
+            await self.disconnect()

@@ -1,0 +1,11 @@
+"""Channel layers: how consumers, workers and processes talk to each other."""
+
+from .base import BaseChannelLayer
+from .registry import ChannelLayerManager, channel_layers, get_channel_layer
+
+__all__ = [
+    "BaseChannelLayer",
+    "ChannelLayerManager",
+    "channel_layers",
+    "get_channel_layer",
+]

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from urllib.parse import unquote, urlsplit
+
+from .application import ApplicationCommunicator
+
+
+class HttpCommunicator(ApplicationCommunicator):
+    """Make one HTTP request to an ASGI application and collect the response."""
+
+    def __init__(
+        self,
+        application,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        parts = urlsplit(path)
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method.upper(),
+            "scheme": "http",
+            "path": unquote(parts.path),
+            "raw_path": parts.path.encode("latin-1"),
+            "query_string": parts.query.encode("latin-1"),
+            "root_path": "",
+            "headers": list(headers or []),
+            "client": ("127.0.0.1", 0),
+            "server": ("testserver", 80),
+        }
+        if not isinstance(body, bytes):
+            raise TypeError(f"body must be bytes, not {type(body).__name__}")
+        self.body = body
+        super().__init__(application, scope)
+
+    async def get_response(self, timeout: float = 1) -> dict:
+        """Send the request and return ``{"status", "headers", "body"}``.
+
+        Streamed bodies are joined; each wait is bounded by ``timeout``.
+        """
+        await self.send_input({"type": "http.request", "body": self.body})
+        start = await self.receive_output(timeout)
+        if start["type"] != "http.response.start":
+            raise AssertionError(f"Expected http.response.start, got {start!r}")
+        chunks = []
+        while True:
+            part = await self.receive_output(timeout)
+            if part["type"] != "http.response.body":
+                raise AssertionError(f"Expected http.response.body, got {part!r}")
+            chunks.append(part.get("body", b""))
+            if not part.get("more_body", False):
+                break
+        await self.wait(timeout)
+        return {
+            "status": start["status"],
+            "headers": list(start.get("headers", [])),
+            "body": b"".join(chunks),
+        }

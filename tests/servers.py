@@ -1,0 +1,116 @@
+"""Start real servers in subprocesses for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTPROJECT = ROOT / "testproject"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early with code {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listened on port {port} within {timeout}s")
+
+
+class ServerProcess:
+    """A subprocess serving on a loopback port; its output goes to a log file."""
+
+    def __init__(self, args: list[str], port: int, log_path: Path, env: dict) -> None:
+        self.port = port
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            args,
+            cwd=TESTPROJECT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+
+def project_env(tmp_path: Path, **extra: str) -> dict:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="testproject.settings",
+        DEMO_SQLITE_PATH=str(tmp_path / "demo.sqlite3"),
+        PYTHONPATH=os.pathsep.join([str(TESTPROJECT), str(ROOT)]),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def migrate(env: dict) -> None:
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=TESTPROJECT,
+        env=env,
+        check=True,
+    )
+
+
+def start_daphne(tmp_path: Path, **env_extra: str) -> ServerProcess:
+    env = project_env(tmp_path, **env_extra)
+    migrate(env)
+    port = free_port()
+    server = ServerProcess(
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "testproject.asgi:application",
+        ],
+        port,
+        tmp_path / f"daphne-{port}.log",
+        env,
+    )
+    wait_for_port(port, server.process)
+    return server

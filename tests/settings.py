@@ -1,0 +1,41 @@
+"""Django settings for the test suite."""
+
+import os
+import tempfile
+
+from tests.services import IN_CI, PG, postgres_available
+
+SECRET_KEY = "tests-only-not-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+USE_TZ = True
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "channels_app",
+    "tests",
+]
+
+_sqlite_dir = tempfile.mkdtemp(prefix="channels_app_tests_")
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.path.join(_sqlite_dir, "default.sqlite3"),
+        # A file, not :memory:, so connections can really be closed and reopened.
+        "TEST": {"NAME": os.path.join(_sqlite_dir, "test_default.sqlite3")},
+    }
+}
+if IN_CI or postgres_available():
+    DATABASES["postgres"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        **PG,
+        "TEST": {
+            "NAME": os.environ.get("CHANNELS_APP_PG_TEST_DB", "test_channels_app")
+        },
+    }
+
+CHANNEL_LAYERS: dict = {}
+ROOT_URLCONF = "tests.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

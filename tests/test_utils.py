@@ -1,0 +1,51 @@
+import asyncio
+
+import pytest
+
+from channels_app.utils import await_many_dispatch
+
+
+async def test_dispatches_from_every_source_and_cancels_on_exit():
+    a, b = asyncio.Queue(), asyncio.Queue()
+    seen = []
+
+    async def dispatch(message):
+        seen.append(message)
+        if message == "stop":
+            raise LookupError("done")
+
+    task = asyncio.ensure_future(await_many_dispatch([a.get, b.get], dispatch))
+    await a.put("a1")
+    await b.put("b1")
+    await a.put("a2")
+    await asyncio.sleep(0.01)
+    await b.put("stop")
+    with pytest.raises(LookupError):
+        await task
+    assert sorted(seen) == ["a1", "a2", "b1", "stop"]
+    # Nothing is left listening: a later message stays in the queue.
+    await a.put("late")
+    await asyncio.sleep(0.01)
+    assert a.qsize() == 1
+
+
+async def test_dispatches_are_serialised():
+    a, b = asyncio.Queue(), asyncio.Queue()
+    running, overlaps = 0, 0
+
+    async def dispatch(message):
+        nonlocal running, overlaps
+        running += 1
+        overlaps += running > 1
+        await asyncio.sleep(0.001)
+        running -= 1
+
+    task = asyncio.ensure_future(await_many_dispatch([a.get, b.get], dispatch))
+    for i in range(20):
+        a.put_nowait(i)
+        b.put_nowait(i)
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert overlaps == 0
