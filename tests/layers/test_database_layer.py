@@ -305,10 +305,9 @@ def test_unknown_database_or_option_is_a_clear_error(settings):
         channel_layers["default"]
 
 
-async def test_polling_latency_on_sqlite_is_bounded(make_layer, backend):
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_polling_latency_on_sqlite_is_bounded(make_layer):
     """Without notifications a receiver in another process polls at most 0.1 s."""
-    if backend != "sqlite":
-        pytest.skip("PostgreSQL is woken by NOTIFY (see test_database_postgres)")
     sender, receiver = make_layer(), make_layer()
     waiting = asyncio.ensure_future(receive_within(receiver, "slow"))
     await asyncio.sleep(1.0)  # let the back-off reach its ceiling

@@ -53,7 +53,7 @@ class LoopState:
             self.notified = True
             self.min_poll_delay = self.max_poll_delay = layer.poll_interval
         else:
-            self.executor = DjangoExecutor(layer.database)
+            self.executor = DjangoExecutor(layer.database, wal=layer.sqlite_wal)
             self.listener = None
             self.notified = False
             self.min_poll_delay = min(0.005, layer.poll_interval)
