@@ -26,23 +26,36 @@ The fix is a round trip through plain HTTP, which can set cookies:
 3. The view answers with the ``Set-Cookie`` Django's ``SessionMiddleware``
    would have sent (or deletes the cookie after a logout).
 
-Why it is safe:
+Why it is safe (db, cache, cached_db, file and other server-side engines):
 
 - A ticket is signed with ``SECRET_KEY`` (it cannot be forged or altered)
   and expires after ``TICKET_MAX_AGE`` seconds.
-- It is single-use: it points at a short-lived record kept by the
-  session engine itself (db, cache, file...), which redeeming deletes.  It
-  never contains the session key, so a script on the page cannot read the
-  key the ``HttpOnly`` cookie protects.  Exception: with ``signed_cookies``
-  there is no server-side storage, the ticket carries the signed cookie
-  value and single use rests on the next point alone.
-- It is bound to the session cookie the browser held when the ticket was
-  issued (an HMAC of it, never the value): another browser cannot redeem
-  it, and an attacker cannot push a ticket of theirs into a victim's
-  browser to log it into the attacker's account.  The view also requires
-  POST with Django's CSRF token.  The consumer's ``scope["cookies"]`` is
-  updated to the new value, so a later ticket on the same socket (logout
-  after login) binds to the cookie the browser got from the previous one.
+- It is single-use: it points at a short-lived record kept by the session
+  engine itself, which redeeming deletes.  It never contains the session
+  key, so a script on the page cannot learn the key the ``HttpOnly``
+  cookie hides.
+- It is bound to the session cookie the browser held when the socket
+  opened (an HMAC of it, never the value).  A script that steals the
+  ticket (XSS) cannot redeem it from another browser, since it cannot read
+  that ``HttpOnly`` cookie.  The consumer's ``scope["cookies"]`` is updated
+  to the new value, so a later ticket on the same socket (logout after
+  login) binds to the cookie the browser got from the previous one.
+- The view wants POST with Django's CSRF token (and passes its Origin
+  check), so another site cannot make a victim's browser redeem the
+  attacker's ticket and be logged in as the attacker (login CSRF).
+
+Redeem the ticket at once: if the browser's session cookie changes in
+between (another tab logged in over HTTP, say), the ticket is refused with
+400 and the page should reload; the user then logs in again.
+
+With ``signed_cookies`` there is nothing server-side: the ticket carries
+the new cookie value itself, so it is exactly as sensitive as the cookie
+(anyone who reads it can decode it), cannot be used up, and is not bound
+(the cookie changes with every session write).  Signature, expiry and the
+CSRF check still apply.  Prefer a server-side engine for WebSocket logins.
+Django's ``CSRF_USE_SESSIONS`` is not supported: the CSRF secret would
+live in the session the login just replaced, so the view's CSRF check
+fails.
 """
 
 from __future__ import annotations
@@ -149,13 +162,12 @@ def redeem_sync_ticket(request: HttpRequest, ticket: str) -> SessionBase:
         and isinstance(payload.get("b"), str)
     ):
         raise InvalidSyncTicket("the ticket is not valid")
-    current = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
-    if not constant_time_compare(payload["b"], _binding(current)):
-        raise InvalidSyncTicket("the ticket was issued to another browser session")
-
     store_class = session_store_class()
     target: Any = payload["r"]
     if _keeps_data_server_side(store_class):
+        current = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+        if not constant_time_compare(payload["b"], _binding(current)):
+            raise InvalidSyncTicket("the ticket was issued to another browser session")
         record = store_class(usable_session_key(payload["r"]))
         target = record.get(_TARGET)
         if target is None:

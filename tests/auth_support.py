@@ -126,9 +126,10 @@ class Browser:
         )
         response = await communicator.get_response(timeout=10)
         self.remember(response["headers"])
-        if response["headers"] and b"application/json" in dict(response["headers"]).get(
+        content_type = {n.lower(): v for n, v in response["headers"]}.get(
             b"content-type", b""
-        ):
+        )
+        if content_type.startswith(b"application/json"):
             response["json"] = json.loads(response["body"])
         return response
 

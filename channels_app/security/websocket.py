@@ -130,7 +130,7 @@ class OriginValidator:
         logger.warning(
             "Refused a WebSocket handshake to %s from origin %s",
             scope.get("path", "?"),
-            b", ".join(origins).decode("latin-1") if origins else "(none)",
+            ", ".join(repr(o.decode("latin-1")) for o in origins) or "(none)",
         )
         return await WebsocketDenier.as_asgi()(scope, receive, send)
 
