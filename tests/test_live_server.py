@@ -1,5 +1,6 @@
 """ChannelsLiveServerTestCase: a real Daphne on the test database."""
 
+import asyncio
 import socket
 import unittest
 import urllib.request
@@ -99,3 +100,33 @@ def test_stopped_server_refuses_connections():
     assert not server.process.is_alive()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", server.port), timeout=5)
+
+
+@override_settings(
+    ROOT_URLCONF="tests.live_project", ASGI_APPLICATION="tests.live_project.application"
+)
+@pytest.mark.django_db(transaction=True)
+def test_servers_work_side_by_side_after_the_test_process_loaded_twisted():
+    import daphne.server  # noqa: F401 - installs a Twisted reactor here
+
+    User.objects.create_user("side")
+    servers = [
+        LiveServerProcess("127.0.0.1", serve_static=False, timeout=20) for _ in range(2)
+    ]
+
+    async def chat(port: int) -> list[str]:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws/users/") as ws:
+            return [await ws.recv()]
+
+    async def both_at_once() -> list:
+        return await asyncio.gather(
+            *(chat(server.port) for server in servers for _ in range(20))
+        )
+
+    try:
+        for server in servers:
+            assert fetch(f"http://127.0.0.1:{server.port}/users/") == b"side"
+        assert asyncio.run(both_at_once()) == [["side"]] * 40
+    finally:
+        for server in servers:
+            server.stop()

@@ -14,6 +14,7 @@ import multiprocessing
 import socket
 import sys
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.apps import apps
@@ -56,9 +57,23 @@ def _use_fresh_twisted_reactor() -> None:
         del sys.modules[name]
 
 
+def _forget_parent_threads() -> None:
+    """Drop executors whose threads stayed behind in the parent.
+
+    A fork copies asgiref's thread pools but not their threads: work handed
+    to them would wait forever.
+    """
+    from asgiref.sync import AsyncToSync, SyncToAsync
+
+    SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
+    SyncToAsync.context_to_thread_executor.clear()
+    AsyncToSync.context_to_thread_executor.clear()
+
+
 def _serve(listening_fd: int, serve_static: bool, report) -> None:
     """Body of the server process: run Daphne on the inherited socket."""
     try:
+        _forget_parent_threads()
         _use_fresh_twisted_reactor()
         from daphne.server import Server
 
