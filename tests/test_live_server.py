@@ -16,7 +16,7 @@ from django.test import modify_settings, override_settings
 from channels_app.testing import ChannelsLiveServerTestCase
 from channels_app.testing.live import LiveServerProcess
 
-CHAT_STATIC = Path(__file__).resolve().parent.parent / "testproject/chat/static"
+STATIC_DIR = Path(__file__).resolve().parent / "live_static"
 
 
 def fetch(url: str) -> bytes:
@@ -29,7 +29,7 @@ def fetch(url: str) -> bytes:
     ROOT_URLCONF="tests.live_project",
     ASGI_APPLICATION="tests.live_project.application",
     STATIC_URL="/static/",
-    STATICFILES_DIRS=[CHAT_STATIC],
+    STATICFILES_DIRS=[STATIC_DIR],
 )
 class LiveServerTests(ChannelsLiveServerTestCase):
     def test_urls_point_at_one_loopback_port(self):
@@ -52,8 +52,8 @@ class LiveServerTests(ChannelsLiveServerTestCase):
         assert fetch(f"{self.live_server_url}/users/") == b""
 
     def test_static_files_are_served(self):
-        body = fetch(f"{self.live_server_url}/static/chat/chat.css")
-        assert body == (CHAT_STATIC / "chat" / "chat.css").read_bytes()
+        body = fetch(f"{self.live_server_url}/static/live/probe.txt")
+        assert body == b"served by the live server\n"
 
     def test_test_client_and_live_server_share_the_database(self):
         User.objects.create_user("margaret", password="pw")
