@@ -31,6 +31,23 @@ async def login_over_socket(browser, password="alice-pw"):
     return socket, reply
 
 
+@pytest.fixture
+def server_side_site(site, alice, session_engine):  # noqa: F811
+    """The site on engines that keep sessions server-side (not signed cookies)."""
+    if session_engine not in SERVER_SIDE:
+        pytest.skip("signed cookies keep nothing server-side: no single use, no key")
+    return site
+
+
+async def logged_in_over_socket(application):
+    """A browser that has visited the site, and the reply to its socket login."""
+    browser = Browser(application)
+    await browser.whoami()
+    socket, reply = await login_over_socket(browser)
+    await socket.disconnect()
+    return browser, reply
+
+
 async def test_login_over_websocket_then_http_sees_the_user(
     site,  # noqa: F811
     alice,  # noqa: F811
@@ -90,10 +107,8 @@ async def test_login_over_websocket_then_http_sees_the_user(
         assert who == "alice"
 
 
-async def test_a_ticket_works_once(site, alice, session_engine):  # noqa: F811
-    if session_engine not in SERVER_SIDE:
-        pytest.skip("signed cookies keep nothing server-side to use a ticket up")
-    browser = Browser(site)
+async def test_a_ticket_works_once(server_side_site):
+    browser = Browser(server_side_site)
     await browser.whoami()
     before = dict(browser.cookies)
     socket, reply = await login_over_socket(browser)
@@ -105,19 +120,10 @@ async def test_a_ticket_works_once(site, alice, session_engine):  # noqa: F811
     assert "already used" in again["json"]["error"]
 
 
-async def test_a_ticket_is_bound_to_the_browser_that_asked(
-    site,  # noqa: F811
-    alice,  # noqa: F811
-    session_engine,  # noqa: F811
-):
-    if session_engine not in SERVER_SIDE:
-        pytest.skip("a signed-cookie ticket carries the cookie itself; not bound")
-    victim = Browser(site)
-    await victim.whoami()
-    socket, reply = await login_over_socket(victim)
-    await socket.disconnect()
+async def test_a_ticket_is_bound_to_the_browser_that_asked(server_side_site):
+    victim, reply = await logged_in_over_socket(server_side_site)
 
-    thief = Browser(site)
+    thief = Browser(server_side_site)
     await thief.whoami()  # Own session and CSRF cookie, so only the binding differs.
     stolen = await thief.sync(reply["ticket"])
     assert stolen["status"] == 400
@@ -133,10 +139,7 @@ async def test_expired_and_tampered_tickets_are_refused(
     alice,  # noqa: F811
     monkeypatch,
 ):
-    browser = Browser(site)
-    await browser.whoami()
-    socket, reply = await login_over_socket(browser)
-    await socket.disconnect()
+    browser, reply = await logged_in_over_socket(site)
     ticket = reply["ticket"]
 
     tampered = await browser.sync(ticket[:-2] + ("AA" if ticket[-2:] != "AA" else "BB"))
@@ -151,17 +154,8 @@ async def test_expired_and_tampered_tickets_are_refused(
     assert await browser.whoami() is None
 
 
-async def test_the_ticket_does_not_reveal_the_session_key(
-    site,  # noqa: F811
-    alice,  # noqa: F811
-    session_engine,  # noqa: F811
-):
-    if session_engine not in SERVER_SIDE:
-        pytest.skip("a signed-cookie session has no key to hide: it is the data")
-    browser = Browser(site)
-    await browser.whoami()
-    socket, reply = await login_over_socket(browser)
-    await socket.disconnect()
+async def test_the_ticket_does_not_reveal_the_session_key(server_side_site):
+    browser, reply = await logged_in_over_socket(server_side_site)
     payload = signing.loads(reply["ticket"], salt="channels_app.session_sync")
     assert (await browser.sync(reply["ticket"]))["status"] == 200
     key = browser.cookies["sessionid"]
@@ -170,10 +164,7 @@ async def test_the_ticket_does_not_reveal_the_session_key(
 
 
 async def test_sync_view_needs_post_and_the_csrf_token(site, alice):  # noqa: F811
-    browser = Browser(site)
-    await browser.whoami()
-    socket, reply = await login_over_socket(browser)
-    await socket.disconnect()
+    browser, reply = await logged_in_over_socket(site)
     assert (await browser.request("GET", "/session-sync/"))["status"] == 405
     forged = await browser.request(
         "POST",
@@ -204,10 +195,7 @@ async def test_cookie_from_sync_follows_the_session_settings(
 ):
     settings.SESSION_COOKIE_AGE = 600
     settings.SESSION_COOKIE_SAMESITE = "Strict"
-    browser = Browser(site)
-    await browser.whoami()
-    socket, reply = await login_over_socket(browser)
-    await socket.disconnect()
+    browser, reply = await logged_in_over_socket(site)
     synced = await browser.sync(reply["ticket"])
     [header] = [
         value.decode()
