@@ -1,6 +1,6 @@
 """Fixtures for the database channel layer tests: layers on SQLite and PostgreSQL.
 
-``make_layer(**config)`` builds a layer on the backend the test is
+``make_db_layer(**config)`` builds a layer on the backend the test is
 parameterised with and closes it afterwards; the tables come from the app's
 migrations, run by pytest-django into the test databases.
 """
@@ -28,7 +28,7 @@ def backend(request) -> str:
 
 
 @pytest.fixture
-async def make_layer(backend, transactional_db):
+async def make_db_layer(backend, transactional_db):
     layers: list[DatabaseChannelLayer] = []
 
     def make(**config) -> DatabaseChannelLayer:

@@ -34,16 +34,16 @@ async def count_rows(backend_name: str, model) -> int:
 # -- channels -------------------------------------------------------------
 
 
-async def test_send_then_receive_in_order(make_layer):
-    sender, receiver = make_layer(), make_layer()
+async def test_send_then_receive_in_order(make_db_layer):
+    sender, receiver = make_db_layer(), make_db_layer()
     for n in range(5):
         await sender.send("tasks", {"type": "task", "n": n})
     got = [(await receive_within(receiver, "tasks"))["n"] for _ in range(5)]
     assert got == [0, 1, 2, 3, 4]
 
 
-async def test_receive_waits_for_a_later_send(make_layer):
-    sender, receiver = make_layer(), make_layer()
+async def test_receive_waits_for_a_later_send(make_db_layer):
+    sender, receiver = make_db_layer(), make_db_layer()
     waiting = asyncio.ensure_future(receive_within(receiver, "later"))
     await asyncio.sleep(0.2)
     assert not waiting.done()
@@ -51,8 +51,8 @@ async def test_receive_waits_for_a_later_send(make_layer):
     assert await waiting == {"type": "x"}
 
 
-async def test_values_survive_the_round_trip(make_layer):
-    layer = make_layer()
+async def test_values_survive_the_round_trip(make_db_layer):
+    layer = make_db_layer()
     message = {
         "type": "chat.message",
         "text": "héllo ✓",
@@ -65,16 +65,16 @@ async def test_values_survive_the_round_trip(make_layer):
     assert got == {**message, "tuple": [1, 2]}
 
 
-async def test_a_message_is_delivered_once(make_layer, backend):
-    layer = make_layer()
+async def test_a_message_is_delivered_once(make_db_layer, backend):
+    layer = make_db_layer()
     await layer.send("once", {"type": "only"})
     assert await receive_within(layer, "once") == {"type": "only"}
     assert await nothing_within(layer, "once")
     assert await count_rows(backend, ChannelMessage) == 0
 
 
-async def test_bad_input_is_refused_and_nothing_is_queued(make_layer, backend):
-    layer = make_layer(max_message_size=10_000)
+async def test_bad_input_is_refused_and_nothing_is_queued(make_db_layer, backend):
+    layer = make_db_layer(max_message_size=10_000)
     with pytest.raises(TypeError, match="dict"):
         await layer.send("bad", ["not", "a", "dict"])
     with pytest.raises(TypeError, match=r"message\['when'\]"):
@@ -88,15 +88,15 @@ async def test_bad_input_is_refused_and_nothing_is_queued(make_layer, backend):
     assert await count_rows(backend, ChannelMessage) == 0
 
 
-async def test_a_megabyte_message_is_carried(make_layer):
-    layer = make_layer()
+async def test_a_megabyte_message_is_carried(make_db_layer):
+    layer = make_db_layer()
     blob = b"\x01" * 1_000_000
     await layer.send("big", {"blob": blob})
     assert (await receive_within(layer, "big"))["blob"] == blob
 
 
-async def test_full_channel_raises_and_frees_up_after_a_receive(make_layer):
-    layer = make_layer(capacity=3)
+async def test_full_channel_raises_and_frees_up_after_a_receive(make_db_layer):
+    layer = make_db_layer(capacity=3)
     for n in range(3):
         await layer.send("bounded", {"n": n})
     with pytest.raises(ChannelFull, match="bounded"):
@@ -107,8 +107,8 @@ async def test_full_channel_raises_and_frees_up_after_a_receive(make_layer):
     assert got == [1, 2, 4]
 
 
-async def test_channel_capacity_globs_and_regexes(make_layer):
-    layer = make_layer(
+async def test_channel_capacity_globs_and_regexes(make_db_layer):
+    layer = make_db_layer(
         capacity=100,
         channel_capacity={"small.*": 1, re.compile(r"^tiny$"): 2},
     )
@@ -123,8 +123,8 @@ async def test_channel_capacity_globs_and_regexes(make_layer):
         await layer.send("other", {})
 
 
-async def test_expired_messages_are_never_received(make_layer, backend):
-    layer = make_layer(expiry=0.3, cleanup_interval=0.05)
+async def test_expired_messages_are_never_received(make_db_layer, backend):
+    layer = make_db_layer(expiry=0.3, cleanup_interval=0.05)
     await layer.send("stale", {"type": "old"})
     await asyncio.sleep(0.5)
     assert await nothing_within(layer, "stale", 0.2)
@@ -135,8 +135,8 @@ async def test_expired_messages_are_never_received(make_layer, backend):
     assert await count_rows(backend, ChannelMessage) == 2
 
 
-async def test_new_channel_names_are_unique_process_specific_names(make_layer):
-    layer = make_layer()
+async def test_new_channel_names_are_unique_process_specific_names(make_db_layer):
+    layer = make_db_layer()
     names = {await layer.new_channel() for _ in range(100)}
     assert len(names) == 100
     for name in names:
@@ -145,8 +145,8 @@ async def test_new_channel_names_are_unique_process_specific_names(make_layer):
     assert (await layer.new_channel("worker")).startswith("worker.")
 
 
-async def test_process_specific_channels_across_two_layers(make_layer):
-    server, worker = make_layer(), make_layer()
+async def test_process_specific_channels_across_two_layers(make_db_layer):
+    server, worker = make_db_layer(), make_db_layer()
     channels = [await server.new_channel() for _ in range(3)]
     receivers = [asyncio.ensure_future(receive_within(server, c)) for c in channels]
     await asyncio.sleep(0.1)
@@ -155,9 +155,9 @@ async def test_process_specific_channels_across_two_layers(make_layer):
     assert [(await r)["n"] for r in receivers] == [0, 1, 2]
 
 
-async def test_cancelled_receives_lose_nothing(make_layer):
+async def test_cancelled_receives_lose_nothing(make_db_layer):
     """Receivers cancelled at random moments: every message still arrives once."""
-    sender, receiver = make_layer(), make_layer()
+    sender, receiver = make_db_layer(), make_db_layer()
     channel = await receiver.new_channel()
     got = []
     for n in range(60):
@@ -187,8 +187,8 @@ async def test_cancelled_receives_lose_nothing(make_layer):
 # -- groups ---------------------------------------------------------------
 
 
-async def test_group_send_reaches_every_member_once(make_layer):
-    server, worker = make_layer(), make_layer()
+async def test_group_send_reaches_every_member_once(make_db_layer):
+    server, worker = make_db_layer(), make_db_layer()
     channels = [await server.new_channel() for _ in range(20)]
     for channel in channels:
         await server.group_add("room", channel)
@@ -199,8 +199,8 @@ async def test_group_send_reaches_every_member_once(make_layer):
         assert await nothing_within(server, channel, 0.05)
 
 
-async def test_group_discard_and_empty_groups(make_layer):
-    layer = make_layer()
+async def test_group_discard_and_empty_groups(make_db_layer):
+    layer = make_db_layer()
     a, b = await layer.new_channel(), await layer.new_channel()
     await layer.group_add("g", a)
     await layer.group_add("g", b)
@@ -212,8 +212,8 @@ async def test_group_discard_and_empty_groups(make_layer):
     assert await nothing_within(layer, a)
 
 
-async def test_group_add_renews_the_membership(make_layer, backend):
-    layer = make_layer(group_expiry=0.6)
+async def test_group_add_renews_the_membership(make_db_layer, backend):
+    layer = make_db_layer(group_expiry=0.6)
     channel = await layer.new_channel()
     await layer.group_add("renewed", channel)
     await asyncio.sleep(0.4)
@@ -224,8 +224,8 @@ async def test_group_add_renews_the_membership(make_layer, backend):
     assert await count_rows(backend, GroupMembership) == 1
 
 
-async def test_expired_memberships_receive_nothing(make_layer):
-    layer = make_layer(group_expiry=0.2)
+async def test_expired_memberships_receive_nothing(make_db_layer):
+    layer = make_db_layer(group_expiry=0.2)
     channel = await layer.new_channel()
     await layer.group_add("short", channel)
     await asyncio.sleep(0.3)
@@ -233,8 +233,8 @@ async def test_expired_memberships_receive_nothing(make_layer):
     assert await nothing_within(layer, channel)
 
 
-async def test_group_send_skips_full_members_loudly(make_layer, caplog):
-    layer = make_layer(capacity=2, channel_capacity={"roomy.*": 10})
+async def test_group_send_skips_full_members_loudly(make_db_layer, caplog):
+    layer = make_db_layer(capacity=2, channel_capacity={"roomy.*": 10})
     full, ok = "full.member", "roomy.member"
     await layer.group_add("g", full)
     await layer.group_add("g", ok)
@@ -252,8 +252,10 @@ async def test_group_send_skips_full_members_loudly(make_layer, caplog):
     assert await nothing_within(layer, full)
 
 
-async def test_expired_messages_take_their_channel_out_of_groups(make_layer, backend):
-    layer = make_layer(expiry=0.2, cleanup_interval=0.05)
+async def test_expired_messages_take_their_channel_out_of_groups(
+    make_db_layer, backend
+):
+    layer = make_db_layer(expiry=0.2, cleanup_interval=0.05)
     await layer.group_add("g", "abandoned")
     await layer.send("abandoned", {"type": "never read"})
     await asyncio.sleep(0.3)
@@ -263,8 +265,8 @@ async def test_expired_messages_take_their_channel_out_of_groups(make_layer, bac
     assert await count_rows(backend, GroupMembership) == 0
 
 
-async def test_flush_empties_channels_and_groups(make_layer, backend):
-    layer = make_layer()
+async def test_flush_empties_channels_and_groups(make_db_layer, backend):
+    layer = make_db_layer()
     await layer.send("a", {})
     await layer.group_add("g", "b")
     await layer.flush()
@@ -306,9 +308,9 @@ def test_unknown_database_or_option_is_a_clear_error(settings):
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-async def test_polling_latency_on_sqlite_is_bounded(make_layer):
+async def test_polling_latency_on_sqlite_is_bounded(make_db_layer):
     """Without notifications a receiver in another process polls at most 0.1 s."""
-    sender, receiver = make_layer(), make_layer()
+    sender, receiver = make_db_layer(), make_db_layer()
     waiting = asyncio.ensure_future(receive_within(receiver, "slow"))
     await asyncio.sleep(1.0)  # let the back-off reach its ceiling
     sent = time.monotonic()

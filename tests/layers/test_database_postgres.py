@@ -21,14 +21,14 @@ from .private_postgres import private_postgres  # noqa: F401 - fixture
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 
-#: Run a ``make_layer`` test on PostgreSQL only.
+#: Run a ``make_db_layer`` test on PostgreSQL only.
 postgres_only = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
 
 @postgres_only
-async def test_receivers_are_woken_by_notify_not_by_polling(make_layer):
-    sender = make_layer()
-    receiver = make_layer(poll_interval=600)  # the safety poll never fires here
+async def test_receivers_are_woken_by_notify_not_by_polling(make_db_layer):
+    sender = make_db_layer()
+    receiver = make_db_layer(poll_interval=600)  # the safety poll never fires here
     for round_ in range(3):
         waiting = asyncio.ensure_future(receive_within(receiver, "pushed", 3))
         await asyncio.sleep(0.1)
@@ -37,11 +37,11 @@ async def test_receivers_are_woken_by_notify_not_by_polling(make_layer):
 
 
 @postgres_only
-async def test_the_notification_carries_no_message(make_layer):
+async def test_the_notification_carries_no_message(make_db_layer):
     """A listener that is not a receiver learns only that something arrived."""
     import psycopg
 
-    layer = make_layer()
+    layer = make_db_layer()
     params = layer.connect_kwargs("postgres")
     async with await psycopg.AsyncConnection.connect(autocommit=True, **params) as spy:
         await spy.execute(f'LISTEN "{wake_key("spied")}"')
@@ -65,9 +65,9 @@ def layer_connections() -> int:
 
 
 @postgres_only
-async def test_connections_stay_fixed_however_many_consumers_wait(make_layer):
+async def test_connections_stay_fixed_however_many_consumers_wait(make_db_layer):
     """One listener, one send and one claim connection for 300 receivers."""
-    layer = make_layer()
+    layer = make_db_layer()
     channels = [await layer.new_channel() for _ in range(290)]
     channels += [f"worker.queue{n}" for n in range(10)]
     receivers = [asyncio.ensure_future(layer.receive(c)) for c in channels]
@@ -79,8 +79,8 @@ async def test_connections_stay_fixed_however_many_consumers_wait(make_layer):
 
 
 @postgres_only
-async def test_a_second_layer_in_the_same_process_delivers_nothing_twice(make_layer):
-    first, second = make_layer(), make_layer()
+async def test_a_second_layer_in_the_same_process_delivers_nothing_twice(make_db_layer):
+    first, second = make_db_layer(), make_db_layer()
     a = [asyncio.ensure_future(first.receive("both")) for _ in range(5)]
     b = [asyncio.ensure_future(second.receive("both")) for _ in range(5)]
     await asyncio.sleep(0.2)

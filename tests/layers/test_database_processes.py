@@ -21,9 +21,9 @@ RECEIVERS_EACH = 4
 
 
 async def test_each_message_reaches_exactly_one_of_8_receivers_in_2_processes(
-    make_layer, backend
+    make_db_layer, backend
 ):
-    sender = make_layer(capacity=MESSAGES * 2)
+    sender = make_db_layer(capacity=MESSAGES * 2)
     workers = [
         await asyncio.create_subprocess_exec(
             sys.executable,
