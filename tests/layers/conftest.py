@@ -8,13 +8,11 @@ from django.test import override_settings
 from channels_app.layers import channel_layers
 from tests.layers.database_fixtures import backend, make_db_layer  # noqa: F401
 from tests.layers.helpers import Listener
-from tests.layers.implementations import LAYERS, LayerUnderTest
+from tests.layers.implementations import LAYER_PARAMS, LayerUnderTest
 from tests.services import require
 
 
-@pytest.fixture(
-    params=[pytest.param(layer, marks=layer.marks, id=layer.id) for layer in LAYERS]
-)
+@pytest.fixture(params=LAYER_PARAMS)
 def layer_under_test(request) -> LayerUnderTest:
     for service in request.param.services:
         require(service)

@@ -100,3 +100,6 @@ LAYERS = [
         marks=DATABASE_TABLES,
     ),
 ]
+
+#: ``LAYERS`` as pytest parameters, each carrying its layer's marks.
+LAYER_PARAMS = [pytest.param(layer, marks=layer.marks, id=layer.id) for layer in LAYERS]
