@@ -10,3 +10,6 @@ class ChannelsAppConfig(AppConfig):
         # Importing db installs the hook that lets async consumers skip the
         # connection-tidying thread hop when no database work happened.
         from . import db  # noqa: F401
+
+        # Registers the deployment check for WebSocket origin validation.
+        from .security import checks  # noqa: F401
