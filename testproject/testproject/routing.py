@@ -2,12 +2,14 @@
 
 from django.urls import path
 
+from channels_app.security.websocket import OriginValidator
 from chat import routing as chat_routing
 
 from . import consumers
 
 websocket_urlpatterns = [
-    path("ws/echo/", consumers.EchoConsumer.as_asgi()),
+    # The echo reads no cookies and exposes nothing: any origin may use it.
+    path("ws/echo/", OriginValidator(consumers.EchoConsumer.as_asgi(), ["*"])),
     *chat_routing.websocket_urlpatterns,
 ]
 
