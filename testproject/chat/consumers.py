@@ -9,11 +9,14 @@ import json
 from urllib.parse import parse_qs
 
 from asgiref.sync import async_to_sync
+from django.contrib.auth import authenticate
 
+from channels_app.auth import login, request_for_scope
 from channels_app.consumer import SyncConsumer
 from channels_app.db import database_sync_to_async
 from channels_app.generic.http import AsyncHttpConsumer
 from channels_app.generic.websocket import AsyncJsonWebsocketConsumer
+from channels_app.session_sync import create_sync_ticket
 
 from . import moderation, posting, presence
 from .models import Message, Room
@@ -215,6 +218,40 @@ class RoomEventsConsumer(RoomMember, AsyncHttpConsumer):
     async def deliver(self, kind: str, payload: dict) -> None:
         event_id = str(payload["message"]["id"]) if kind == "message" else None
         await self.send_event(json.dumps(payload), event=kind, id=event_id)
+
+
+class AccountConsumer(AsyncJsonWebsocketConsumer):
+    """Log in over a WebSocket, as the login page does when it can.
+
+    The browser sends ``{"type": "login", "username": ..., "password": ...}``.
+    A socket cannot set the new session cookie, so the answer carries a
+    one-time ticket the page redeems at ``session_sync_view`` over HTTP,
+    which sets it (see ``channels_app.session_sync``).
+    """
+
+    async def receive_json(self, content, **kwargs) -> None:
+        if not isinstance(content, dict) or content.get("type") != "login":
+            await self.send_json({"type": "error", "error": "Expected a login."})
+            return
+        username, password = content.get("username"), content.get("password")
+        user = None
+        if isinstance(username, str) and isinstance(password, str):
+            user = await database_sync_to_async(authenticate)(
+                request_for_scope(self.scope), username=username, password=password
+            )
+        if user is None:
+            await self.send_json(
+                {"type": "error", "error": "Your username and password did not match."}
+            )
+            return
+        await login(self.scope, user)
+        await self.send_json(
+            {
+                "type": "logged_in",
+                "username": user.get_username(),
+                "ticket": await create_sync_ticket(self.scope),
+            }
+        )
 
 
 class ModerationConsumer(SyncConsumer):

@@ -10,6 +10,12 @@ from . import consumers, posting
 
 websocket_urlpatterns = [
     path(
+        "ws/account/",
+        AllowedHostsOriginValidator(
+            AuthMiddlewareStack(consumers.AccountConsumer.as_asgi())
+        ),
+    ),
+    path(
         "ws/rooms/<slug:slug>/",
         AllowedHostsOriginValidator(
             AuthMiddlewareStack(consumers.ChatConsumer.as_asgi())

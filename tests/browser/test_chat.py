@@ -1,5 +1,7 @@
 """Two people chatting in real browsers, against a live demo server."""
 
+from urllib.parse import urlsplit
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
@@ -112,6 +114,41 @@ class ChatInTwoBrowsers(BrowserTestCase):
             await expect(ada.locator("#typing")).to_have_text("bob is typing…")
             await ada.context.close()
             await expect(bob.locator("#online li")).to_have_text(["bob"])
+
+
+@demo_settings
+class LoginOverWebSocket(BrowserTestCase):
+    def setUp(self):
+        User.objects.create_user("ada", password=PASSWORD)
+        Room.objects.create(slug="lobby", title="Lobby")
+
+    async def test_the_login_form_uses_the_socket_and_the_cookie_follows(self):
+        async with self.open_browser() as browser:
+            page = await browser.new_page()
+            posts = []
+            page.on(
+                "request",
+                lambda r: (
+                    posts.append(urlsplit(r.url).path) if r.method == "POST" else None
+                ),
+            )
+            await page.goto("/accounts/login/?next=/rooms/lobby/")
+            await page.fill("#id_username", "ada")
+            await page.fill("#id_password", "not the password")
+            await page.click("button:text('Log in')")
+            await expect(page.locator("#login-error")).to_have_text(
+                "Your username and password did not match."
+            )
+            await expect(page).to_have_url("/accounts/login/?next=/rooms/lobby/")
+
+            await page.fill("#id_password", PASSWORD)
+            await page.click("button:text('Log in')")
+            await expect(page).to_have_url("/rooms/lobby/")
+            await expect(page.locator("#me")).to_have_text("ada")
+            # The room's own WebSocket is authenticated by the synced cookie.
+            await expect(page.locator("#status")).to_have_text("live")
+            await expect(page.locator("#online li")).to_have_text(["ada"])
+        assert posts == ["/accounts/session-sync/"]
 
 
 @demo_settings

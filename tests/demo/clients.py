@@ -5,25 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 
-from asgiref.sync import sync_to_async
-from django.conf import settings
-from django.test import Client
-
 from channels_app.testing import ApplicationCommunicator, WebsocketCommunicator
+from channels_app.testing.auth import session_cookie_header
 
 ORIGIN = (b"origin", b"http://testserver")
-
-
-def _session_cookie(user) -> tuple[bytes, bytes]:
-    client = Client()
-    client.force_login(user)
-    name = settings.SESSION_COOKIE_NAME
-    return (b"cookie", f"{name}={client.cookies[name].value}".encode())
-
-
-async def session_cookie(user) -> tuple[bytes, bytes]:
-    """The ``Cookie`` header of a browser that logged in as ``user``."""
-    return await sync_to_async(_session_cookie)(user)
 
 
 def application():
@@ -36,7 +21,7 @@ async def open_socket(user=None, path="/ws/rooms/lobby/", origin=ORIGIN):
     """A WebSocket to the demo; ``(communicator, connected, detail)``."""
     headers = [origin] if origin else []
     if user is not None:
-        headers.append(await session_cookie(user))
+        headers.append(await session_cookie_header(user))
     comm = WebsocketCommunicator(application(), path, headers=headers)
     connected, detail = await comm.connect()
     return comm, connected, detail
@@ -96,7 +81,7 @@ class EventStream:
     async def open(cls, user=None, path="/rooms/lobby/events/", headers=()):
         headers = list(headers)
         if user is not None:
-            headers.append(await session_cookie(user))
+            headers.append(await session_cookie_header(user))
         stream = cls(path, headers)
         await stream.comm.send_input({"type": "http.request", "body": b""})
         stream.start = await stream.comm.receive_output(2)

@@ -360,3 +360,56 @@ async def test_a_full_moderation_queue_does_not_lose_the_message(lobby, ada, cap
             assert event["message"]["text"] == text
     assert "Moderation channel 'chat-moderation' is full" in caplog.text
     assert await sync_to_async(Message.objects.count)() == 2
+
+
+async def login_over_socket(frames):
+    comm, connected, _ = await open_socket(path="/ws/account/")
+    assert connected
+    replies = []
+    for frame in frames:
+        await comm.send_json_to(frame)
+        replies.append(await comm.receive_json_from())
+    await comm.disconnect()
+    return replies
+
+
+async def test_a_wrong_login_over_the_socket_is_refused(ada):
+    await sync_to_async(ada.set_password)("right-password")
+    await sync_to_async(ada.save)()
+    refused = {"type": "error", "error": "Your username and password did not match."}
+    assert (
+        await login_over_socket(
+            [
+                {"type": "login", "username": "ada", "password": "wrong"},
+                {"type": "login", "username": "nobody", "password": "right-password"},
+                {"type": "login", "username": ["ada"], "password": {}},
+            ]
+        )
+        == [refused] * 3
+    )
+    assert await login_over_socket([{"type": "hello"}]) == [
+        {"type": "error", "error": "Expected a login."}
+    ]
+
+
+async def test_login_over_the_socket_gives_a_ticket_for_the_cookie(ada):
+    await sync_to_async(ada.set_password)("right-password")
+    await sync_to_async(ada.save)()
+    [reply] = await login_over_socket(
+        [{"type": "login", "username": "ada", "password": "right-password"}]
+    )
+    assert (reply["type"], reply["username"]) == ("logged_in", "ada")
+
+    def redeem(ticket):
+        from django.test import Client
+
+        browser = Client()
+        first = browser.post("/accounts/session-sync/", {"ticket": ticket})
+        again = browser.post("/accounts/session-sync/", {"ticket": ticket})
+        rooms = browser.get("/")
+        return first, again, rooms
+
+    first, again, rooms = await sync_to_async(redeem)(reply["ticket"])
+    assert first.status_code == 200 and first.json()["authenticated"] is True
+    assert again.status_code == 400, "a ticket works once"
+    assert rooms.status_code == 200 and rooms.context["user"].username == "ada"
