@@ -190,14 +190,17 @@ def usable_session_key(value: str | None) -> str | None:
 class LazySession(SimpleLazyObject):
     """A session store built on first use, with async methods on every Django.
 
-    Reading data from async code loads the session on the event loop, which
-    the database engine refuses: load it first through a thread with
-    ``await database_sync_to_async(session.load)`` or (Django 5.1+) use the
-    store's own ``aget``/``aitems``..., or rely on ``AuthMiddleware``, which
-    loads it while resolving the user.  ``asave``, ``aflush`` and
-    ``acycle_key`` run in a thread that tidies database connections first,
-    which a connection open for hours needs.
+    The first read loads the data, which the database engine refuses to do
+    on the event loop: read with ``await session.aget(key)`` (loads in a
+    thread; plain reads are fine after that), or rely on ``AuthMiddleware``,
+    which loads a non-empty session while resolving the user.  ``aget``,
+    ``asave``, ``aflush`` and ``acycle_key`` run in a thread that tidies
+    database connections first, which a connection open for hours needs;
+    on Django 5.1+ the store's other ``a*`` methods are there too.
     """
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        return await database_sync_to_async(self.get)(key, default)
 
     async def asave(self, must_create: bool = False) -> None:
         await database_sync_to_async(self.save)(must_create=must_create)

@@ -144,6 +144,8 @@ async def test_origin_validator_refuses_other_protocols():
 
 
 def test_invalid_patterns_fail_at_startup():
+    with pytest.raises(TypeError, match=r"\['example.com'\]"):
+        OriginValidator(hello, "example.com")
     with pytest.raises(ValueError, match="http://example.com:port"):
         OriginValidator(hello, ["http://example.com:port"])
     with pytest.raises(ValueError, match="example.com/path"):

@@ -359,7 +359,7 @@ async def test_session_middleware_needs_cookie_middleware():
 
 
 class SessionSocket:
-    """Raw WebSocket app: 'bump' changes the session, 'save' saves it."""
+    """Raw WebSocket app: 'get' reads, 'bump' changes, 'save' saves the session."""
 
     def __init__(self):
         self.application = SessionMiddlewareStack(self)
@@ -371,7 +371,9 @@ class SessionSocket:
             if message["type"] == "websocket.connect":
                 await send({"type": "websocket.accept"})
             elif message["type"] == "websocket.receive":
-                if message["text"] == "bump":
+                if message["text"] == "get":
+                    reply = await session.aget("n")  # First read: loads in a thread.
+                elif message["text"] == "bump":
                     reply = await database_sync_to_async(set_value)(session)
                 else:
                     await session.asave()
@@ -391,6 +393,8 @@ async def test_websocket_session_is_saved_only_when_asked(session_engine):  # no
         headers=[(b"cookie", f"sessionid={key}".encode())],
     )
     assert (await communicator.connect(timeout=10))[0]
+    await communicator.send_to("get")
+    assert await communicator.receive_from(timeout=10) == "1"
     await communicator.send_to("bump")
     assert await communicator.receive_from(timeout=10) == "2"
     # Not saved yet: HTTP still sees the old value.

@@ -106,6 +106,11 @@ class OriginValidator:
         allowed_origins: Iterable[str],
         allow_missing_origin: bool | None = None,
     ) -> None:
+        if isinstance(allowed_origins, str):
+            raise TypeError(
+                f"allowed_origins must be a list of patterns, not the string "
+                f"{allowed_origins!r}; write [{allowed_origins!r}]"
+            )
         self.inner = application
         self.allowed_origins = list(allowed_origins)
         self.allow_missing_origin = allow_missing_origin
