@@ -13,7 +13,7 @@ from django.db import connections
 
 from channels_app.layers.database import ChannelLayerUnavailable, DatabaseChannelLayer
 from channels_app.layers.database.sql import wake_key
-from tests.servers import ROOT
+from tests.servers import ROOT, TESTPROJECT
 
 from .database_fixtures import nothing_within, receive_within
 from .private_postgres import private_postgres  # noqa: F401 - fixture
@@ -101,6 +101,7 @@ def private_layer(private_postgres, transactional_db):  # noqa: F811
         PGPORT=str(private_postgres.port),
         PGDATABASE="postgres",
         PGUSER="postgres",
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(TESTPROJECT)]),
     )
     subprocess.run(
         [sys.executable, "-m", "django", "migrate", "--database", "postgres", "-v0"],
