@@ -8,5 +8,6 @@ class ChannelsAppConfig(AppConfig):
 
     def ready(self) -> None:
         # Importing db installs the hook that lets async consumers skip the
-        # connection-tidying thread hop when no database work happened.
-        from . import db  # noqa: F401
+        # connection-tidying thread hop when no database work happened;
+        # importing checks registers the system checks.
+        from . import checks, db  # noqa: F401

@@ -67,14 +67,19 @@ class ApplicationInstance:
         self.inbox: asyncio.Queue[dict] = asyncio.Queue()
         self.turn: asyncio.Future | None = None
         self.current: dict | None = None
+        self.taken = False
         self.task = asyncio.ensure_future(
             application(self.scope, self.receive, self.send)
         )
         self.task.add_done_callback(self._ended)
 
     async def receive(self) -> dict:
-        self._finish_turn()
-        return await self.inbox.get()
+        if self.taken:
+            # Back for more: the application is done with the last message.
+            self._finish_turn()
+        message = await self.inbox.get()
+        self.taken = True
+        return message
 
     async def send(self, message: dict) -> None:
         raise RuntimeError(
@@ -86,6 +91,7 @@ class ApplicationInstance:
     async def handle(self, message: dict) -> BaseException | None:
         """Run ``message`` through the instance; the error that ended it, if any."""
         self.current = message
+        self.taken = False
         self.turn = asyncio.get_running_loop().create_future()
         self.inbox.put_nowait(message)
         try:
@@ -219,7 +225,7 @@ class Worker:
         _, late = await asyncio.wait(busy, timeout=self.drain_timeout)
         if late:
             logger.warning(
-                "%d handler(s) did not finish within the %.0fs drain timeout and "
+                "%d handler(s) did not finish within the %gs drain timeout and "
                 "were cancelled",
                 len(late),
                 self.drain_timeout,
@@ -324,6 +330,15 @@ def select_channels(
         if (not only or any(fnmatch.fnmatchcase(name, p) for p in only))
         and not any(fnmatch.fnmatchcase(name, p) for p in exclude)
     ]
+
+
+async def close_layer(layer: Any) -> None:
+    """Release a layer's connections, whichever name its layer class gives that."""
+    for name in ("close", "close_pools"):
+        close = getattr(layer, name, None)
+        if close is not None:
+            await close()
+            return
 
 
 def _unwrap(application: Any, wanted: type) -> Any:

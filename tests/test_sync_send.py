@@ -3,7 +3,6 @@
 import asyncio
 import multiprocessing
 import threading
-import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -11,22 +10,12 @@ from asgiref.sync import sync_to_async
 from channels_app.exceptions import InvalidChannelLayerError
 from channels_app.layers import get_channel_layer
 from channels_app.sync_send import await_from_sync, background_loop, group_send, send
-from tests.services import REDIS_URL, require
+from tests.serving import redis_layers
 
 
 @pytest.fixture
 def redis_layer(settings):
-    require("redis")
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [REDIS_URL],
-                "prefix": f"t{uuid.uuid4().hex[:8]}",
-                "capacity": 5000,
-            },
-        }
-    }
+    settings.CHANNEL_LAYERS = redis_layers(capacity=5000)
     layer = get_channel_layer()
     yield layer
     await_from_sync(layer.flush)
