@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from asgiref.sync import ThreadSensitiveContext
+
 from .routing import ChannelNameRouter, ProtocolTypeRouter
 
 logger = logging.getLogger("channels_app.worker")
@@ -32,6 +34,8 @@ class WorkerStats:
 
     handled: int = 0
     failed: int = 0
+    #: Handlers still running when the drain timeout ran out.
+    cancelled: int = 0
     started: float = field(default_factory=time.monotonic)
     stopped: float | None = None
 
@@ -46,9 +50,10 @@ class WorkerStats:
         return (self.handled + self.failed) / elapsed if elapsed > 0 else 0.0
 
     def summary(self) -> str:
+        cancelled = f", {self.cancelled} cancelled" if self.cancelled else ""
         return (
-            f"{self.handled} handled, {self.failed} failed in {self.elapsed:.1f}s "
-            f"({self.rate:.1f} messages/s)"
+            f"{self.handled} handled, {self.failed} failed{cancelled} in "
+            f"{self.elapsed:.1f}s ({self.rate:.1f} messages/s)"
         )
 
 
@@ -68,10 +73,14 @@ class ApplicationInstance:
         self.turn: asyncio.Future | None = None
         self.current: dict | None = None
         self.taken = False
-        self.task = asyncio.ensure_future(
-            application(self.scope, self.receive, self.send)
-        )
+        self.task = asyncio.ensure_future(self._run(application))
         self.task.add_done_callback(self._ended)
+
+    async def _run(self, application: Any) -> None:
+        # Its own context gives this instance its own thread for sync code, so
+        # sync consumers on several instances really run side by side.
+        async with ThreadSensitiveContext():
+            await application(self.scope, self.receive, self.send)
 
     async def receive(self) -> dict:
         if self.taken:
@@ -106,10 +115,14 @@ class ApplicationInstance:
     def alive(self) -> bool:
         return not self.task.done()
 
-    async def close(self) -> None:
-        """Stop an idle instance (it is waiting for a message that never comes)."""
+    async def close(self, timeout: float = 1.0) -> None:
+        """Cancel the instance and give it ``timeout`` seconds to wind down.
+
+        An idle instance ends at once.  One stuck in a sync handler cannot be
+        interrupted (its thread runs on), so it is not waited for past that.
+        """
         self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
+        await asyncio.wait({self.task}, timeout=timeout)
 
     def _finish_turn(self) -> None:
         if self.turn is not None and not self.turn.done():
@@ -171,7 +184,6 @@ class Worker:
         self._drainer: asyncio.Future | None = None
         self._idle: set[asyncio.Task] = set()
         self._slots: list[asyncio.Task] = []
-        self._instances: list[ApplicationInstance] = []
 
     # -- running ---------------------------------------------------------------
 
@@ -190,7 +202,6 @@ class Worker:
         try:
             outcomes = await asyncio.gather(*self._slots, return_exceptions=True)
         finally:
-            await self._close_instances()
             self.stats.stopped = time.monotonic()
         for outcome in outcomes:
             if isinstance(outcome, Exception):
@@ -230,6 +241,7 @@ class Worker:
                 len(late),
                 self.drain_timeout,
             )
+            self.stats.cancelled += len(late)
             for slot in late:
                 slot.cancel()
 
@@ -262,7 +274,6 @@ class Worker:
                 delay = RECEIVE_RETRY_DELAY
                 if instance is None or not instance.alive:
                     instance = ApplicationInstance(self.application, channel)
-                    self._instances.append(instance)
                 await self._handle(instance, channel, message)
         finally:
             if instance is not None and instance.alive:
@@ -289,11 +300,6 @@ class Worker:
                 took,
                 exc_info=error,
             )
-
-    async def _close_instances(self) -> None:
-        alive = [instance for instance in self._instances if instance.alive]
-        self._instances = []
-        await asyncio.gather(*(instance.close() for instance in alive))
 
 
 # -- finding the channels a project routes ---------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from typing import Any
 
@@ -101,18 +102,25 @@ class Command(BaseCommand):
                 f"(layer {options['layer']!r}, concurrency "
                 f"{options['concurrency']}). Stop with SIGTERM or CONTROL-C."
             )
-        stats = asyncio.run(self.serve(worker))
-        if options["verbosity"] >= 1:
-            self.stdout.write(f"Worker stopped: {stats.summary()}")
+        asyncio.run(self.serve(worker, options["verbosity"]))
 
-    async def serve(self, worker: Worker):
+    async def serve(self, worker: Worker, verbosity: int) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.on_signal, worker, signum)
         try:
-            return await worker.serve()
+            stats = await worker.serve()
         finally:
             await close_layer(worker.channel_layer)
+        if verbosity >= 1:
+            self.stdout.write(f"Worker stopped: {stats.summary()}")
+        if stats.cancelled:
+            # Sync handlers cut off at the drain timeout may still be running
+            # in threads, which the event loop and the interpreter would both
+            # wait for on the way out.
+            self.stdout.flush()
+            self.stderr.flush()
+            os._exit(0)
 
     def on_signal(self, worker: Worker, signum: int) -> None:
         name = signal.Signals(signum).name
