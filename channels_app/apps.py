@@ -11,3 +11,6 @@ class ChannelsAppConfig(AppConfig):
         # connection-tidying thread hop when no database work happened;
         # importing checks registers the system checks.
         from . import checks, db  # noqa: F401
+
+        # Registers the deployment check for WebSocket origin validation.
+        from .security import checks as security_checks  # noqa: F401

@@ -93,7 +93,9 @@ def migrate(env: dict) -> None:
     )
 
 
-def start_daphne(tmp_path: Path, **env_extra: str) -> ServerProcess:
+def start_daphne(
+    tmp_path: Path, application: str = "testproject.asgi:application", **env_extra: str
+) -> ServerProcess:
     env = project_env(tmp_path, **env_extra)
     migrate(env)
     port = free_port()
@@ -106,7 +108,7 @@ def start_daphne(tmp_path: Path, **env_extra: str) -> ServerProcess:
             "127.0.0.1",
             "-p",
             str(port),
-            "testproject.asgi:application",
+            application,
         ],
         port,
         tmp_path / f"daphne-{port}.log",

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..exceptions import MessageTooLarge
+from .messages import estimate_size, portable_copy, require_dict
 
 # ASCII only and matched against the whole string: Channels 4 used ``$`` (which
 # accepts a trailing newline) and ``\w`` (which accepts any Unicode letter).
@@ -22,8 +23,6 @@ _NAME_RULE = (
     "ASCII letters, digits, hyphens, underscores and periods only"
     "{bang}, shorter than {limit} characters"
 )
-
-_SCALARS = (str, bytes, int, float, bool, type(None))
 
 
 class BaseChannelLayer:
@@ -126,8 +125,7 @@ class BaseChannelLayer:
     @staticmethod
     def require_valid_message(message: Any) -> None:
         """Messages are dicts; anything else is a programming error."""
-        if not isinstance(message, dict):
-            raise TypeError(f"Message must be a dict, not {type(message).__name__}")
+        require_dict(message)
 
     @staticmethod
     def require_portable_message(message: dict, max_size: int | None = None) -> int:
@@ -135,37 +133,16 @@ class BaseChannelLayer:
 
         A network layer serialises with msgpack or JSON, so only str, bytes,
         numbers, booleans, None, lists and str-keyed dicts survive the trip.
-        Checking here lets tests on the in-memory layer catch what production
+        Checking here lets tests on an in-process layer catch what production
         would lose.  ``MessageTooLarge`` is raised past ``max_size`` bytes.
         """
-        size = 0
-        stack: list[tuple[str, Any]] = [("message", message)]
-        while stack:
-            path, value = stack.pop()
-            if isinstance(value, (str, bytes)):
-                size += len(value)
-            elif isinstance(value, _SCALARS):
-                size += 8
-            elif isinstance(value, dict):
-                for key, item in value.items():
-                    if not isinstance(key, str):
-                        raise TypeError(
-                            f"{path} has a key {key!r} of type {type(key).__name__}; "
-                            f"message keys must be str"
-                        )
-                    size += len(key)
-                    stack.append((f"{path}[{key!r}]", item))
-            elif isinstance(value, (list, tuple)):
-                stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
-            else:
-                raise TypeError(
-                    f"{path} is a {type(value).__name__}, which a channel layer cannot "
-                    f"serialise; use str, bytes, int, float, bool, None, list or dict"
-                )
-            if max_size is not None and size > max_size:
-                raise MessageTooLarge(
-                    f"Message is larger than this layer's limit of {max_size} bytes"
-                )
+        portable_copy(message)
+        size = estimate_size(message)
+        if max_size is not None and size > max_size:
+            raise MessageTooLarge(
+                f"Message is about {size} bytes, larger than this layer's limit "
+                f"of {max_size} bytes"
+            )
         return size
 
     # -- the API subclasses implement ---------------------------------------

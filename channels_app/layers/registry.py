@@ -10,6 +10,7 @@ from django.utils.module_loading import import_string
 
 from .. import DEFAULT_CHANNEL_LAYER
 from ..exceptions import InvalidChannelLayerError
+from .foreign import adapt_layer
 
 
 class ChannelLayerManager:
@@ -32,43 +33,65 @@ class ChannelLayerManager:
         return self._make_backend(name, "CONFIG")
 
     def make_test_backend(self, name: str) -> Any:
-        """Build the layer for alias ``name`` from its ``TEST_CONFIG``."""
-        return self._make_backend(name, "TEST_CONFIG")
+        """Build the layer for alias ``name`` from ``TEST_CONFIG`` (else ``CONFIG``).
 
-    def _make_backend(self, name: str, config_key: str) -> Any:
+        Lets a test suite point the same alias at, say, a separate Redis
+        database without touching the production settings.
+        """
+        entry = self._entry(name)
+        return self._make_backend(
+            name, "TEST_CONFIG" if "TEST_CONFIG" in entry else "CONFIG"
+        )
+
+    def _entry(self, name: str) -> dict:
         try:
             entry = self.configs[name]
         except KeyError:
+            configured = ", ".join(map(repr, self.configs)) or "none"
             raise InvalidChannelLayerError(
-                f"No channel layer is configured under the alias {name!r}"
+                f"No channel layer is configured under the alias {name!r} "
+                f"(CHANNEL_LAYERS has: {configured})"
             )
+        if not isinstance(entry, dict):
+            raise InvalidChannelLayerError(
+                f"CHANNEL_LAYERS[{name!r}] must be a dict with BACKEND and CONFIG, "
+                f"not {type(entry).__name__}"
+            )
+        return entry
+
+    def _make_backend(self, name: str, config_key: str) -> Any:
+        entry = self._entry(name)
+        where = f"CHANNEL_LAYERS[{name!r}]"
         if "ROUTING" in entry:
             raise InvalidChannelLayerError(
-                f"CHANNEL_LAYERS[{name!r}] has a ROUTING key, which belongs to the "
-                f"Channels 1.x configuration; point ASGI_APPLICATION at your router "
-                f"instead"
+                f"{where} has a ROUTING key, which belongs to the Channels 1.x "
+                f"configuration; point ASGI_APPLICATION at your router instead"
             )
         backend_path = entry.get("BACKEND")
-        if not backend_path:
+        if not backend_path or not isinstance(backend_path, str):
             raise InvalidChannelLayerError(
-                f"CHANNEL_LAYERS[{name!r}] has no BACKEND; set it to the dotted "
-                f"path of a layer class"
+                f"{where} has no BACKEND; set it to the dotted path of a layer "
+                f"class, such as 'channels_app.layers.InMemoryChannelLayer'"
             )
         try:
             backend_class = import_string(backend_path)
         except ImportError as exc:
             raise InvalidChannelLayerError(
-                f"CHANNEL_LAYERS[{name!r}] BACKEND {backend_path!r} cannot be "
-                f"imported: {exc}"
+                f"{where} BACKEND {backend_path!r} cannot be imported: {exc}"
             )
-        config = entry.get(config_key, {}) or {}
-        try:
-            return backend_class(**config)
-        except TypeError as exc:
+        config = entry.get(config_key) or {}
+        if not isinstance(config, dict):
             raise InvalidChannelLayerError(
-                f"CHANNEL_LAYERS[{name!r}] {config_key} does not fit "
-                f"{backend_path}: {exc}"
+                f"{where} {config_key} must be a dict of keyword arguments for "
+                f"{backend_path}, not {type(config).__name__}"
             )
+        try:
+            layer = backend_class(**config)
+        except (TypeError, ValueError) as exc:
+            raise InvalidChannelLayerError(
+                f"{where} {config_key} does not fit {backend_path}: {exc}"
+            )
+        return adapt_layer(layer)
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.backends:
@@ -81,7 +104,7 @@ class ChannelLayerManager:
     def set(self, key: str, layer: Any) -> Any:
         """Install ``layer`` under ``key`` (handy in tests); return the old one."""
         old = self.backends.get(key)
-        self.backends[key] = layer
+        self.backends[key] = adapt_layer(layer)
         return old
 
 

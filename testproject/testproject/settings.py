@@ -54,7 +54,9 @@ DATABASES = {
     }
 }
 
-CHANNEL_LAYERS: dict = {}
+# One process serves everything in the demo, so the in-memory layer is enough;
+# point BACKEND at channels_redis (or the database layer) to run several.
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels_app.layers.InMemoryChannelLayer"}}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -1,0 +1,439 @@
+"""A channel layer that lives inside one process.
+
+Good for tests, development and single-process deployments.  Every operation
+costs time proportional to what it touches (one channel, or the members of
+one group), never to how many other channels or groups exist: expiry is kept
+on two heaps ordered by deadline, group membership has a reverse index from
+channel to groups, and reclaiming memory happens a little at a time as
+deadlines pass (on any operation, and on a timer while the layer is idle).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import heapq
+import itertools
+import logging
+import secrets
+from collections import deque
+from collections.abc import Mapping
+from time import monotonic
+from typing import Any
+
+from ..exceptions import ChannelFull
+from .base import BaseChannelLayer
+from .messages import is_flat, portable_copy, require_dict
+
+logger = logging.getLogger("channels_app.layers")
+
+#: Deadlines closer together than this are swept in one timer tick.
+MAX_SWEEP_INTERVAL = 1.0
+
+
+class _Channel:
+    """Queued messages and waiting receivers of one channel name."""
+
+    __slots__ = ("armed", "capacity", "messages", "name", "waiters")
+
+    def __init__(self, name: str, capacity: int) -> None:
+        self.name = name
+        self.capacity = capacity
+        #: ``(expires_at, message)`` in arrival order.
+        self.messages: deque[tuple[float, dict]] = deque()
+        #: Futures of pending ``receive()`` calls, oldest first.
+        self.waiters: deque[asyncio.Future] = deque()
+        #: Whether the expiry heap holds an entry for this channel.
+        self.armed = False
+
+
+class InMemoryChannelLayer(BaseChannelLayer):
+    """In-process channel layer with expiry, capacities and groups.
+
+    ``require_portable_messages`` (on by default) refuses, with a
+    ``TypeError`` naming the key, any value a network layer could not
+    serialise, so code tested here does not lose data in production.
+    ``group_send`` returns how many members were skipped because their
+    channel was full; :meth:`stats` reports sizes and running totals.
+    """
+
+    extensions = ["groups", "flush"]
+
+    def __init__(
+        self,
+        expiry: float = 60,
+        group_expiry: float = 86400,
+        capacity: int = 100,
+        channel_capacity: Mapping[Any, int] | None = None,
+        require_portable_messages: bool = True,
+    ) -> None:
+        _require_positive("expiry", expiry)
+        _require_positive("group_expiry", group_expiry)
+        _require_positive("capacity", capacity, integer=True)
+        super().__init__(
+            expiry=expiry, capacity=capacity, channel_capacity=channel_capacity
+        )
+        for _, value in self.channel_capacity:
+            _require_positive("channel_capacity values", value, integer=True)
+        self.group_expiry = group_expiry
+        self.require_portable_messages = require_portable_messages
+        self._channels: dict[str, _Channel] = {}
+        self._groups: dict[str, dict[str, float]] = {}
+        self._groups_of: dict[str, set[str]] = {}
+        # (deadline, tie-breaker, channel) for channels holding messages.
+        self._message_deadlines: list[tuple[float, int, _Channel]] = []
+        # (deadline, tie-breaker, group, channel) for group memberships.
+        self._membership_deadlines: list[tuple[float, int, str, str]] = []
+        self._memberships = 0
+        self._tiebreak = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
+        self._timer_at = 0.0
+        self.dropped_messages = 0
+        self.expired_messages = 0
+
+    # -- channels -----------------------------------------------------------
+
+    async def send(self, channel: str, message: dict) -> None:
+        """Queue ``message`` on ``channel``; ``ChannelFull`` at capacity."""
+        if channel not in self._channels:
+            self.require_valid_channel_name(channel)
+        message = self._copy(message)
+        now = monotonic()
+        self._expire_due(now)
+        self._deliver(self._channel(channel), (now + self.expiry, message))
+
+    async def receive(self, channel: str) -> dict:
+        """The oldest unexpired message on ``channel``, waiting if there is none.
+
+        Each message goes to exactly one receiver.  A receive cancelled after
+        a message was handed to it puts that message back at the head.
+        """
+        if channel not in self._channels:
+            self.require_valid_channel_name(channel)
+        now = monotonic()
+        self._expire_due(now)
+        queue = self._channel(channel)
+        while queue.messages:
+            expires_at, message = queue.messages.popleft()
+            if expires_at > now:
+                return message
+            self._message_expired(queue)
+
+        waiter = asyncio.get_running_loop().create_future()
+        queue.waiters.append(waiter)
+        try:
+            _, message = await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                # Handed a message, then cancelled before running: keep it.
+                self._put_back(channel, waiter.result())
+            else:
+                _discard(queue.waiters, waiter)
+            self._forget_if_idle(queue)
+            raise
+        self._forget_if_idle(queue)
+        return message
+
+    async def new_channel(self, prefix: str = "specific.") -> str:
+        """A fresh process-specific (``!``) channel name."""
+        name = f"{prefix.rstrip('.')}.inmemory!{secrets.token_hex(12)}"
+        self.require_valid_channel_name(name)
+        return name
+
+    # -- groups -------------------------------------------------------------
+
+    async def group_add(self, group: str, channel: str) -> None:
+        """Add ``channel`` to ``group``, or renew its membership."""
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        now = monotonic()
+        self._expire_due(now)
+        members = self._groups.setdefault(group, {})
+        renewed = channel in members
+        members[channel] = now
+        if renewed:
+            return
+        self._memberships += 1
+        self._groups_of.setdefault(channel, set()).add(group)
+        deadline = now + self.group_expiry
+        heapq.heappush(
+            self._membership_deadlines,
+            (deadline, next(self._tiebreak), group, channel),
+        )
+        self._compact_membership_deadlines()
+        self._ensure_timer(deadline)
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        """Remove ``channel`` from ``group``; a no-op when it is not a member."""
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        self._expire_due(monotonic())
+        self._leave(group, channel)
+
+    async def group_send(self, group: str, message: dict) -> int:
+        """Queue ``message`` on every member channel of ``group``.
+
+        A member whose channel is full misses the message: that is logged at
+        WARNING with the group and channel, counted in ``dropped_messages``,
+        and the number of members missed is returned.
+        """
+        self.require_valid_group_name(group)
+        template = self._copy(message)
+        now = monotonic()
+        self._expire_due(now)
+        members = self._groups.get(group)
+        if not members:
+            return 0
+        clone = dict.copy if is_flat(template) else portable_copy
+        expires_at = now + self.expiry
+        dropped = 0
+        for channel in members:
+            try:
+                self._deliver(self._channel(channel), (expires_at, clone(template)))
+            except ChannelFull:
+                dropped += 1
+                logger.warning(
+                    "group_send to group %r skipped channel %r: it is full "
+                    "(capacity %d); that member misses the message",
+                    group,
+                    channel,
+                    self._channels[channel].capacity,
+                )
+        self.dropped_messages += dropped
+        return dropped
+
+    # -- flush, close, introspection ------------------------------------------
+
+    async def flush(self) -> None:
+        """Drop every message and group; pending receives keep waiting."""
+        for queue in self._channels.values():
+            queue.messages.clear()
+            queue.armed = False
+        self._channels = {
+            name: queue for name, queue in self._channels.items() if queue.waiters
+        }
+        self._groups.clear()
+        self._groups_of.clear()
+        self._memberships = 0
+        self._message_deadlines.clear()
+        self._membership_deadlines.clear()
+        self._cancel_timer()
+
+    async def close(self) -> None:
+        """Stop the idle sweep timer; the layer remains usable."""
+        self._cancel_timer()
+
+    def stats(self) -> dict[str, int]:
+        """Sizes of the internal structures and running totals, for monitoring."""
+        return {
+            "channels": len(self._channels),
+            "queued_messages": sum(len(q.messages) for q in self._channels.values()),
+            "waiting_receivers": sum(len(q.waiters) for q in self._channels.values()),
+            "groups": len(self._groups),
+            "memberships": self._memberships,
+            "deadlines": len(self._message_deadlines) + len(self._membership_deadlines),
+            "dropped_messages": self.dropped_messages,
+            "expired_messages": self.expired_messages,
+        }
+
+    # -- delivery -------------------------------------------------------------
+
+    def _copy(self, message: Any) -> dict:
+        if self.require_portable_messages:
+            return portable_copy(message)
+        require_dict(message)
+        return copy.deepcopy(message)
+
+    def _channel(self, name: str) -> _Channel:
+        queue = self._channels.get(name)
+        if queue is None:
+            queue = self._channels[name] = _Channel(name, self.get_capacity(name))
+        return queue
+
+    def _deliver(self, queue: _Channel, item: tuple[float, dict]) -> None:
+        """Hand ``item`` to the oldest live waiter, or queue it."""
+        if queue.waiters and not queue.messages:
+            loop = asyncio.get_running_loop()
+            while queue.waiters:
+                waiter = queue.waiters.popleft()
+                if waiter.done():
+                    continue
+                if waiter.get_loop() is loop:
+                    waiter.set_result(item)
+                    return
+                if self._hand_over_from_another_loop(queue, waiter, item):
+                    return
+        if len(queue.messages) >= queue.capacity:
+            raise ChannelFull(
+                f"Channel {queue.name!r} already holds {queue.capacity} messages"
+            )
+        queue.messages.append(item)
+        if not queue.armed:
+            self._arm(queue, item[0])
+
+    def _hand_over_from_another_loop(
+        self, queue: _Channel, waiter: asyncio.Future, item: tuple[float, dict]
+    ) -> bool:
+        """Wake a receiver waiting on another thread's event loop, safely."""
+
+        def hand_over() -> None:
+            if waiter.done():
+                self._put_back(queue.name, item)
+            else:
+                waiter.set_result(item)
+
+        try:
+            waiter.get_loop().call_soon_threadsafe(hand_over)
+        except RuntimeError:  # that loop is closed: its receiver is gone
+            return False
+        return True
+
+    def _put_back(self, name: str, item: tuple[float, dict]) -> None:
+        """Return an undelivered message to the head of its channel's queue."""
+        queue = self._channel(name)
+        queue.messages.appendleft(item)
+        if not queue.armed:
+            self._arm(queue, item[0])
+        if queue.waiters:
+            messages, queue.messages = queue.messages, deque()
+            for position, pending in enumerate(messages):
+                try:
+                    self._deliver(queue, pending)
+                except ChannelFull:  # only reachable when put back over capacity
+                    queue.messages.extend(itertools.islice(messages, position, None))
+                    break
+
+    def _forget_if_idle(self, queue: _Channel) -> None:
+        idle = not (queue.armed or queue.waiters or queue.messages)
+        if idle and self._channels.get(queue.name) is queue:
+            del self._channels[queue.name]
+
+    # -- expiry ---------------------------------------------------------------
+
+    def _arm(self, queue: _Channel, deadline: float) -> None:
+        queue.armed = True
+        heapq.heappush(self._message_deadlines, (deadline, next(self._tiebreak), queue))
+        self._ensure_timer(deadline)
+
+    def _expire_due(self, now: float) -> None:
+        """Handle every deadline that has passed; O(1) when none has."""
+        deadlines = self._message_deadlines
+        while deadlines and deadlines[0][0] <= now:
+            queue = heapq.heappop(deadlines)[2]
+            queue.armed = False
+            messages = queue.messages
+            expired = False
+            while messages and messages[0][0] <= now:
+                messages.popleft()
+                self.expired_messages += 1
+                expired = True
+            if expired:
+                self._leave_all_groups(queue.name)
+            if messages:
+                self._arm(queue, messages[0][0])
+            else:
+                self._forget_if_idle(queue)
+
+        memberships = self._membership_deadlines
+        while memberships and memberships[0][0] <= now:
+            _, _, group, channel = heapq.heappop(memberships)
+            joined = self._groups.get(group, {}).get(channel)
+            if joined is None:
+                continue  # discarded since
+            deadline = joined + self.group_expiry
+            if deadline <= now:
+                self._leave(group, channel)
+            else:  # renewed since: look again at the new deadline
+                heapq.heappush(
+                    memberships, (deadline, next(self._tiebreak), group, channel)
+                )
+
+    def _message_expired(self, queue: _Channel) -> None:
+        """A receiver found an expired message: its channel leaves its groups."""
+        self.expired_messages += 1
+        self._leave_all_groups(queue.name)
+
+    def _leave(self, group: str, channel: str) -> None:
+        members = self._groups.get(group)
+        if members is None or members.pop(channel, None) is None:
+            return
+        self._memberships -= 1
+        if not members:
+            del self._groups[group]
+        groups = self._groups_of.get(channel)
+        if groups is not None:
+            groups.discard(group)
+            if not groups:
+                del self._groups_of[channel]
+
+    def _leave_all_groups(self, channel: str) -> None:
+        """Unread messages expiring mean nobody reads ``channel``: drop it."""
+        for group in self._groups_of.pop(channel, ()):
+            members = self._groups.get(group)
+            if members is not None and members.pop(channel, None) is not None:
+                self._memberships -= 1
+                if not members:
+                    del self._groups[group]
+
+    def _compact_membership_deadlines(self) -> None:
+        """Rebuild the heap when stale entries (left by discards) dominate it."""
+        deadlines = self._membership_deadlines
+        if len(deadlines) < 1024 or len(deadlines) < 2 * self._memberships:
+            return
+        rebuilt = [
+            (joined + self.group_expiry, next(self._tiebreak), group, channel)
+            for group, members in self._groups.items()
+            for channel, joined in members.items()
+        ]
+        heapq.heapify(rebuilt)
+        self._membership_deadlines = rebuilt
+
+    # -- the idle sweep timer ---------------------------------------------------
+
+    def _ensure_timer(self, deadline: float) -> None:
+        """Make sure a sweep runs by ``deadline`` even if the layer sits idle."""
+        if (
+            self._timer is not None
+            and self._timer_at <= deadline
+            and not self._timer_loop.is_closed()
+        ):
+            return
+        self._cancel_timer()
+        loop = asyncio.get_running_loop()
+        self._timer_loop = loop
+        self._timer_at = deadline
+        self._timer = loop.call_later(max(0.0, deadline - monotonic()), self._sweep)
+
+    def _sweep(self) -> None:
+        self._timer = None
+        now = monotonic()
+        self._expire_due(now)
+        upcoming = [
+            heap[0][0]
+            for heap in (self._message_deadlines, self._membership_deadlines)
+            if heap
+        ]
+        if upcoming:
+            # Batch nearby deadlines into one tick instead of one tick each.
+            interval = min(MAX_SWEEP_INTERVAL, self.expiry / 10)
+            self._ensure_timer(max(min(upcoming), now + interval))
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def _discard(waiters: deque, waiter: asyncio.Future) -> None:
+    try:
+        waiters.remove(waiter)
+    except ValueError:
+        pass
+
+
+def _require_positive(name: str, value: Any, integer: bool = False) -> None:
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+        kind = "a positive integer" if integer else "a positive number"
+        raise ValueError(f"InMemoryChannelLayer {name} must be {kind}, not {value!r}")

@@ -1,0 +1,1 @@
+"""Protections a browser does not give WebSockets (see ``websocket``)."""

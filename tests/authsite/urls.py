@@ -1,0 +1,10 @@
+from django.urls import path
+
+from channels_app.session_sync import session_sync_view
+
+from . import views
+
+urlpatterns = [
+    path("whoami/", views.whoami),
+    path("session-sync/", session_sync_view),
+]

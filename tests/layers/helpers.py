@@ -1,0 +1,50 @@
+"""Waiting for layer messages in tests, with bounded time."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+
+async def receive_within(layer, channel: str, timeout: float = 5) -> dict:
+    return await asyncio.wait_for(layer.receive(channel), timeout)
+
+
+class Listener:
+    """Receives from one channel in the background, as a consumer does.
+
+    Checking that nothing arrives never cancels a receive, which matters for
+    layers where cancelling means "this consumer is gone" (pub/sub).
+    """
+
+    def __init__(self, layer, channel: str) -> None:
+        self.layer = layer
+        self.channel = channel
+        self.inbox: asyncio.Queue[dict] = asyncio.Queue()
+        self.task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            self.inbox.put_nowait(await self.layer.receive(self.channel))
+
+    def _raise_if_crashed(self) -> None:
+        if self.task.done() and not self.task.cancelled():
+            self.task.result()
+
+    async def next(self, timeout: float = 5) -> dict:
+        self._raise_if_crashed()
+        return await asyncio.wait_for(self.inbox.get(), timeout)
+
+    async def nothing(self, period: float) -> None:
+        await asyncio.sleep(period)
+        self._raise_if_crashed()
+        if not self.inbox.empty():
+            pytest.fail(
+                f"expected nothing on {self.channel!r}, received "
+                f"{self.inbox.get_nowait()!r}"
+            )
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)

@@ -1,0 +1,78 @@
+"""Every channel layer the contract suite proves, one line each.
+
+To prove a new layer, add a :class:`LayerUnderTest` line to :data:`LAYERS`:
+its ``BACKEND`` path, a function returning its base ``CONFIG`` (connection
+settings, a prefix unique to the test so parallel runs never share data),
+the services it needs, and a capability flag for each behaviour of the
+contract it does not offer.  The suite then checks what the layer does
+instead, so a missing behaviour is stated, never silently skipped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tests.services import REDIS_URL
+
+
+@dataclass(frozen=True)
+class LayerUnderTest:
+    id: str
+    backend: str
+    base_config: Callable[[], dict] = dict
+    services: tuple[str, ...] = ()
+    #: Sending past ``capacity``/``channel_capacity`` raises ChannelFull.
+    capacity: bool = True
+    #: Queued messages disappear after ``expiry`` seconds.
+    message_expiry: bool = True
+    #: Memberships lapse ``group_expiry`` seconds after ``group_add``.
+    group_expiry: bool = True
+    #: Messages wait for a receiver that has not started listening yet.
+    queues_until_received: bool = True
+    #: ``group_send`` returns how many full members missed the message.
+    counts_group_drops: bool = False
+    #: ``new_channel()`` names carry the ``!`` marking them process-specific.
+    marks_process_channels: bool = True
+    #: Bad names and non-dict messages are refused before anything is sent.
+    validates_input: bool = True
+    #: How long a "nothing arrives" check waits, in seconds.
+    quiet_period: float = 0.2
+    extra: dict = field(default_factory=dict)
+
+
+def unique_prefix() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}-"
+
+
+def redis_config() -> dict:
+    return {"hosts": [REDIS_URL], "prefix": unique_prefix()}
+
+
+LAYERS = [
+    LayerUnderTest(
+        "inmemory",
+        "channels_app.layers.InMemoryChannelLayer",
+        counts_group_drops=True,
+        quiet_period=0.05,
+    ),
+    LayerUnderTest(
+        "redis",
+        "channels_redis.core.RedisChannelLayer",
+        redis_config,
+        services=("redis",),
+    ),
+    LayerUnderTest(
+        "redis-pubsub",
+        "channels_redis.pubsub.RedisPubSubChannelLayer",
+        redis_config,
+        services=("redis",),
+        capacity=False,
+        message_expiry=False,
+        group_expiry=False,
+        queues_until_received=False,
+        marks_process_channels=False,
+        validates_input=False,
+    ),
+]

@@ -1,0 +1,236 @@
+"""What the in-memory layer promises beyond the shared contract."""
+
+import asyncio
+import gc
+import logging
+import threading
+import tracemalloc
+
+import pytest
+
+from channels_app.exceptions import ChannelFull
+from channels_app.layers import InMemoryChannelLayer
+from tests.layers.helpers import receive_within
+
+
+@pytest.fixture
+async def layer():
+    layer = InMemoryChannelLayer()
+    yield layer
+    await layer.flush()
+    await layer.close()
+
+
+async def test_a_receive_cancelled_just_after_being_handed_a_message_keeps_it(layer):
+    channel = await layer.new_channel()
+    doomed = asyncio.ensure_future(layer.receive(channel))
+    await asyncio.sleep(0)  # doomed is now waiting
+    await layer.send(channel, {"type": "test", "n": 1})
+    # The message was handed to doomed, which has not run yet; cancel it now.
+    doomed.cancel()
+    await layer.send(channel, {"type": "test", "n": 2})
+    with pytest.raises(asyncio.CancelledError):
+        await doomed
+    assert (await receive_within(layer, channel))["n"] == 1
+    assert (await receive_within(layer, channel))["n"] == 2
+
+
+async def test_a_message_put_back_goes_to_the_next_waiting_receiver(layer):
+    channel = await layer.new_channel()
+    doomed = asyncio.ensure_future(layer.receive(channel))
+    survivor = asyncio.ensure_future(layer.receive(channel))
+    await asyncio.sleep(0)
+    await layer.send(channel, {"type": "test", "n": 1})
+    doomed.cancel()
+    assert (await asyncio.wait_for(survivor, 1))["n"] == 1
+    assert doomed.cancelled()
+    assert layer.stats()["queued_messages"] == 0
+
+
+async def test_a_hundred_thousand_abandoned_channels_are_reclaimed():
+    layer = InMemoryChannelLayer(expiry=2, group_expiry=2)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        for n in range(100_000):
+            channel = f"specific.abandoned!{n}"
+            await layer.send(channel, {"type": "test", "payload": "x" * 20})
+            if n % 10 == 0:
+                await layer.group_add(f"group{n % 1000}", channel)
+        full = tracemalloc.get_traced_memory()[0] - baseline
+        assert layer.stats()["channels"] > 10_000
+        # Nobody calls the layer while it is idle; its own timer reclaims.
+        await asyncio.sleep(3)
+        gc.collect()
+        left = tracemalloc.get_traced_memory()[0] - baseline
+    finally:
+        tracemalloc.stop()
+    stats = layer.stats()
+    assert stats["channels"] == 0
+    assert stats["queued_messages"] == 0
+    assert stats["groups"] == 0
+    assert stats["memberships"] == 0
+    assert stats["deadlines"] == 0
+    assert stats["expired_messages"] == 100_000
+    assert left < full * 0.05, f"{left} bytes still held of {full}"
+    await layer.close()
+
+
+async def test_an_expired_message_takes_its_channel_out_of_its_groups():
+    layer = InMemoryChannelLayer(expiry=0.2)
+    dead, alive = "consumer.dead", "consumer.alive"
+    for channel in (dead, alive):
+        await layer.group_add("room", channel)
+        await layer.group_add("lobby", channel)
+    await layer.send(dead, {"type": "unread"})
+    await asyncio.sleep(0.5)
+    await layer.group_send("room", {"type": "chat"})
+    assert (await receive_within(layer, alive))["type"] == "chat"
+    assert layer.stats()["memberships"] == 2  # alive in room and lobby
+
+
+async def test_renewing_a_membership_postpones_its_expiry():
+    layer = InMemoryChannelLayer(group_expiry=0.6)
+    await layer.group_add("room", "member")
+    await asyncio.sleep(0.4)
+    await layer.group_add("room", "member")
+    await asyncio.sleep(0.4)  # past the first deadline, before the second
+    await layer.group_send("room", {"type": "still-here"})
+    assert (await receive_within(layer, "member"))["type"] == "still-here"
+    await asyncio.sleep(0.4)
+    await layer.group_send("room", {"type": "gone"})
+    assert layer.stats()["memberships"] == 0
+    await layer.close()
+
+
+async def test_churning_memberships_keep_the_deadline_heap_bounded(layer):
+    for n in range(20_000):
+        await layer.group_add("busy", f"visitor.{n}")
+        await layer.group_discard("busy", f"visitor.{n}")
+    await layer.group_add("busy", "regular")
+    stats = layer.stats()
+    assert stats["memberships"] == 1
+    assert stats["deadlines"] <= 2048
+
+
+async def test_group_send_counts_and_logs_every_member_it_could_not_reach(caplog):
+    layer = InMemoryChannelLayer(capacity=1)
+    for name in ("a", "b", "c"):
+        await layer.group_add("room", f"member.{name}")
+    await layer.send("member.a", {"type": "filler"})
+    await layer.send("member.c", {"type": "filler"})
+    with caplog.at_level(logging.WARNING, logger="channels_app.layers"):
+        assert await layer.group_send("room", {"type": "chat"}) == 2
+    assert layer.stats()["dropped_messages"] == 2
+    logged = sorted(r.getMessage() for r in caplog.records)
+    assert len(logged) == 2
+    assert "'room'" in logged[0] and "'member.a'" in logged[0]
+    assert "'member.c'" in logged[1]
+    assert (await receive_within(layer, "member.b"))["type"] == "chat"
+
+
+async def test_group_members_get_independent_copies(layer):
+    await layer.group_add("room", "first")
+    await layer.group_add("room", "second")
+    await layer.group_send("room", {"type": "chat", "tags": ["a"]})
+    first = await receive_within(layer, "first")
+    first["tags"].append("mutated")
+    assert (await receive_within(layer, "second"))["tags"] == ["a"]
+
+
+async def test_unportable_values_are_refused_by_send_and_group_send(layer):
+    await layer.group_add("room", "member")
+    with pytest.raises(TypeError, match=r"message\['meta'\]\['at'\] is a datetime"):
+        import datetime
+
+        await layer.group_send(
+            "room", {"type": "chat", "meta": {"at": datetime.datetime.now()}}
+        )
+    with pytest.raises(TypeError, match="message has the key 1 of type int"):
+        await layer.send("member", {1: "one"})
+    assert layer.stats()["queued_messages"] == 0
+
+
+async def test_unportable_values_can_be_allowed_and_are_still_copied():
+    layer = InMemoryChannelLayer(require_portable_messages=False)
+    payload = {"items": {1, 2}}
+    await layer.send("lenient", {"type": "test", "payload": payload})
+    payload["items"].add(3)
+    assert (await receive_within(layer, "lenient"))["payload"] == {"items": {1, 2}}
+    with pytest.raises(TypeError, match="must be a dict"):
+        await layer.send("lenient", "text")
+
+
+async def test_capacity_frees_up_as_messages_are_received(layer):
+    small = InMemoryChannelLayer(capacity=2)
+    await small.send("c", {"type": "1"})
+    await small.send("c", {"type": "2"})
+    with pytest.raises(ChannelFull, match="'c' already holds 2 messages"):
+        await small.send("c", {"type": "3"})
+    await small.receive("c")
+    await small.send("c", {"type": "3"})
+
+
+async def test_flush_keeps_pending_receivers_working(layer):
+    await layer.send("queue", {"type": "old"})
+    waiting = asyncio.ensure_future(layer.receive("idle"))
+    await asyncio.sleep(0)
+    await layer.flush()
+    assert layer.stats()["queued_messages"] == 0
+    await layer.send("idle", {"type": "after-flush"})
+    assert (await asyncio.wait_for(waiting, 1))["type"] == "after-flush"
+
+
+async def test_close_leaves_the_layer_usable(layer):
+    await layer.send("c", {"type": "queued"})
+    await layer.close()
+    assert (await receive_within(layer, "c"))["type"] == "queued"
+
+
+async def test_a_sender_on_another_event_loop_wakes_the_receiver(layer):
+    waiting = asyncio.ensure_future(layer.receive("cross"))
+    await asyncio.sleep(0)
+    thread = threading.Thread(
+        target=asyncio.run, args=(layer.send("cross", {"type": "from-thread"}),)
+    )
+    thread.start()
+    thread.join()
+    assert (await asyncio.wait_for(waiting, 1))["type"] == "from-thread"
+
+
+def test_the_layer_survives_its_event_loop_closing():
+    layer = InMemoryChannelLayer(expiry=0.1)
+    asyncio.run(layer.send("first", {"type": "test"}))
+
+    async def later():
+        # The sweep timer lived on the closed loop; this one re-arms it.
+        await layer.send("second", {"type": "test"})
+        await asyncio.sleep(0.4)
+        return layer.stats()
+
+    stats = asyncio.run(later())
+    assert stats["queued_messages"] == 0
+    assert stats["expired_messages"] == 2
+
+
+async def test_new_channel_names(layer):
+    assert (await layer.new_channel()).startswith("specific.inmemory!")
+    assert (await layer.new_channel("worker")).startswith("worker.inmemory!")
+    with pytest.raises(TypeError, match="ASCII letters"):
+        await layer.new_channel("bad prefix")
+
+
+@pytest.mark.parametrize(
+    ("config", "explains"),
+    [
+        ({"capacity": 0}, "capacity must be a positive integer, not 0"),
+        ({"capacity": 2.5}, "capacity must be a positive integer"),
+        ({"expiry": -1}, "expiry must be a positive number, not -1"),
+        ({"group_expiry": "1d"}, "group_expiry must be a positive number"),
+        ({"channel_capacity": {"a*": 0}}, "channel_capacity values must be"),
+    ],
+)
+def test_bad_configuration_is_explained(config, explains):
+    with pytest.raises(ValueError, match=explains):
+        InMemoryChannelLayer(**config)

@@ -1,0 +1,132 @@
+"""ChannelsLiveServerTestCase: a real Daphne on the test database."""
+
+import asyncio
+import socket
+import unittest
+import urllib.request
+from pathlib import Path
+
+import pytest
+import websockets
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
+from django.db import connections
+from django.test import modify_settings, override_settings
+
+from channels_app.testing import ChannelsLiveServerTestCase
+from channels_app.testing.live import LiveServerProcess
+
+STATIC_DIR = Path(__file__).resolve().parent / "live_static"
+
+
+def fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read()
+
+
+@modify_settings(INSTALLED_APPS={"append": "django.contrib.staticfiles"})
+@override_settings(
+    ROOT_URLCONF="tests.live_project",
+    ASGI_APPLICATION="tests.live_project.application",
+    STATIC_URL="/static/",
+    STATICFILES_DIRS=[STATIC_DIR],
+)
+class LiveServerTests(ChannelsLiveServerTestCase):
+    def test_urls_point_at_one_loopback_port(self):
+        assert self.live_server_url.startswith("http://127.0.0.1:")
+        port = self.live_server_url.rsplit(":", 1)[1]
+        assert self.live_server_ws_url == f"ws://127.0.0.1:{port}"
+
+    def test_django_view_sees_rows_the_test_wrote(self):
+        User.objects.create_user("ada")
+        User.objects.create_user("grace")
+        assert fetch(f"{self.live_server_url}/users/") == b"ada,grace"
+
+    async def test_websocket_consumer_sees_the_test_database(self):
+        await sync_to_async(User.objects.create_user)("linus")
+        async with websockets.connect(f"{self.live_server_ws_url}/ws/users/") as ws:
+            assert await ws.recv() == "linus"
+
+    def test_each_test_starts_with_an_empty_database(self):
+        # The other tests committed users; TransactionTestCase flushed them.
+        assert fetch(f"{self.live_server_url}/users/") == b""
+
+    def test_static_files_are_served(self):
+        body = fetch(f"{self.live_server_url}/static/live/probe.txt")
+        assert body == b"served by the live server\n"
+
+    def test_test_client_and_live_server_share_the_database(self):
+        User.objects.create_user("margaret", password="pw")
+        assert self.client.login(username="margaret", password="pw")
+        assert fetch(f"{self.live_server_url}/users/") == b"margaret"
+
+
+def test_in_memory_sqlite_is_refused_with_a_clear_message():
+    class InMemory(ChannelsLiveServerTestCase):
+        def test_nothing(self):
+            raise AssertionError("must not run")
+
+    connection = connections["default"]
+    real_name = connection.settings_dict["NAME"]
+    connection.settings_dict["NAME"] = ":memory:"
+    try:
+        result = unittest.TestResult()
+        unittest.defaultTestLoader.loadTestsFromTestCase(InMemory).run(result)
+    finally:
+        connection.settings_dict["NAME"] = real_name
+    [(_, error)] = result.errors
+    assert "ImproperlyConfigured" in error
+    assert "in-memory SQLite database 'default'" in error
+    assert "TEST']['NAME'] a file path" in error
+
+
+@override_settings(ASGI_APPLICATION="tests.no_such_module.application")
+def test_a_server_that_cannot_start_reports_why():
+    with pytest.raises(RuntimeError) as caught:
+        LiveServerProcess("127.0.0.1", serve_static=False, timeout=20)
+    message = str(caught.value)
+    assert "failed to start" in message
+    assert "Cannot import ASGI_APPLICATION 'tests.no_such_module.application'" in (
+        message
+    )
+
+
+@override_settings(ASGI_APPLICATION="tests.live_project.application")
+def test_stopped_server_refuses_connections():
+    server = LiveServerProcess("127.0.0.1", serve_static=False, timeout=20)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5):
+        pass
+    server.stop()
+    assert not server.process.is_alive()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=5)
+
+
+@override_settings(
+    ROOT_URLCONF="tests.live_project", ASGI_APPLICATION="tests.live_project.application"
+)
+@pytest.mark.django_db(transaction=True)
+def test_servers_work_side_by_side_after_the_test_process_loaded_twisted():
+    import daphne.server  # noqa: F401 - installs a Twisted reactor here
+
+    User.objects.create_user("side")
+    servers = [
+        LiveServerProcess("127.0.0.1", serve_static=False, timeout=20) for _ in range(2)
+    ]
+
+    async def chat(port: int) -> list[str]:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws/users/") as ws:
+            return [await ws.recv()]
+
+    async def both_at_once() -> list:
+        return await asyncio.gather(
+            *(chat(server.port) for server in servers for _ in range(20))
+        )
+
+    try:
+        for server in servers:
+            assert fetch(f"http://127.0.0.1:{server.port}/users/") == b"side"
+        assert asyncio.run(both_at_once()) == [["side"]] * 40
+    finally:
+        for server in servers:
+            server.stop()
