@@ -31,9 +31,10 @@ Why it is safe (db, cache, cached_db, file and other server-side engines):
 - A ticket is signed with ``SECRET_KEY`` (it cannot be forged or altered)
   and expires after ``TICKET_MAX_AGE`` seconds.
 - It is single-use: it points at a short-lived record kept by the session
-  engine itself, which redeeming deletes.  It never contains the session
-  key, so a script on the page cannot learn the key the ``HttpOnly``
-  cookie hides.
+  engine itself (an ordinary session expiring with the ticket, so
+  ``clearsessions`` removes unredeemed ones), which redeeming deletes.
+  It never contains the session key, so a script on the page cannot
+  learn the key the ``HttpOnly`` cookie hides.
 - It is bound to the session cookie the browser held when the socket
   opened (an HMAC of it, never the value).  A script that steals the
   ticket (XSS) cannot redeem it from another browser, since it cannot read

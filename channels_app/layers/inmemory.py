@@ -27,7 +27,7 @@ from .messages import is_flat, portable_copy, require_dict
 
 logger = logging.getLogger("channels_app.layers")
 
-#: Deadlines closer together than this are swept in one timer tick.
+#: The longest gap between idle sweeps, in seconds.
 MAX_SWEEP_INTERVAL = 1.0
 
 
@@ -55,6 +55,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
     serialise, so code tested here does not lose data in production.
     ``group_send`` returns how many members were skipped because their
     channel was full; :meth:`stats` reports sizes and running totals.
+    Meant for one event loop; a send made on another thread's loop (such as
+    ``async_to_sync`` in a plain thread) still wakes a waiting receiver safely.
     """
 
     extensions = ["groups", "flush"]
@@ -89,6 +91,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_loop: asyncio.AbstractEventLoop | None = None
         self._timer_at = 0.0
+        self._sweep_interval = min(MAX_SWEEP_INTERVAL, expiry / 10)
         self.dropped_messages = 0
         self.expired_messages = 0
 
@@ -392,32 +395,34 @@ class InMemoryChannelLayer(BaseChannelLayer):
     # -- the idle sweep timer ---------------------------------------------------
 
     def _ensure_timer(self, deadline: float) -> None:
-        """Make sure a sweep runs by ``deadline`` even if the layer sits idle."""
+        """Make sure a sweep runs soon after ``deadline`` even if the layer idles.
+
+        Sweeps are at least ``expiry / 10`` (at most a second) apart, so many
+        nearby deadlines cost one timer tick, not one each.
+        """
+        when = max(deadline, monotonic() + self._sweep_interval)
         if (
             self._timer is not None
-            and self._timer_at <= deadline
+            and self._timer_at <= when
             and not self._timer_loop.is_closed()
         ):
             return
         self._cancel_timer()
         loop = asyncio.get_running_loop()
         self._timer_loop = loop
-        self._timer_at = deadline
-        self._timer = loop.call_later(max(0.0, deadline - monotonic()), self._sweep)
+        self._timer_at = when
+        self._timer = loop.call_later(when - monotonic(), self._sweep)
 
     def _sweep(self) -> None:
         self._timer = None
-        now = monotonic()
-        self._expire_due(now)
+        self._expire_due(monotonic())
         upcoming = [
             heap[0][0]
             for heap in (self._message_deadlines, self._membership_deadlines)
             if heap
         ]
         if upcoming:
-            # Batch nearby deadlines into one tick instead of one tick each.
-            interval = min(MAX_SWEEP_INTERVAL, self.expiry / 10)
-            self._ensure_timer(max(min(upcoming), now + interval))
+            self._ensure_timer(min(upcoming))
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
