@@ -25,16 +25,25 @@ def get(url: str, timeout: float = 10) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    project = E2EProject(tmp_path_factory.mktemp("runserver"), "redis")
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def layer_project(request, tmp_path_factory):
+    """The project on each layer, for what depends on the layer."""
+    project = E2EProject(tmp_path_factory.mktemp(request.param), request.param)
     yield project
     project.stop_all()
 
 
 @pytest.fixture(scope="module")
-def server(project):
-    return project.runserver("--http-timeout", "1")
+def server(layer_project):
+    return layer_project.runserver("--http-timeout", "1")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """The project on the in-memory layer, for what does not depend on it."""
+    project = E2EProject(tmp_path_factory.mktemp("runserver"), "memory")
+    yield project
+    project.stop_all()
 
 
 def test_banner_names_the_server_and_the_in_process_workers(server):
@@ -77,10 +86,10 @@ async def test_group_broadcast_between_two_clients(server):
             assert message["text"] == "from a view"
 
 
-def test_message_sent_from_a_view_reaches_the_in_process_worker(server, project):
+def test_message_sent_from_a_view_reaches_the_in_process_worker(server, layer_project):
     for n in range(3):
         assert get(f"{server.url}/e2e/send/e2e-tasks/?n={n}")[0] == 200
-    lines = project.wait_for_lines("e2e-tasks.log", 3)
+    lines = layer_project.wait_for_lines("e2e-tasks.log", 3)
     # Handled in order, in the server's own process.
     assert lines == [f"{n} {server.process.pid}" for n in range(3)]
 
@@ -106,8 +115,8 @@ async def test_websocket_message_size_limit_defaults_to_one_mib(server):
         assert await asyncio.wait_for(ws.recv(), 5) == "still serving"
 
 
-def test_lifespan_startup_ran_before_serving(server, project):
-    assert f"startup {server.process.pid}" in project.lines("lifespan.log")
+def test_lifespan_startup_ran_before_serving(server, layer_project):
+    assert f"startup {server.process.pid}" in layer_project.lines("lifespan.log")
 
 
 def test_sigterm_runs_shutdown_hooks_and_exits_cleanly(project):
@@ -172,10 +181,12 @@ def test_failing_startup_hook_stops_the_server_with_the_reason(project):
     assert "E2E_FAIL_STARTUP" in failing.log()
 
 
-def test_port_in_use_is_a_clear_error(project, server):
+def test_port_in_use_is_a_clear_error(project):
+    server = project.runserver()
     clash = project.manage("runserver", f"127.0.0.1:{server.port}", "--noreload")
     assert clash.wait(30) == 1
     assert "Error:" in clash.log() and "in use" in clash.log()
+    server.stop()
 
 
 def test_autoreloader_restarts_the_server_when_code_changes(project):

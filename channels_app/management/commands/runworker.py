@@ -20,7 +20,7 @@ from django.core.management import BaseCommand, CommandError
 from ... import DEFAULT_CHANNEL_LAYER
 from ...checks import layer_unreachable_reason
 from ...exceptions import InvalidChannelLayerError
-from ...layers import channel_layers
+from ...layers import InMemoryChannelLayer, channel_layers
 from ...routing import get_default_application
 from ...worker import (
     Worker,
@@ -195,5 +195,10 @@ class Command(BaseCommand):
 
 
 def is_process_local(layer: Any) -> bool:
-    """Whether ``layer`` only carries messages within the current process."""
-    return type(layer).__name__ == "InMemoryChannelLayer"
+    """Whether ``layer`` only carries messages within the current process.
+
+    Ours, or Django Channels' layer of the same name if a project still uses it.
+    """
+    return isinstance(layer, InMemoryChannelLayer) or (
+        type(layer).__name__ == "InMemoryChannelLayer"
+    )
