@@ -39,3 +39,8 @@ if IN_CI or postgres_available():
 CHANNEL_LAYERS: dict = {}
 ROOT_URLCONF = "tests.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# The demo's chat app (tests/demo, tests/browser): its tables must exist in the
+# test database; tests.demo.demo_settings adds the rest of its configuration.
+INSTALLED_APPS += ["django.contrib.staticfiles", "chat"]
+STATIC_URL = "/static/"

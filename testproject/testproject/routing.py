@@ -1,13 +1,23 @@
-"""WebSocket and HTTP routes of the demo project."""
+"""WebSocket, streaming-HTTP and worker-channel routes of the demo project."""
 
 from django.urls import path
+
+from channels_app.security.websocket import OriginValidator
+from chat import routing as chat_routing
 
 from . import consumers
 
 websocket_urlpatterns = [
-    path("ws/echo/", consumers.EchoConsumer.as_asgi()),
+    # The echo reads no cookies and exposes nothing: any origin may use it.
+    path("ws/echo/", OriginValidator(consumers.EchoConsumer.as_asgi(), ["*"])),
+    *chat_routing.websocket_urlpatterns,
 ]
 
 http_urlpatterns = [
     path("stream/countdown/", consumers.CountdownStreamConsumer.as_asgi()),
+    *chat_routing.http_urlpatterns,
 ]
+
+channel_routes = {
+    **chat_routing.channel_routes,
+}

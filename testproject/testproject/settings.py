@@ -1,7 +1,23 @@
-"""Settings for the demo project: SQLite and the in-memory layer by default."""
+"""Settings for the demo project.
+
+With no environment variables set it runs on SQLite and the in-memory
+channel layer in one process.  The variables below switch it to the setups
+a real deployment uses; the README's demo section lists them.
+
+``DEMO_DATABASE``        ``sqlite`` (default) or ``postgres`` (libpq's ``PG*``
+                         variables; database ``PGDATABASE``, default
+                         ``channels_app_demo``)
+``DEMO_CHANNEL_LAYER``   ``memory`` (default), ``database`` (the database
+                         layer, on ``DEMO_DATABASE``) or ``redis``
+                         (channels_redis at ``REDIS_URL``)
+``DEMO_SQLITE_PATH``     where the SQLite file lives
+``DEMO_HEARTBEAT_SECONDS`` / ``DEMO_PRESENCE_TIMEOUT``  presence timing
+"""
 
 import os
 from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -11,12 +27,11 @@ ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").sp
 
 INSTALLED_APPS = [
     "channels_app",
-    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
-    "django.contrib.messages",
     "django.contrib.staticfiles",
+    "chat",
 ]
 
 MIDDLEWARE = [
@@ -25,7 +40,6 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -41,26 +55,73 @@ TEMPLATES = [
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
-                "django.contrib.messages.context_processors.messages",
             ],
         },
     },
 ]
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("DEMO_SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
-    }
-}
+DEMO_DATABASE = os.environ.get("DEMO_DATABASE", "sqlite")
+DEMO_CHANNEL_LAYER = os.environ.get("DEMO_CHANNEL_LAYER", "memory")
 
-# One process serves everything in the demo, so the in-memory layer is enough;
-# point BACKEND at channels_redis (or the database layer) to run several.
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels_app.layers.InMemoryChannelLayer"}}
+if DEMO_DATABASE == "sqlite":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("DEMO_SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
+        }
+    }
+elif DEMO_DATABASE == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+            "PORT": os.environ.get("PGPORT", "5432"),
+            "USER": os.environ.get("PGUSER", "postgres"),
+            "PASSWORD": os.environ.get("PGPASSWORD", ""),
+            "NAME": os.environ.get("PGDATABASE", "channels_app_demo"),
+        }
+    }
+else:
+    raise ImproperlyConfigured(
+        f"DEMO_DATABASE={DEMO_DATABASE!r}: use 'sqlite' or 'postgres'"
+    )
+
+if DEMO_CHANNEL_LAYER == "memory":
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_app.layers.InMemoryChannelLayer"},
+    }
+elif DEMO_CHANNEL_LAYER == "database":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_app.layers.database.DatabaseChannelLayer",
+        },
+    }
+elif DEMO_CHANNEL_LAYER == "redis":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")]
+            },
+        },
+    }
+else:
+    raise ImproperlyConfigured(
+        f"DEMO_CHANNEL_LAYER={DEMO_CHANNEL_LAYER!r}: use 'memory', 'database' "
+        f"or 'redis'"
+    )
+
+CHAT_HEARTBEAT_INTERVAL = float(os.environ.get("DEMO_HEARTBEAT_SECONDS", "10"))
+CHAT_PRESENCE_TIMEOUT = float(os.environ.get("DEMO_PRESENCE_TIMEOUT", "30"))
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "chat:rooms"
+LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "static"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

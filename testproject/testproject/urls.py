@@ -1,13 +1,20 @@
-from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.http import HttpResponse
-from django.urls import path
+from django.urls import include, path
+
+from channels_app.session_sync import session_sync_view
+from chat import views as chat_views
 
 
-def home(request):
+def health(request):
     return HttpResponse("channels_app demo is running\n", content_type="text/plain")
 
 
 urlpatterns = [
-    path("", home, name="home"),
-    path("admin/", admin.site.urls),
+    path("", include("chat.urls")),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/signup/", chat_views.signup, name="signup"),
+    path("accounts/session-sync/", session_sync_view, name="session-sync"),
+    path("health/", health, name="health"),
 ]

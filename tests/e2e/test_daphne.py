@@ -56,5 +56,5 @@ def test_server_sent_events_stream_over_http(server):
 
 
 def test_django_view_is_served_alongside(server):
-    with urllib.request.urlopen(f"{server.url}/", timeout=10) as response:
+    with urllib.request.urlopen(f"{server.url}/health/", timeout=10) as response:
         assert response.read() == b"channels_app demo is running\n"

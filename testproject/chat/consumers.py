@@ -1,0 +1,281 @@
+"""The chat's consumers: a room over WebSocket, over Server-Sent Events, and
+the moderation worker that listens on a named channel."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from urllib.parse import parse_qs
+
+from asgiref.sync import async_to_sync
+from django.contrib.auth import authenticate
+
+from channels_app.auth import login, request_for_scope
+from channels_app.consumer import SyncConsumer
+from channels_app.db import database_sync_to_async
+from channels_app.generic.http import AsyncHttpConsumer
+from channels_app.generic.websocket import AsyncJsonWebsocketConsumer
+from channels_app.session_sync import create_sync_ticket
+
+from . import moderation, posting, presence
+from .models import Message, Room
+
+
+@database_sync_to_async
+def get_room(slug: str) -> Room | None:
+    return Room.objects.filter(slug=slug).first()
+
+
+class RoomMember:
+    """What a live connection to a room does, whatever carries it.
+
+    Joins the room's group and presence on entry, keeps its presence fresh,
+    sweeps connections that vanished, and turns the room's group events into
+    calls to :meth:`deliver`, which each transport implements.
+    """
+
+    room: Room | None = None
+
+    async def enter_room(self, room: Room, user) -> None:
+        self.room = room
+        self.user = user
+        await self.channel_layer.group_add(room.group_name, self.channel_name)
+        await database_sync_to_async(presence.join)(room, user, self.channel_name)
+        await self.presence_changed_in_room()
+        self._heartbeat_task = asyncio.create_task(self._heartbeat_loop())
+
+    async def leave_room(self) -> None:
+        if self.room is None:
+            return
+        self._heartbeat_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._heartbeat_task
+        await self.channel_layer.group_discard(self.room.group_name, self.channel_name)
+        await database_sync_to_async(presence.leave)(self.channel_name)
+        await self.presence_changed_in_room()
+        self.room = None
+
+    async def send_missed_messages(self) -> None:
+        """Deliver messages newer than the id the client says it has.
+
+        Called after joining the group: a message posted meanwhile may
+        arrive twice, never not at all; clients drop duplicates by id.
+        """
+        headers = dict(self.scope.get("headers", []))
+        after = headers.get(b"last-event-id", b"").decode()
+        if not after:
+            after = parse_qs(self.scope.get("query_string", b"").decode()).get(
+                "after", [""]
+            )[0]
+        if not after.isdigit():
+            return
+
+        @database_sync_to_async
+        def load() -> list[dict]:
+            newer = self.room.messages.filter(id__gt=int(after))
+            return [m.as_event() for m in newer.select_related("author")[:200]]
+
+        for message in await load():
+            await self.deliver("message", {"message": message})
+
+    async def still_here(self) -> None:
+        """Refresh this connection's presence, rejoining if it was swept."""
+        if not await database_sync_to_async(presence.touch)(self.channel_name):
+            await database_sync_to_async(presence.join)(
+                self.room, self.user, self.channel_name
+            )
+            await self.presence_changed_in_room()
+
+    async def presence_changed_in_room(self) -> None:
+        await self.channel_layer.group_send(
+            self.room.group_name, {"type": "presence.changed"}
+        )
+
+    async def heartbeat(self) -> None:
+        """Called every heartbeat interval; transports add their own keep-alive."""
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(presence.heartbeat_interval())
+            await self.heartbeat()
+            if await database_sync_to_async(presence.sweep)(self.room):
+                await self.presence_changed_in_room()
+
+    async def deliver(self, kind: str, payload: dict) -> None:
+        raise NotImplementedError
+
+    # Group events.  Each member reads the presence list itself, so the list
+    # it shows is never older than the last change it heard of.
+
+    async def presence_changed(self, event: dict) -> None:
+        users = await database_sync_to_async(presence.online_usernames)(self.room)
+        await self.deliver("presence", {"users": users})
+
+    async def chat_message(self, event: dict) -> None:
+        await self.deliver("message", {"message": event["message"]})
+
+    async def chat_message_updated(self, event: dict) -> None:
+        await self.deliver("message_updated", {"message": event["message"]})
+
+    async def chat_typing(self, event: dict) -> None:
+        if event["channel"] != self.channel_name:
+            await self.deliver("typing", {"user": event["user"]})
+
+
+class ChatConsumer(RoomMember, AsyncJsonWebsocketConsumer):
+    """A browser in a room over WebSocket.
+
+    The browser sends ``{"type": "message", "text": ...}``, ``{"type":
+    "typing"}`` and a ``{"type": "heartbeat"}`` every heartbeat interval; it
+    receives ``message``, ``message_updated``, ``presence``, ``typing`` and
+    ``error`` events.
+    """
+
+    async def connect(self) -> None:
+        user = self.scope["user"]
+        room = await get_room(self.scope["url_route"]["kwargs"]["slug"])
+        if not user.is_authenticated or room is None:
+            await self.close()
+            return
+        await self.accept()
+        await self.enter_room(room, user)
+        await self.send_missed_messages()
+
+    async def disconnect(self, code: int) -> None:
+        await self.leave_room()
+
+    async def receive_json(self, content, **kwargs) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "message":
+            await self.post(content.get("text"))
+        elif kind == "typing":
+            await self.channel_layer.group_send(
+                self.room.group_name,
+                {
+                    "type": "chat.typing",
+                    "user": self.user.get_username(),
+                    "channel": self.channel_name,
+                },
+            )
+        elif kind == "heartbeat":
+            await self.still_here()
+        else:
+            await self.deliver("error", {"error": f"Unknown event type {kind!r}."})
+
+    async def post(self, text) -> None:
+        try:
+            message = await database_sync_to_async(posting.save_message)(
+                self.room, self.user, text
+            )
+        except posting.InvalidMessage as exc:
+            await self.deliver("error", {"error": str(exc)})
+            return
+        await posting.publish(self.channel_layer, self.room, message)
+
+    async def deliver(self, kind: str, payload: dict) -> None:
+        await self.send_json({"type": kind, **payload})
+
+
+class RoomEventsConsumer(RoomMember, AsyncHttpConsumer):
+    """The same room as a Server-Sent-Events stream, for clients without
+    WebSocket.  Such clients post through the ``chat:post`` view.
+
+    Messages carry their id as the event id, so a reconnecting
+    ``EventSource`` (which sends ``Last-Event-ID``) gets what it missed;
+    ``?after=<id>`` does the same for the first connection.
+    """
+
+    async def handle(self, body: bytes) -> None:
+        user = self.scope["user"]
+        room = await get_room(self.scope["url_route"]["kwargs"]["slug"])
+        if not user.is_authenticated:
+            await self.send_response(403, b"Log in first.\n")
+            return
+        if room is None:
+            await self.send_response(404, b"No such room.\n")
+            return
+        await self.send_headers(
+            headers=[
+                (b"content-type", b"text/event-stream"),
+                (b"cache-control", b"no-cache"),
+                (b"x-accel-buffering", b"no"),
+            ]
+        )
+        await self.send_body(b": connected\n\n", more_body=True)
+        await self.enter_room(room, user)
+        await self.send_missed_messages()
+
+    async def heartbeat(self) -> None:
+        # An SSE client never talks back: the open stream is its heartbeat.
+        # Writing a comment makes the server notice a client that is gone.
+        await self.send_body(b": ping\n\n", more_body=True)
+        await self.still_here()
+
+    async def disconnect(self) -> None:
+        await self.leave_room()
+
+    async def deliver(self, kind: str, payload: dict) -> None:
+        event_id = str(payload["message"]["id"]) if kind == "message" else None
+        await self.send_event(json.dumps(payload), event=kind, id=event_id)
+
+
+class AccountConsumer(AsyncJsonWebsocketConsumer):
+    """Log in over a WebSocket, as the login page does when it can.
+
+    The browser sends ``{"type": "login", "username": ..., "password": ...}``.
+    A socket cannot set the new session cookie, so the answer carries a
+    one-time ticket the page redeems at ``session_sync_view`` over HTTP,
+    which sets it (see ``channels_app.session_sync``).
+    """
+
+    async def receive_json(self, content, **kwargs) -> None:
+        if not isinstance(content, dict) or content.get("type") != "login":
+            await self.send_json({"type": "error", "error": "Expected a login."})
+            return
+        username, password = content.get("username"), content.get("password")
+        user = None
+        if isinstance(username, str) and isinstance(password, str):
+            user = await database_sync_to_async(authenticate)(
+                request_for_scope(self.scope), username=username, password=password
+            )
+        if user is None:
+            await self.send_json(
+                {"type": "error", "error": "Your username and password did not match."}
+            )
+            return
+        await login(self.scope, user)
+        await self.send_json(
+            {
+                "type": "logged_in",
+                "username": user.get_username(),
+                "ticket": await create_sync_ticket(self.scope),
+            }
+        )
+
+
+class ModerationConsumer(SyncConsumer):
+    """Background job on the ``chat-moderation`` channel (``runworker``).
+
+    Masks blocked words in a posted message, saves the edit and tells the
+    room, whose browsers replace the message in place.
+    """
+
+    def moderate_message(self, event: dict) -> None:
+        message = (
+            Message.objects.select_related("room", "author")
+            .filter(id=event["message_id"])
+            .first()
+        )
+        if message is None:
+            return  # deleted meanwhile
+        cleaned = moderation.mask(message.text)
+        if cleaned == message.text:
+            return
+        message.text = cleaned
+        message.moderated = True
+        message.save(update_fields=["text", "moderated"])
+        async_to_sync(self.channel_layer.group_send)(
+            message.room.group_name,
+            {"type": "chat.message.updated", "message": message.as_event()},
+        )
