@@ -56,12 +56,12 @@ def test_banner_names_the_server_and_the_in_process_workers(server):
 
 
 def test_django_view_through_asgi_handler(server):
-    assert get(f"{server.url}/") == (200, b"channels_app demo is running\n")
-    server.wait_for_log('"GET /" 200')
+    assert get(f"{server.url}/health/") == (200, b"channels_app demo is running\n")
+    server.wait_for_log('"GET /health/" 200')
 
 
 def test_static_files_are_served_under_debug(server):
-    status, body = get(f"{server.url}/static/admin/css/base.css")
+    status, body = get(f"{server.url}/static/chat/chat.css")
     assert status == 200 and b"{" in body
 
 
@@ -121,7 +121,7 @@ def test_lifespan_startup_ran_before_serving(server, layer_project):
 
 def test_sigterm_runs_shutdown_hooks_and_exits_cleanly(project):
     server = project.runserver()
-    assert get(f"{server.url}/")[0] == 200
+    assert get(f"{server.url}/health/")[0] == 200
     assert server.stop(signal.SIGTERM) == 0
     assert f"shutdown {server.process.pid}" in project.lines("lifespan.log")
 
@@ -164,8 +164,8 @@ def test_noworker_leaves_channel_messages_to_runworker(tmp_path):
 def test_noasgi_serves_django_over_wsgi(project):
     server = project.runserver("--noasgi")
     try:
-        assert get(f"{server.url}/") == (200, b"channels_app demo is running\n")
-        assert get(f"{server.url}/static/admin/css/base.css")[0] == 200
+        assert get(f"{server.url}/health/") == (200, b"channels_app demo is running\n")
+        assert get(f"{server.url}/static/chat/chat.css")[0] == 200
         assert "Starting development server" in server.log()
         assert "Daphne" not in server.log()
     finally:
