@@ -3,6 +3,7 @@
 import asyncio
 import socket
 import unittest
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -61,6 +62,22 @@ class LiveServerTests(ChannelsLiveServerTestCase):
         assert fetch(f"{self.live_server_url}/users/") == b"margaret"
 
 
+@modify_settings(INSTALLED_APPS={"append": "django.contrib.staticfiles"})
+@override_settings(
+    ROOT_URLCONF="tests.live_project",
+    ASGI_APPLICATION="tests.live_project.application",
+    STATIC_URL="/static/",
+    STATICFILES_DIRS=[STATIC_DIR],
+)
+class LiveServerWithoutStaticFiles(ChannelsLiveServerTestCase):
+    serve_static = False
+
+    def test_static_urls_reach_the_application_instead(self):
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            fetch(f"{self.live_server_url}/static/live/probe.txt")
+        assert caught.value.code == 404
+
+
 def test_in_memory_sqlite_is_refused_with_a_clear_message():
     class InMemory(ChannelsLiveServerTestCase):
         def test_nothing(self):
@@ -83,7 +100,7 @@ def test_in_memory_sqlite_is_refused_with_a_clear_message():
 @override_settings(ASGI_APPLICATION="tests.no_such_module.application")
 def test_a_server_that_cannot_start_reports_why():
     with pytest.raises(RuntimeError) as caught:
-        LiveServerProcess("127.0.0.1", serve_static=False, timeout=20)
+        LiveServerProcess("127.0.0.1")
     message = str(caught.value)
     assert "failed to start" in message
     assert "Cannot import ASGI_APPLICATION 'tests.no_such_module.application'" in (
@@ -93,7 +110,7 @@ def test_a_server_that_cannot_start_reports_why():
 
 @override_settings(ASGI_APPLICATION="tests.live_project.application")
 def test_stopped_server_refuses_connections():
-    server = LiveServerProcess("127.0.0.1", serve_static=False, timeout=20)
+    server = LiveServerProcess("127.0.0.1")
     with socket.create_connection(("127.0.0.1", server.port), timeout=5):
         pass
     server.stop()
@@ -110,9 +127,7 @@ def test_servers_work_side_by_side_after_the_test_process_loaded_twisted():
     import daphne.server  # noqa: F401 - installs a Twisted reactor here
 
     User.objects.create_user("side")
-    servers = [
-        LiveServerProcess("127.0.0.1", serve_static=False, timeout=20) for _ in range(2)
-    ]
+    servers = [LiveServerProcess("127.0.0.1") for _ in range(2)]
 
     async def chat(port: int) -> list[str]:
         async with websockets.connect(f"ws://127.0.0.1:{port}/ws/users/") as ws:

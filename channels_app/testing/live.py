@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.apps import apps
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.test import TransactionTestCase
@@ -25,18 +26,17 @@ from django.test.utils import modify_settings
 from django.utils.functional import classproperty
 
 
-def make_application(*, serve_static: bool) -> Any:
-    """The project's ``ASGI_APPLICATION``, serving static files if asked."""
+def make_application(*, static_wrapper: Any = None) -> Any:
+    """The project's ``ASGI_APPLICATION``, wrapped to serve static files if
+    a wrapper is given and ``django.contrib.staticfiles`` is installed."""
     from ..layers import channel_layers
     from ..routing import get_default_application
 
     # Layer instances copied from the parent belong to its event loops.
     channel_layers.backends = {}
     application = get_default_application()
-    if serve_static and apps.is_installed("django.contrib.staticfiles"):
-        from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
-
-        application = ASGIStaticFilesHandler(application)
+    if static_wrapper is not None and apps.is_installed("django.contrib.staticfiles"):
+        application = static_wrapper(application)
     return application
 
 
@@ -70,7 +70,7 @@ def _forget_parent_threads() -> None:
     AsyncToSync.context_to_thread_executor.clear()
 
 
-def _serve(listening_fd: int, serve_static: bool, report) -> None:
+def _serve(listening_fd: int, static_wrapper: Any, report) -> None:
     """Body of the server process: run Daphne on the inherited socket."""
     try:
         _forget_parent_threads()
@@ -78,7 +78,7 @@ def _serve(listening_fd: int, serve_static: bool, report) -> None:
         from daphne.server import Server
 
         server = Server(
-            make_application(serve_static=serve_static),
+            make_application(static_wrapper=static_wrapper),
             endpoints=[f"fd:fileno={listening_fd}"],
             signal_handlers=False,
             verbosity=0,
@@ -94,7 +94,9 @@ def _serve(listening_fd: int, serve_static: bool, report) -> None:
 class LiveServerProcess:
     """Daphne in a forked child, listening on ``host`` at a free port."""
 
-    def __init__(self, host: str, *, serve_static: bool, timeout: float) -> None:
+    def __init__(
+        self, host: str, *, static_wrapper: Any = None, timeout: float = 20
+    ) -> None:
         self.host = host
         listener = socket.create_server((host, 0), backlog=128)
         self.port = listener.getsockname()[1]
@@ -105,7 +107,7 @@ class LiveServerProcess:
         connections.close_all()
         self.process = context.Process(
             target=_serve,
-            args=(listener.fileno(), serve_static, sending),
+            args=(listener.fileno(), static_wrapper, sending),
             name=f"live-server-{self.port}",
             daemon=True,
         )
@@ -152,6 +154,8 @@ class ChannelsLiveServerTestCase(TransactionTestCase):
     host = "127.0.0.1"
     #: Serve ``STATIC_URL`` through staticfiles' finders, as runserver does.
     serve_static = True
+    #: The ASGI wrapper that serves them.
+    static_wrapper = ASGIStaticFilesHandler
     server_start_timeout = 20.0
 
     @classproperty
@@ -171,7 +175,7 @@ class ChannelsLiveServerTestCase(TransactionTestCase):
         cls.addClassCleanup(allowed_hosts.disable)
         cls._live_server = LiveServerProcess(
             cls.host,
-            serve_static=cls.serve_static,
+            static_wrapper=cls.static_wrapper if cls.serve_static else None,
             timeout=cls.server_start_timeout,
         )
         cls.addClassCleanup(cls._live_server.stop)
