@@ -14,6 +14,14 @@ Usage (from the repository root, after ``make test`` or ``make lint`` made .venv
 ``InMemoryChannelLayer`` classes.  ``--config`` is the layer's CONFIG as JSON.
 Channels 4 runs in ``.venv-bench-channels`` (created with pip on first use).
 
+``--instances 2`` measures two layer instances the way two processes use
+them: one sends, the other receives (ping-pong goes back and forth).
+``--preset postgres`` compares our ``DatabaseChannelLayer`` with
+``channels_postgres`` on PostgreSQL, two instances each (see
+benchmarks/database.py for the database used):
+
+    .venv/bin/python benchmarks/layers.py --preset postgres
+
 Measured, in this order:
 - one-to-one throughput: a producer and a consumer task on one channel;
   the producer retries after ChannelFull (msgs/s);
@@ -30,8 +38,10 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import time
 
+import database
 from harness import Result, import_impl, main
 
 
@@ -46,9 +56,12 @@ async def send_retrying(layer, channel: str, message: dict) -> None:
             await asyncio.sleep(0)
 
 
-async def one_to_one(layer, seconds: float, limit: int) -> float:
+async def one_to_one(layer, receiver, seconds: float, limit: int) -> float:
     channel = "bench.one-to-one"
-    sent = 0
+    if receiver is not layer:
+        # Across processes a sender addresses the receiver's own channel.
+        channel = await receiver.new_channel()
+    sent = received = 0
     producing = True
 
     async def produce():
@@ -60,34 +73,51 @@ async def one_to_one(layer, seconds: float, limit: int) -> float:
         producing = False
 
     async def consume():
-        received = 0
+        nonlocal received
         while producing or received < sent:
-            await layer.receive(channel)
+            await receiver.receive(channel)
             received += 1
-        return received
 
+    consumer = asyncio.ensure_future(consume())
+    await asyncio.sleep(0.2)  # the receiver is listening before the first send
     start = time.perf_counter()
-    received = (await asyncio.gather(produce(), consume()))[1]
+    await produce()
+    try:
+        await asyncio.wait_for(consumer, 30)
+    except asyncio.TimeoutError:
+        print(f"one-to-one: {sent - received} of {sent} never arrived", file=sys.stderr)
     return received / (time.perf_counter() - start)
 
 
-async def ping_pong(layer, rounds: int) -> tuple[float, float]:
-    here, there = await layer.new_channel(), await layer.new_channel()
+async def ping_pong(layer, other, rounds: int) -> tuple[float, float]:
+    here, there = await layer.new_channel(), await other.new_channel()
 
     async def answer():
         while True:
-            message = await layer.receive(there)
-            await layer.send(here, {"type": "bench.pong", "n": message["n"]})
+            message = await other.receive(there)
+            await other.send(here, {"type": "bench.pong", "n": message["n"]})
+
+    async def warm_up(n: int) -> None:
+        """Untimed rounds; a layer that drops messages until it listens resends."""
+        while True:
+            await layer.send(there, {"type": "bench.ping", "n": n})
+            try:
+                while (await asyncio.wait_for(layer.receive(here), 1))["n"] != n:
+                    pass
+                return
+            except asyncio.TimeoutError:
+                print(f"ping-pong: warm-up round {n} lost a message", file=sys.stderr)
 
     responder = asyncio.ensure_future(answer())
     timings = []
     try:
-        for n in range(rounds + 50):
+        for n in range(50):  # warm up connections, caches and listeners
+            await warm_up(n)
+        for n in range(50, rounds + 50):
             start = time.perf_counter()
             await layer.send(there, {"type": "bench.ping", "n": n})
             await layer.receive(here)
-            if n >= 50:  # the first rounds warm up connections and caches
-                timings.append((time.perf_counter() - start) * 1000)
+            timings.append((time.perf_counter() - start) * 1000)
     finally:
         responder.cancel()
         await asyncio.gather(responder, return_exceptions=True)
@@ -95,28 +125,37 @@ async def ping_pong(layer, rounds: int) -> tuple[float, float]:
     return cuts[49], cuts[98]
 
 
-async def fan_out(layer, members: int, repeats: int) -> float:
+async def fan_out(layer, receiver, members: int, repeats: int) -> float:
     group = f"bench-fanout-{members}"
-    channels = [await layer.new_channel() for _ in range(members)]
+    channels = [await receiver.new_channel() for _ in range(members)]
     for channel in channels:
-        await layer.group_add(group, channel)
+        await receiver.group_add(group, channel)
     timings = []
     for n in range(repeats):
+        # Members listen before the send, as connected consumers do.
+        receiving = [asyncio.ensure_future(receiver.receive(c)) for c in channels]
+        await asyncio.sleep(0.2)
         start = time.perf_counter()
         await layer.group_send(group, {"type": "bench.fanout", "n": n})
         timings.append((time.perf_counter() - start) * 1000)
-        await asyncio.wait_for(
-            asyncio.gather(*(layer.receive(channel) for channel in channels)), 60
-        )
+        _, lost = await asyncio.wait(receiving, timeout=60)
+        for task in lost:
+            task.cancel()
+        if lost:
+            print(
+                f"group_send: {len(lost)} of {members} never arrived", file=sys.stderr
+            )
     for channel in channels:
-        await layer.group_discard(group, channel)
+        await receiver.group_discard(group, channel)
     return statistics.median(timings)
 
 
-async def many_groups(layer, groups: int, size: int, seconds: float, limit: int):
+async def many_groups(
+    layer, receiver, groups: int, size: int, seconds: float, limit: int
+):
     for g in range(groups):
         for _ in range(size):
-            await layer.group_add(f"bench-room-{g}", await layer.new_channel())
+            await receiver.group_add(f"bench-room-{g}", await receiver.new_channel())
     sends = 0
     start = time.perf_counter()
     deadline = start + seconds
@@ -126,30 +165,50 @@ async def many_groups(layer, groups: int, size: int, seconds: float, limit: int)
     return sends / (time.perf_counter() - start)
 
 
+def make_layers(layer_class, config: dict, instances: int) -> list:
+    """``[sender, receiver]``: the same object unless two instances are asked for."""
+    layers = [layer_class(**config) for _ in range(instances)]
+    return [layers[0], layers[-1]]
+
+
+async def close(layers: list) -> None:
+    for layer in {id(layer): layer for layer in layers}.values():
+        await layer.flush()
+        if hasattr(layer, "close"):
+            await layer.close()
+
+
 async def measure(impl: str, args: argparse.Namespace):
+    if args.preset == "postgres":
+        args.layer, config = await asyncio.to_thread(database.prepare, impl)
+        args.instances = 2
+    else:
+        config = json.loads(args.config)
     layer_class = import_impl(args.layer, impl)
-    config = json.loads(args.config)
     path = f"{layer_class.__module__}.{layer_class.__qualname__}"
-    title = f"{path}({', '.join(f'{k}={v!r}' for k, v in config.items())})"
+    shown = {k: v for k, v in config.items() if not k.isupper()}
+    title = f"{path}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+    if args.instances > 1:
+        title += f", {args.instances} instances"
     results = []
 
-    layer = layer_class(**config)
-    rate = await one_to_one(layer, args.seconds, args.messages)
+    layers = make_layers(layer_class, config, args.instances)
+    rate = await one_to_one(*layers, args.seconds, args.messages)
     results.append(Result("one-to-one throughput", rate, "msgs/s"))
-    p50, p99 = await ping_pong(layer, args.rounds)
+    p50, p99 = await ping_pong(*layers, args.rounds)
     results.append(Result("ping-pong p50", p50, "ms", higher_is_better=False))
     results.append(Result("ping-pong p99", p99, "ms", higher_is_better=False))
     for members, repeats in ((100, 20), (1000, 5)):
-        elapsed = await fan_out(layer, members, repeats)
+        elapsed = await fan_out(*layers, members, repeats)
         results.append(
             Result(f"group_send to {members:,}", elapsed, "ms", higher_is_better=False)
         )
-    await layer.flush()
+    await close(layers)
 
-    layer = layer_class(**config)
-    rate = await many_groups(layer, 1000, 10, args.seconds, args.messages)
+    layers = make_layers(layer_class, config, args.instances)
+    rate = await many_groups(*layers, 1000, 10, args.seconds, args.messages)
     results.append(Result("group_send, 1,000 groups of 10", rate, "sends/s"))
-    await layer.flush()
+    await close(layers)
     return title, results
 
 
@@ -177,6 +236,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rounds", type=int, default=2000, help="ping-pong round trips to time"
     )
+    parser.add_argument(
+        "--instances",
+        type=int,
+        choices=[1, 2],
+        default=1,
+        help="layer instances: 2 sends from one and receives on the other",
+    )
+    parser.add_argument(
+        "--preset",
+        choices=["postgres"],
+        help="postgres: DatabaseChannelLayer against channels_postgres, 2 instances",
+    )
 
 
 if __name__ == "__main__":
@@ -184,5 +255,5 @@ if __name__ == "__main__":
         measure,
         description=__doc__,
         add_arguments=add_arguments,
-        channels_requirements=["channels>=4,<5", "channels-redis>=4.2"],
+        channels_requirements=database.CHANNELS_POSTGRES_REQUIREMENTS,
     )

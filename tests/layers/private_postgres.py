@@ -3,7 +3,9 @@
 Tests that take a server down must never touch the shared one.  The cluster
 is created with ``initdb`` in a temporary directory and run with ``pg_ctl``;
 both refuse to run as root, so as root they run as the ``postgres`` user.
-Without the binaries the test is skipped (failed under ``CI=true``).
+Without the binaries the test is skipped (failed under ``CI=true``).  The
+benchmarks use :class:`PrivatePostgres` too, so heavy runs spare the shared
+server.
 """
 
 from __future__ import annotations
@@ -15,15 +17,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import pytest
-
 from tests.servers import free_port
-from tests.services import IN_CI
 
 BIN_DIRS = [Path(f"/usr/lib/postgresql/{v}/bin") for v in (17, 16, 15, 14)]
 
 
-def _bin_dir() -> Path | None:
+def bin_dir() -> Path | None:
+    """Where ``initdb`` and ``pg_ctl`` are, if this machine has them."""
     for directory in BIN_DIRS:
         if (directory / "initdb").exists() and (directory / "pg_ctl").exists():
             return directory
@@ -34,8 +34,9 @@ def _bin_dir() -> Path | None:
 class PrivatePostgres:
     """One throw-away cluster: ``start()``, ``stop()``, ``port``."""
 
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, settings: str = "") -> None:
         self.bin_dir = bin_dir
+        self.settings = settings
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="channels_app_pg_"))
         self.data = self.root / "data"
@@ -54,6 +55,7 @@ class PrivatePostgres:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        options += f" {self.settings}".rstrip()
         self._run(
             "pg_ctl", "-D", str(self.data), "-o", options, "-l",
             str(self.root / "log"), "-w", "start",
@@ -70,15 +72,18 @@ class PrivatePostgres:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-@pytest.fixture
-def private_postgres():
-    bin_dir = _bin_dir()
-    if bin_dir is None:
+def private_postgres_fixture():
+    import pytest
+
+    from tests.services import IN_CI
+
+    found = bin_dir()
+    if found is None:
         reason = "initdb/pg_ctl not found (apt-get install postgresql)"
         if IN_CI:
             pytest.fail(f"CI=true and {reason}")
         pytest.skip(reason)
-    server = PrivatePostgres(bin_dir)
+    server = PrivatePostgres(found)
     server.start()
     yield server
     server.destroy()

@@ -16,7 +16,9 @@ from channels_app.layers.database.sql import wake_key
 from tests.servers import ROOT, TESTPROJECT
 
 from .database_fixtures import nothing_within, receive_within
-from .private_postgres import private_postgres  # noqa: F401 - fixture
+from .private_postgres import private_postgres_fixture
+
+private_postgres = pytest.fixture(private_postgres_fixture, name="private_postgres")
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -92,7 +94,7 @@ async def test_a_second_layer_in_the_same_process_delivers_nothing_twice(make_db
 
 
 @pytest.fixture
-def private_layer(private_postgres, transactional_db):  # noqa: F811
+def private_layer(private_postgres, transactional_db):
     """A layer on the private server, its tables created by the app's migrations."""
     env = dict(
         os.environ,
@@ -134,7 +136,7 @@ def private_layer(private_postgres, transactional_db):  # noqa: F811
     del connections.settings["private"]
 
 
-async def test_layer_survives_a_postgresql_restart(private_layer, private_postgres):  # noqa: F811
+async def test_layer_survives_a_postgresql_restart(private_layer, private_postgres):
     layer = private_layer
     try:
         await layer.send("before", {"n": 1})

@@ -125,10 +125,12 @@ class _Job:
 class Lane:
     """One connection; scripts queued while it is busy go out as one pipeline.
 
-    A pipeline is one transaction.  If a statement in it fails for a reason
-    other than the connection, nothing was committed and every script is
-    re-run alone, so one bad script cannot fail its neighbours.  A callers'
-    cancellation never interrupts a statement: claims must not lose rows.
+    When the lane is idle the caller's own task runs its script (no task
+    switch on the fast path); scripts arriving meanwhile queue up and a
+    worker sends them together.  A pipeline is one transaction: if a
+    statement in it fails for a reason other than the connection, nothing was
+    committed and every script is re-run alone, so one bad script cannot
+    fail its neighbours.
     """
 
     def __init__(self, name: str, connect_kwargs: dict[str, Any]) -> None:
@@ -137,59 +139,85 @@ class Lane:
         self.connection: Any = None
         self.backend_pid: int | None = None
         self._queue: list[_Job] = []
+        self._busy = False
         self._worker: asyncio.Task | None = None
 
     async def run(self, script: Script) -> list[Rows]:
-        future = asyncio.get_running_loop().create_future()
-        self._queue.append(_Job(script, future))
-        if self._worker is None:
-            self._worker = asyncio.ensure_future(self._work())
-        return await asyncio.shield(future)
+        if self._busy:
+            future = asyncio.get_running_loop().create_future()
+            self._queue.append(_Job(script, future))
+            return await future
+        self._busy = True
+        try:
+            return await self._run_alone(script)
+        finally:
+            self._busy = False
+            if self._queue:
+                self._worker = asyncio.ensure_future(self._work())
 
     async def _work(self) -> None:
+        self._busy = True
         try:
             while self._queue:
                 batch, self._queue = self._queue, []
-                await self._run_batch(batch)
+                if len(batch) == 1:
+                    await self._settle_alone(batch[0])
+                else:
+                    await self._run_batch(batch)
         finally:
+            self._busy = False
             self._worker = None
+
+    async def _settle_alone(self, job: _Job) -> None:
+        try:
+            result = await self._run_alone(job.script)
+        except BaseException as exc:
+            _settle(job.future, exception=exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            _settle(job.future, result=result)
+
+    async def _run_alone(self, script: Script) -> list[Rows]:
+        import psycopg
+
+        try:
+            return await self._execute(await self._connect(), script)
+        except psycopg.OperationalError as exc:
+            raise await self._unavailable(exc)
+        except asyncio.CancelledError:
+            await self._drop_connection()
+            raise
 
     async def _run_batch(self, batch: list[_Job]) -> None:
         import psycopg
 
         try:
-            connection = await self._connect()
-            if len(batch) == 1:
-                results = [await self._execute(connection, batch[0].script)]
-            else:
-                try:
-                    results = await self._pipeline(connection, batch)
-                except psycopg.OperationalError:
-                    raise
-                except psycopg.Error:
-                    # Rolled back as a whole: run each script on its own.
-                    for job in batch:
-                        await self._run_batch([job])
-                    return
+            results = await self._pipeline(await self._connect(), batch)
         except psycopg.OperationalError as exc:
-            await self._drop_connection()
-            error = ChannelLayerUnavailable(
-                f"PostgreSQL is unreachable for the channel layer ({self.name}): "
-                f"{exc}".strip()
-            )
+            error = await self._unavailable(exc)
             for job in batch:
                 _settle(job.future, exception=error)
             return
+        except psycopg.Error:
+            # Rolled back as a whole: run each script on its own.
+            for job in batch:
+                await self._settle_alone(job)
+            return
         except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                await self._drop_connection()
+            await self._drop_connection()
             for job in batch:
                 _settle(job.future, exception=exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
+            raise
         for job, result in zip(batch, results, strict=True):
             _settle(job.future, result=result)
+
+    async def _unavailable(self, exc: Exception) -> ChannelLayerUnavailable:
+        await self._drop_connection()
+        return ChannelLayerUnavailable(
+            f"PostgreSQL is unreachable for the channel layer ({self.name}): "
+            f"{exc}".strip()
+        )
 
     async def _execute(self, connection: Any, script: Script) -> list[Rows]:
         results = []

@@ -6,8 +6,15 @@ shares one prefix (read by this process alone).  Receivers register a future
 *before* anything is claimed, so a wake-up that arrives meanwhile only causes
 one more claim.  Claims run in the inbox's own task, never in the receiver's,
 so cancelling a ``receive()`` cannot interrupt a ``DELETE``: a row claimed for
-a receiver that has gone is handed to the next local receiver, kept for its
-``!`` channel, or put back under its old id.
+a receiver that has gone is handed to the next local receiver or kept for
+the next ``receive()``; a normal channel's rows that nobody here takes within
+:data:`LEASE` seconds are put back under their old ids for other processes.
+
+With notifications (PostgreSQL) the inbox remembers which channels a claim
+found empty.  Until something unannounced may have arrived, a new receiver
+on such a channel costs no query, and a notification naming a row id is
+claimed by primary key, which is cheaper than the ordered claim and still
+FIFO because every older row is known to be gone.
 """
 
 from __future__ import annotations
@@ -30,6 +37,12 @@ Row = tuple[int, str, float, bytes]
 
 #: Pause before retrying a claim the database refused, growing to the second.
 RETRY_DELAYS = (0.05, 2.0)
+#: Most rows of a normal channel claimed ahead of its receivers, under backlog.
+MAX_PREFETCH = 32
+#: Seconds a normal channel's prefetched rows wait here before going back.
+LEASE = 1.0
+#: Row ids remembered from notifications before falling back to a full claim.
+MAX_HINTS = 1000
 
 
 class Inbox:
@@ -41,17 +54,22 @@ class Inbox:
         #: Normal channels compete with other processes; ``!`` inboxes do not.
         self.shared = "!" not in name
         self.waiters: dict[str, deque[asyncio.Future]] = {}
-        #: Rows claimed for a ``!`` channel whose receiver was not waiting.
+        #: Rows claimed here whose receiver was not waiting (yet).
         self.buffered: dict[str, deque[Row]] = {}
-        #: Channels a claim found empty since the last outside wake-up.
+        #: Channels with no row in the database but those in ``hints``.
         self.known_empty: set[str] = set()
+        #: Row ids named by notifications since the channels were known empty.
+        self.hints: list[int] = []
         self.epoch = 0
         self.wanted = False
         #: True while a claim is in flight: its rows must reach someone.
         self.claiming = False
         self.task: asyncio.Task | None = None
+        self.prefetch = 0
         self.poll_delay = state.min_poll_delay
         self.poll_timer: asyncio.TimerHandle | None = None
+        self.lease_until = 0.0
+        self.lease_timer: asyncio.TimerHandle | None = None
 
     # -- receivers ----------------------------------------------------------
 
@@ -61,6 +79,7 @@ class Inbox:
         if not queue:
             return None
         now = time.time()
+        self.lease_until = time.monotonic() + LEASE
         while queue:
             row = queue.popleft()
             if row[2] > now:
@@ -71,10 +90,10 @@ class Inbox:
         return None
 
     def wait(self, channel: str) -> asyncio.Future:
-        """Register a receiver; a claim follows unless ``channel`` is known empty."""
+        """Register a receiver; claim unless nothing can be there for it."""
         future = asyncio.get_running_loop().create_future()
         self.waiters.setdefault(channel, deque()).append(future)
-        if channel not in self.known_empty:
+        if channel not in self.known_empty or self.hints:
             self.poke()
         return future
 
@@ -93,23 +112,24 @@ class Inbox:
                 del self.waiters[channel]
 
     def give_back(self, row: Row) -> None:
-        if self._deliver(row):
-            return
-        if self.shared:
-            self.state.spawn(self.state.put_back(self, [row]))
-        else:
+        if not self._deliver(row):
             self.buffered.setdefault(row[1], deque()).appendleft(row)
+            self._start_lease()
 
     def has_waiters(self) -> bool:
         return bool(self.waiters)
 
     # -- wake-ups -------------------------------------------------------------
 
-    def wake(self) -> None:
-        """Something may have arrived from outside: forget what we knew, claim."""
+    def wake(self, hint: int | None = None) -> None:
+        """Something arrived from outside; ``hint`` is its row id when known."""
         self.epoch += 1
-        self.known_empty.clear()
-        self.poll_delay = self.state.min_poll_delay
+        if hint is None or len(self.hints) >= MAX_HINTS:
+            self.known_empty.clear()
+            self.hints.clear()
+            self.poll_delay = self.state.min_poll_delay
+        else:
+            self.hints.append(hint)
         if self.waiters:
             self.poke()
 
@@ -134,15 +154,9 @@ class Inbox:
                 demand = self._demand()
                 if not demand:
                     break
-                channels = list(demand)
-                limit = sum(demand.values()) if self.shared else self.state.batch_size
-                epoch = self.epoch
                 self.claiming = True
                 try:
-                    rows = await self.state.claim(self, channels, limit)
-                    if rows:
-                        self.poll_delay = self.state.min_poll_delay
-                        await self._hand_out(rows)
+                    await self._claim(demand)
                 except ChannelLayerUnavailable as exc:
                     self.claiming = False
                     logger.warning("Claim on %r failed: %s", self.name, exc)
@@ -153,10 +167,6 @@ class Inbox:
                     continue
                 self.claiming = False
                 retry = RETRY_DELAYS[0]
-                if len(rows) >= limit:
-                    self.wanted = True
-                elif epoch == self.epoch and self.state.notified:
-                    self.known_empty.update(channels)
         except Exception:
             logger.exception("Claiming for %r failed", self.name)
         finally:
@@ -166,6 +176,38 @@ class Inbox:
             self.poke()
         elif self.waiters and not self.state.notified:
             self._schedule_poll()
+
+    async def _claim(self, demand: dict[str, int]) -> None:
+        channels = list(demand)
+        receivers = sum(demand.values())
+        if self.state.notified and self.known_empty.issuperset(channels):
+            if not self.hints:
+                return  # every row for these channels has been taken
+            cap = max(receivers, MAX_PREFETCH)
+            ids, self.hints = self.hints[:cap], self.hints[cap:]
+            rows = await self.state.claim_ids(channels, ids)
+            if len(rows) < len(ids):
+                # Some named rows belong to channels nobody here waits on.
+                self.known_empty.clear()
+                self.wanted = True
+            elif self.hints:
+                self.wanted = True
+        else:
+            self.hints.clear()  # the ordered claim covers them
+            epoch = self.epoch
+            batch = receivers + self.prefetch
+            limit = batch if self.shared else self.state.batch_size
+            rows = await self.state.claim(self, channels, limit)
+            if len(rows) >= limit:
+                self.wanted = True
+                self.prefetch = min(max(1, 2 * self.prefetch), MAX_PREFETCH)
+            else:
+                self.prefetch = 0
+                if epoch == self.epoch and self.state.notified:
+                    self.known_empty.update(channels)
+        if rows:
+            self.poll_delay = self.state.min_poll_delay
+            self._hand_out(rows)
 
     def _demand(self) -> dict[str, int]:
         demand = {}
@@ -177,18 +219,15 @@ class Inbox:
                 del self.waiters[channel]
         return demand
 
-    async def _hand_out(self, rows: list[Any]) -> None:
+    def _hand_out(self, rows: list[Any]) -> None:
         rows.sort(key=lambda row: row[0])
-        unclaimed = []
+        kept = False
         for row in rows:
-            if self._deliver(row):
-                continue
-            if self.shared:
-                unclaimed.append(row)
-            else:
+            if not self._deliver(row):
                 self.buffered.setdefault(row[1], deque()).append(row)
-        if unclaimed:
-            await self.state.put_back(self, unclaimed)
+                kept = True
+        if kept:
+            self._start_lease()
 
     def _deliver(self, row: Row) -> bool:
         """Hand ``row`` to the oldest live receiver of its channel."""
@@ -203,6 +242,8 @@ class Inbox:
         self.waiters.pop(row[1], None)
         return False
 
+    # -- timers ---------------------------------------------------------------
+
     def _schedule_poll(self) -> None:
         """Polling for databases without notifications: back off while idle."""
         if self.poll_timer is not None or self.state.closing:
@@ -212,6 +253,34 @@ class Inbox:
             min(self.poll_delay * 2, self.state.max_poll_delay),
         )
         self.poll_timer = asyncio.get_running_loop().call_later(delay, self._poll_due)
+
+    def _start_lease(self) -> None:
+        """Normal channels: rows nobody here takes go back for other processes."""
+        self.lease_until = time.monotonic() + LEASE
+        if self.shared and self.lease_timer is None and not self.state.closing:
+            self.lease_timer = asyncio.get_running_loop().call_later(
+                LEASE, self._lease_due
+            )
+
+    def _lease_due(self) -> None:
+        self.lease_timer = None
+        left = self.lease_until - time.monotonic()
+        if left > 0 and self.buffered:
+            self.lease_timer = asyncio.get_running_loop().call_later(
+                left, self._lease_due
+            )
+            return
+        rows = self.release()
+        if rows:
+            self.state.spawn(self.state.put_back(self, rows))
+
+    def release(self) -> list[Row]:
+        """Hand over every buffered row of a normal channel (to be put back)."""
+        if not self.shared:
+            return []
+        rows = [row for queue in self.buffered.values() for row in queue]
+        self.buffered.clear()
+        return rows
 
     def sweep(self, now: float) -> None:
         """Drop buffered rows that expired while nobody received them."""
@@ -228,6 +297,7 @@ class Inbox:
                 if not future.done():
                     future.set_exception(error)
         self.waiters.clear()
-        if self.poll_timer is not None:
-            self.poll_timer.cancel()
-            self.poll_timer = None
+        for timer in (self.poll_timer, self.lease_timer):
+            if timer is not None:
+                timer.cancel()
+        self.poll_timer = self.lease_timer = None

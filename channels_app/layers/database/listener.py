@@ -27,7 +27,7 @@ class Listener:
     def __init__(
         self,
         connect_kwargs: dict[str, Any],
-        on_notify: Callable[[str], None],
+        on_notify: Callable[[str, str], None],
         on_reconnect: Callable[[], None],
         health_interval: float,
     ) -> None:
@@ -124,7 +124,7 @@ class Listener:
 
     async def _read(self, connection: Any) -> None:
         async for notify in connection.notifies():
-            self.on_notify(notify.channel)
+            self.on_notify(notify.channel, notify.payload)
 
     async def _subscribe(self, connection: Any, keys: set[str]) -> None:
         if keys:

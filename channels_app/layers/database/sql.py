@@ -170,6 +170,7 @@ class PostgresStatements(SQLiteStatements):
 
     Every script is a single statement, so it is one implicit transaction and
     keeps no session state: sends work through PgBouncer in transaction mode.
+    A send's notification names the new row's id (a hint, never the message).
     """
 
     vendor = "postgresql"
@@ -182,7 +183,7 @@ class PostgresStatements(SQLiteStatements):
                 f'WITH sent AS (INSERT INTO "{MESSAGES}" (channel, expires, body) '
                 f"SELECT %s::text, %s, %s WHERE (SELECT count(*) FROM (SELECT 1 FROM "
                 f'"{MESSAGES}" WHERE channel = %s::text AND expires > %s LIMIT %s) q) '
-                f"< %s RETURNING 1) SELECT pg_notify(%s, '') FROM sent",
+                f"< %s RETURNING id) SELECT pg_notify(%s, id::text) FROM sent",
                 (
                     channel,
                     expires,
@@ -205,18 +206,36 @@ class PostgresStatements(SQLiteStatements):
         then skips the rows it deleted, so each row is still returned once;
         process-specific inboxes have one reader and need no row locks.
         """
-        if shared:
-            where, params = "channel = %s::text", (channels[0],)
-            lock = " FOR UPDATE SKIP LOCKED"
-        else:
-            where, params = "channel = ANY(%s::text[])", (list(channels),)
-            lock = ""
+        where, params = _channels_match(channels)
+        lock = " FOR UPDATE SKIP LOCKED" if shared else ""
         return [
             (
                 f'DELETE FROM "{MESSAGES}" WHERE id = ANY(ARRAY(SELECT id FROM '
                 f'"{MESSAGES}" WHERE {where} AND expires > %s ORDER BY id LIMIT %s'
                 f"{lock})) RETURNING id, channel, expires, body",
                 (*params, now, limit),
+            )
+        ]
+
+    def claim_ids(
+        self, ids: Sequence[int], channels: Sequence[str], now: float
+    ) -> Script:
+        """Claim rows a notification named, if they belong to waiting channels.
+
+        A primary-key delete: the cheapest claim there is.  Used only while
+        every older row of those channels is known to be gone, so it keeps
+        FIFO; a row another process took meanwhile is simply not returned.
+        """
+        where, params = _channels_match(channels)
+        if len(ids) == 1:
+            match, ids_param = "id = %s", ids[0]
+        else:
+            match, ids_param = "id = ANY(%s::bigint[])", list(ids)
+        return [
+            (
+                f'DELETE FROM "{MESSAGES}" WHERE {match} AND {where} AND expires > %s '
+                f"RETURNING id, channel, expires, body",
+                (ids_param, *params, now),
             )
         ]
 
@@ -280,6 +299,12 @@ class PostgresStatements(SQLiteStatements):
                 (CLEANUP_LOCK_KEY, now, now),
             )
         ]
+
+
+def _channels_match(channels: Sequence[str]) -> tuple[str, tuple]:
+    if len(channels) == 1:
+        return "channel = %s::text", (channels[0],)
+    return "channel = ANY(%s::text[])", (list(channels),)
 
 
 def statements_for(vendor: str) -> SQLiteStatements:

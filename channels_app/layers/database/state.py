@@ -77,10 +77,10 @@ class LoopState:
         if self.listener is not None:
             await self.listener.listen(wake_key(inbox.name))
 
-    def _notified(self, key: str) -> None:
+    def _notified(self, key: str, payload: str) -> None:
         inbox = self._keys.get(key)
         if inbox is not None:
-            inbox.wake()
+            inbox.wake(int(payload) if payload.isdigit() else None)
 
     def _wake_all(self) -> None:
         for inbox in list(self.inboxes.values()):
@@ -121,6 +121,10 @@ class LoopState:
         else:
             results = await self.executor.run_claim(script)
         return results[-1] or []
+
+    async def claim_ids(self, channels: list[str], ids: list[int]) -> list[Row]:
+        script = self.statements.claim_ids(ids, channels, time.time())
+        return (await self.executor.run_claim(script))[-1] or []
 
     async def put_back(self, inbox: Inbox, rows: list[Row]) -> None:
         """Return rows no local receiver took, so another process can have them."""
@@ -180,6 +184,10 @@ class LoopState:
             if inbox.task is not None and not inbox.claiming:
                 inbox.task.cancel()  # waiting or backing off: nothing in hand
         await asyncio.gather(*drains, *self._tasks, return_exceptions=True)
+        for inbox in self.inboxes.values():
+            rows = inbox.release()
+            if rows:
+                await self.put_back(inbox, rows)
         error = ChannelLayerUnavailable("The channel layer was closed")
         for inbox in self.inboxes.values():
             inbox.fail_waiters(error)
