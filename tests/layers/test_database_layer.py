@@ -184,6 +184,20 @@ async def test_cancelled_receives_lose_nothing(make_db_layer):
     assert sorted(got) == list(range(80))
 
 
+async def test_rows_claimed_ahead_go_back_when_their_process_stops_receiving(
+    make_db_layer,
+):
+    """Under backlog a process claims a normal channel's rows ahead of its
+    receivers; those it does not use return within a second or so."""
+    busy, idle = make_db_layer(), make_db_layer()
+    for n in range(10):
+        await busy.send("backlog", {"n": n})
+    first = [(await receive_within(busy, "backlog"))["n"] for _ in range(3)]
+    rest = [(await receive_within(idle, "backlog", 5))["n"] for _ in range(7)]
+    assert sorted(first + rest) == list(range(10))
+    assert first == [0, 1, 2]
+
+
 # -- groups ---------------------------------------------------------------
 
 
