@@ -8,6 +8,7 @@ import re
 import time
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.db import connections
 
 from channels_app.exceptions import ChannelFull, MessageTooLarge
@@ -196,6 +197,19 @@ async def test_rows_claimed_ahead_go_back_when_their_process_stops_receiving(
     rest = [(await receive_within(idle, "backlog", 5))["n"] for _ in range(7)]
     assert sorted(first + rest) == list(range(10))
     assert first == [0, 1, 2]
+
+
+async def test_synchronous_code_sends_with_async_to_sync(make_db_layer):
+    """Each call from plain sync code runs on a fresh event loop; all arrive."""
+    layer = make_db_layer()
+
+    def like_a_view() -> None:
+        for n in range(3):
+            async_to_sync(layer.send)("from-sync", {"n": n})
+
+    await asyncio.to_thread(like_a_view)
+    got = [(await receive_within(layer, "from-sync"))["n"] for _ in range(3)]
+    assert got == [0, 1, 2]
 
 
 # -- groups ---------------------------------------------------------------

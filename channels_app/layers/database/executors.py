@@ -103,6 +103,10 @@ class DjangoExecutor:
         await call()
         self._thread.shutdown(wait=False)
 
+    def abandon(self) -> None:
+        self._thread.submit(self._close)
+        self._thread.shutdown(wait=False)
+
     def _close(self) -> None:
         if self._connection is not None:
             self._connection.close()
@@ -269,6 +273,10 @@ class Lane:
             await asyncio.gather(self._worker, return_exceptions=True)
         await self._drop_connection()
 
+    def abandon(self) -> None:
+        connection, self.connection = self.connection, None
+        _finish(connection)
+
 
 def _settle(
     future: asyncio.Future, result: Any = None, exception: BaseException | None = None
@@ -312,6 +320,16 @@ class PsycopgExecutor:
     async def close(self) -> None:
         await self.send_lane.close()
         await self.claim_lane.close()
+
+    def abandon(self) -> None:
+        self.send_lane.abandon()
+        self.claim_lane.abandon()
+
+
+def _finish(connection: Any) -> None:
+    """Close a psycopg connection whose event loop is gone (no await possible)."""
+    if connection is not None and not connection.closed:
+        connection.pgconn.finish()
 
 
 def psycopg_connect_kwargs(alias: str) -> dict[str, Any]:

@@ -190,6 +190,7 @@ class DatabaseChannelLayer(BaseChannelLayer):
 
     async def close(self) -> None:
         """Close this event loop's connections; the layer stays usable."""
+        self._forget_closed_loops()
         loop = asyncio.get_running_loop()
         state = self._states.pop(loop, None)
         if state is not None:
@@ -211,7 +212,7 @@ class DatabaseChannelLayer(BaseChannelLayer):
     def _forget_closed_loops(self) -> None:
         """States of loops that were closed (``async_to_sync`` calls) are dead."""
         for loop in [loop for loop in self._states if loop.is_closed()]:
-            del self._states[loop]
+            self._states.pop(loop).abandon()
 
     def _encode(self, message: dict) -> bytes:
         import msgpack

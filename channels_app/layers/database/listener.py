@@ -49,6 +49,7 @@ class Listener:
         self._requested: dict[str, asyncio.Future] = {}
         self._changed = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._connection: Any = None
 
     async def listen(self, key: str) -> None:
         """Return once notifications for ``key`` are being delivered."""
@@ -70,7 +71,7 @@ class Listener:
         while True:
             connection = None
             try:
-                connection = await psycopg.AsyncConnection.connect(
+                connection = self._connection = await psycopg.AsyncConnection.connect(
                     autocommit=True, **self.connect_kwargs
                 )
                 await self._subscribe(connection, self._active | set(self._requested))
@@ -134,6 +135,12 @@ class Listener:
             future = self._requested.pop(key, None)
             if future is not None and not future.done():
                 future.set_result(None)
+
+    def abandon(self) -> None:
+        """The event loop is closed: drop the socket without awaiting."""
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.closed:
+            connection.pgconn.finish()
 
     async def close(self) -> None:
         if self._task is not None:

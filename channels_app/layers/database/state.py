@@ -172,6 +172,13 @@ class LoopState:
 
     # -- shutdown -------------------------------------------------------------
 
+    def abandon(self) -> None:
+        """Its event loop is closed: release the sockets without awaiting."""
+        self.closing = True
+        self.executor.abandon()
+        if self.listener is not None:
+            self.listener.abandon()
+
     async def close(self) -> None:
         """Finish in-flight claims (their rows are kept), then disconnect."""
         self.closing = True
