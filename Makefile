@@ -16,7 +16,7 @@ $(STAMP): setup.cfg pyproject.toml
 
 demo: $(STAMP)
 	cd testproject && ../$(BIN)/python manage.py migrate --noinput
-	cd testproject && ../$(BIN)/python -m daphne -b 127.0.0.1 -p 8000 testproject.asgi:application
+	cd testproject && ../$(BIN)/python manage.py runserver 127.0.0.1:8000
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -8,8 +8,9 @@ class ChannelsAppConfig(AppConfig):
 
     def ready(self) -> None:
         # Importing db installs the hook that lets async consumers skip the
-        # connection-tidying thread hop when no database work happened.
-        from . import db  # noqa: F401
+        # connection-tidying thread hop when no database work happened;
+        # importing checks registers the system checks.
+        from . import checks, db  # noqa: F401
 
         # Registers the deployment check for WebSocket origin validation.
-        from .security import checks  # noqa: F401
+        from .security import checks as security_checks  # noqa: F401

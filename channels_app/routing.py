@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
+import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.urls.resolvers import RoutePattern, URLResolver
@@ -25,12 +29,28 @@ def get_default_application() -> Any:
 
 
 class ProtocolTypeRouter:
-    """Send each connection to the application registered for ``scope["type"]``."""
+    """Send each connection to the application registered for ``scope["type"]``.
 
-    def __init__(self, application_mapping: dict[str, Any]) -> None:
+    The ASGI ``lifespan`` scope is answered here unless the mapping routes it
+    elsewhere: the ``on_startup`` hooks run when the server starts and the
+    ``on_shutdown`` hooks when it stops (see :class:`Lifespan`).
+    """
+
+    def __init__(
+        self,
+        application_mapping: dict[str, Any],
+        *,
+        on_startup: Iterable[Callable[[], Any]] = (),
+        on_shutdown: Iterable[Callable[[], Any]] = (),
+    ) -> None:
         self.application_mapping = application_mapping
+        self.on_startup = list(on_startup)
+        self.on_shutdown = list(on_shutdown)
 
     async def __call__(self, scope: dict, receive, send) -> Any:
+        if scope["type"] == "lifespan" and "lifespan" not in self.application_mapping:
+            lifespan = Lifespan(self.on_startup, self.on_shutdown)
+            return await lifespan(scope, receive, send)
         try:
             application = self.application_mapping[scope["type"]]
         except KeyError:
@@ -147,3 +167,49 @@ class ChannelNameRouter:
                 f"ChannelNameRouter knows {sorted(self.application_mapping)}"
             )
         return await application(scope, receive, send)
+
+
+logger = logging.getLogger("channels_app.lifespan")
+
+
+class Lifespan:
+    """Answer the ASGI ``lifespan`` scope by running startup and shutdown hooks.
+
+    Hooks take no arguments; coroutine functions are awaited and plain
+    functions run in a thread, so they may use the ORM.  Hooks run in the
+    order given.  If one raises, the server is told the phase failed (with
+    the error as the message) and the remaining hooks of that phase are
+    skipped, which makes a server refuse to start rather than serve a
+    half-initialised project.
+    """
+
+    def __init__(
+        self,
+        on_startup: Iterable[Callable[[], Any]] = (),
+        on_shutdown: Iterable[Callable[[], Any]] = (),
+    ) -> None:
+        self.hooks = {"startup": list(on_startup), "shutdown": list(on_shutdown)}
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        while True:
+            message = await receive()
+            phase = message["type"].removeprefix("lifespan.")
+            if phase not in self.hooks:
+                raise ValueError(f"Unexpected lifespan message {message['type']!r}")
+            try:
+                for hook in self.hooks[phase]:
+                    await self._run(hook)
+            except Exception as exc:
+                logger.exception("lifespan %s hook failed", phase)
+                await send({"type": f"lifespan.{phase}.failed", "message": f"{exc!r}"})
+                return
+            await send({"type": f"lifespan.{phase}.complete"})
+            if phase == "shutdown":
+                return
+
+    @staticmethod
+    async def _run(hook: Callable[[], Any]) -> None:
+        if inspect.iscoroutinefunction(hook):
+            await hook()
+        else:
+            await sync_to_async(hook)()

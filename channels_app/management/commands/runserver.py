@@ -1,0 +1,296 @@
+"""``manage.py runserver``: Daphne for HTTP and WebSocket, with in-process workers.
+
+Django's own command supplies the address parsing, the autoreloader and the
+migration check; this one swaps the WSGI server for Daphne running
+``ASGI_APPLICATION``, serves static files under ``DEBUG`` as staticfiles'
+runserver would, and runs workers for the project's ``ChannelNameRouter``
+on the server's event loop so background consumers work with one command.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from datetime import datetime
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core.management import CommandError
+from django.core.management.commands.runserver import Command as RunserverCommand
+from django.db import connections
+
+from ... import DEFAULT_CHANNEL_LAYER
+from ...checks import layer_unreachable_reason
+from ...layers import get_channel_layer
+from ...routing import get_default_application
+from ...server import DevelopmentServer, LifespanFailed
+from ...worker import Worker, routed_channels
+
+# Django's name for the development server's request log, so a project's
+# LOGGING for runserver applies here too.
+request_logger = logging.getLogger("django.server")
+
+#: Default largest incoming WebSocket frame and message: 1 MiB.
+DEFAULT_WEBSOCKET_LIMIT = 1024 * 1024
+
+
+class Command(RunserverCommand):
+    help = (
+        "Starts a development server for HTTP and WebSocket (Daphne running "
+        "ASGI_APPLICATION), with workers for the project's channels."
+    )
+
+    def add_arguments(self, parser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--noasgi",
+            action="store_false",
+            dest="use_asgi",
+            help="Run Django's WSGI development server instead (no WebSockets).",
+        )
+        parser.add_argument(
+            "--noworker",
+            action="store_false",
+            dest="use_worker",
+            help="Do not run in-process workers for the ChannelNameRouter.",
+        )
+        parser.add_argument(
+            "--http-timeout",
+            "--http_timeout",
+            type=int,
+            dest="http_timeout",
+            default=None,
+            help="Answer 503 when the application has not responded to an HTTP "
+            "request within this many seconds (default: no limit).",
+        )
+        parser.add_argument(
+            "--websocket-handshake-timeout",
+            "--websocket_handshake_timeout",
+            type=int,
+            dest="websocket_handshake_timeout",
+            default=5,
+            help="Seconds a WebSocket handshake may take (default: 5).",
+        )
+        parser.add_argument(
+            "--websocket-max-message-size",
+            type=int,
+            default=None,
+            help="Largest incoming WebSocket message in bytes (default: the "
+            "DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE setting, else 1 MiB; 0: no limit).",
+        )
+        parser.add_argument(
+            "--websocket-max-frame-size",
+            type=int,
+            default=None,
+            help="Largest incoming WebSocket frame in bytes (default: the "
+            "DAPHNE_WEBSOCKET_MAX_FRAME_SIZE setting, else 1 MiB; 0: no limit).",
+        )
+        if apps.is_installed("django.contrib.staticfiles"):
+            parser.add_argument(
+                "--nostatic",
+                action="store_false",
+                dest="use_static_handler",
+                help="Do not serve static files at STATIC_URL.",
+            )
+            parser.add_argument(
+                "--insecure",
+                action="store_true",
+                dest="insecure_serving",
+                help="Serve static files even if DEBUG is False.",
+            )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["use_asgi"] and not getattr(settings, "ASGI_APPLICATION", None):
+            raise CommandError(
+                "ASGI_APPLICATION is not set, so there is nothing to serve over "
+                "ASGI. Set it to your root router (e.g. 'myproject.asgi."
+                "application'), or run the WSGI server with --noasgi."
+            )
+        super().handle(*args, **options)
+
+    # -- static files (both servers) ---------------------------------------------
+
+    def serves_static(self, options: dict) -> bool:
+        return (
+            apps.is_installed("django.contrib.staticfiles")
+            and options.get("use_static_handler", True)
+            and (settings.DEBUG or options.get("insecure_serving", False))
+        )
+
+    def get_handler(self, *args: Any, **options: Any) -> Any:
+        """The WSGI handler for ``--noasgi``, serving static files like staticfiles."""
+        handler = super().get_handler(*args, **options)
+        if self.serves_static(options):
+            from django.contrib.staticfiles.handlers import StaticFilesHandler
+
+            return StaticFilesHandler(handler)
+        return handler
+
+    def get_application(self, options: dict) -> Any:
+        """The ASGI application to serve: ``ASGI_APPLICATION``, plus static files."""
+        application = get_default_application()
+        if self.serves_static(options):
+            from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+
+            return ASGIStaticFilesHandler(application)
+        return application
+
+    # -- serving -----------------------------------------------------------------
+
+    def inner_run(self, *args: Any, **options: Any) -> None:
+        if not options["use_asgi"]:
+            return super().inner_run(*args, **options)
+        from django.utils import autoreload
+
+        autoreload.raise_last_exception()
+        if not options["skip_checks"]:
+            self.stdout.write("Performing system checks...\n\n")
+            self.check(display_num_errors=True)
+        self.check_migrations()
+        for connection in connections.all(initialized_only=True):
+            connection.close()
+
+        root = get_default_application()
+        self.report_unreachable_layers()
+        workers = self.in_process_workers(root, options)
+        server = DevelopmentServer(
+            self.get_application(options),
+            workers=workers,
+            endpoints=[self.endpoint()],
+            signal_handlers=not options["use_reloader"],
+            action_logger=self.log_action,
+            http_timeout=options["http_timeout"],
+            root_path=getattr(settings, "FORCE_SCRIPT_NAME", "") or "",
+            websocket_handshake_timeout=options["websocket_handshake_timeout"],
+            websocket_max_message_size=self.websocket_limit(
+                options, "message", "DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE"
+            ),
+            websocket_max_frame_size=self.websocket_limit(
+                options, "frame", "DAPHNE_WEBSOCKET_MAX_FRAME_SIZE"
+            ),
+        )
+        self.print_banner(workers)
+        try:
+            server.run()
+        except LifespanFailed as exc:
+            self.stderr.write(f"Error: application startup failed: {exc}")
+            os._exit(1)
+        except KeyboardInterrupt:
+            pass
+        if server.listen_failure:
+            self.stderr.write(f"Error: {server.listen_failure}")
+            # sys.exit would only end this thread under the autoreloader.
+            os._exit(1)
+        shutdown_message = options.get("shutdown_message", "")
+        if shutdown_message:
+            self.stdout.write(shutdown_message)
+
+    def endpoint(self) -> str:
+        host = self.addr.strip("[]").replace(":", r"\:")
+        return f"tcp:port={int(self.port)}:interface={host}"
+
+    @staticmethod
+    def websocket_limit(options: dict, kind: str, setting: str) -> int:
+        value = options[f"websocket_max_{kind}_size"]
+        if value is None:
+            value = getattr(settings, setting, DEFAULT_WEBSOCKET_LIMIT)
+        if value < 0:
+            raise CommandError(f"--websocket-max-{kind}-size cannot be negative")
+        return value
+
+    def in_process_workers(self, application: Any, options: dict) -> list[Worker]:
+        """One worker for every channel the root ChannelNameRouter routes."""
+        channels = routed_channels(application)
+        if not channels or not options["use_worker"]:
+            return []
+        layer = get_channel_layer(DEFAULT_CHANNEL_LAYER)
+        if layer is None:
+            self.stderr.write(
+                self.style.WARNING(
+                    f"The ChannelNameRouter routes {', '.join(channels)}, but "
+                    f"CHANNEL_LAYERS has no {DEFAULT_CHANNEL_LAYER!r} layer to "
+                    f"receive them from; no in-process workers are running."
+                )
+            )
+            return []
+        return [Worker(application, channels, layer)]
+
+    def report_unreachable_layers(self) -> None:
+        for alias in getattr(settings, "CHANNEL_LAYERS", None) or {}:
+            problem = layer_unreachable_reason(alias)
+            if problem:
+                self.stderr.write(
+                    self.style.ERROR(
+                        f"Channel layer {alias!r} cannot be reached: {problem}. "
+                        f"Consumers and workers using it will fail until it is."
+                    )
+                )
+
+    def print_banner(self, workers: list[Worker]) -> None:
+        from daphne import __version__ as daphne_version
+
+        quit_command = "CTRL-BREAK" if sys.platform == "win32" else "CONTROL-C"
+        addr = f"[{self.addr}]" if self._raw_ipv6 else self.addr
+        lines = [
+            datetime.now().strftime("%B %d, %Y - %X"),
+            f"Django version {self.get_version()}, using settings "
+            f"{settings.SETTINGS_MODULE!r}",
+            f"Starting ASGI/Daphne version {daphne_version} development server "
+            f"at {self.protocol}://{addr}:{self.port}/",
+        ]
+        for worker in workers:
+            lines.append(
+                f"Running in-process workers for channels: "
+                f"{', '.join(worker.channels)} (--noworker turns them off)"
+            )
+        lines.append(f"Quit the server with {quit_command}.")
+        self.stdout.write("\n".join(lines))
+        self.stdout.write(
+            self.style.WARNING(
+                "WARNING: This is a development server. Do not use it in a "
+                "production setting; run Daphne (or another ASGI server) and "
+                "'manage.py runworker' instead."
+            )
+        )
+
+    def log_action(self, protocol: str, action: str, details: dict) -> None:
+        """Log each request and WebSocket event, as Django's runserver does."""
+        if protocol == "http" and action == "complete":
+            status = details["status"]
+            level = logging.INFO
+            if status >= 500:
+                level = logging.ERROR
+            elif status >= 400:
+                level = logging.WARNING
+            request_logger.log(
+                level,
+                '"%s %s" %s [%.2fs, %s]',
+                details["method"],
+                details["path"],
+                status,
+                details["time_taken"],
+                details["client"],
+                extra={"status_code": status, "server_time": _server_time()},
+            )
+        elif protocol == "websocket":
+            label = {
+                "connecting": "HANDSHAKING",
+                "connected": "CONNECT",
+                "rejected": "REJECT",
+                "disconnected": "DISCONNECT",
+            }.get(action)
+            if label:
+                request_logger.info(
+                    "WebSocket %s %s [%s]",
+                    label,
+                    details["path"],
+                    details["client"],
+                    extra={"server_time": _server_time()},
+                )
+
+
+def _server_time() -> str:
+    """The timestamp Django's request log shows."""
+    return datetime.now().strftime("%d/%b/%Y %H:%M:%S")

@@ -1,0 +1,51 @@
+"""The root application for the serving end-to-end tests."""
+
+import os
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "testproject.serving_e2e.settings")
+django.setup()
+
+from django.urls import path  # noqa: E402
+
+from channels_app.http import AsgiHandler  # noqa: E402
+from channels_app.routing import (  # noqa: E402
+    ChannelNameRouter,
+    ProtocolTypeRouter,
+    URLRouter,
+)
+from testproject.consumers import EchoConsumer  # noqa: E402
+
+from .consumers import GroupConsumer, TaskConsumer, record  # noqa: E402
+
+
+def started():
+    if os.environ.get("E2E_FAIL_STARTUP"):
+        raise RuntimeError("startup refused because E2E_FAIL_STARTUP is set")
+    record("lifespan.log", f"startup {os.getpid()}")
+
+
+def stopped():
+    record("lifespan.log", f"shutdown {os.getpid()}")
+
+
+application = ProtocolTypeRouter(
+    {
+        "http": AsgiHandler(),
+        "websocket": URLRouter(
+            [
+                path("ws/echo/", EchoConsumer.as_asgi()),
+                path("ws/group/<str:name>/", GroupConsumer.as_asgi()),
+            ]
+        ),
+        "channel": ChannelNameRouter(
+            {
+                "e2e-tasks": TaskConsumer.as_asgi(),
+                "e2e-other": TaskConsumer.as_asgi(),
+            }
+        ),
+    },
+    on_startup=[started],
+    on_shutdown=[stopped],
+)

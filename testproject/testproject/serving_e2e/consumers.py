@@ -1,0 +1,50 @@
+"""Consumers for the serving end-to-end tests."""
+
+import os
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+from channels_app.consumer import SyncConsumer
+from channels_app.generic.websocket import AsyncJsonWebsocketConsumer
+
+
+def record(name: str, line: str) -> None:
+    """Append ``line`` to the output file ``name`` (one write, so lines stay whole)."""
+    path = Path(settings.E2E_OUTPUT_DIR) / name
+    with open(path, "a") as output:
+        output.write(f"{line}\n")
+
+
+class TaskConsumer(SyncConsumer):
+    """Background work: records each task in ``<channel>.log`` with its pid."""
+
+    def task_record(self, message):
+        record(f"{self.scope['channel']}.log", f"{message['n']} {os.getpid()}")
+
+    def task_slow(self, message):
+        name = f"{self.scope['channel']}.log"
+        record(name, f"start {message['n']}")
+        time.sleep(message["seconds"])
+        record(name, f"done {message['n']}")
+
+
+class GroupConsumer(AsyncJsonWebsocketConsumer):
+    """Joins the group named in the URL and relays what members send to all."""
+
+    async def connect(self):
+        self.group = f"room-{self.scope['url_route']['kwargs']['name']}"
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code):
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        await self.channel_layer.group_send(
+            self.group, {"type": "room.message", "text": content["text"]}
+        )
+
+    async def room_message(self, message):
+        await self.send_json({"text": message["text"], "pid": os.getpid()})

@@ -1,0 +1,30 @@
+"""The demo settings plus the layer named by ``E2E_LAYER``."""
+
+import os
+
+from testproject.settings import *  # noqa: F403
+
+ASGI_APPLICATION = "testproject.serving_e2e.asgi.application"
+ROOT_URLCONF = "testproject.serving_e2e.urls"
+
+#: Where consumers and lifespan hooks write what they did.
+E2E_OUTPUT_DIR = os.environ.get("E2E_OUTPUT_DIR", ".")
+
+_layer = os.environ.get("E2E_LAYER", "memory")
+_prefix = os.environ.get("E2E_PREFIX", "e2e")
+if _layer == "memory":
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_app.layers.InMemoryChannelLayer"}
+    }
+elif _layer == "redis":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")],
+                "prefix": _prefix,
+            },
+        }
+    }
+else:
+    raise ValueError(f"E2E_LAYER={_layer!r} is not a layer these tests know")

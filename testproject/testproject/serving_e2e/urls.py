@@ -1,0 +1,42 @@
+"""Views that talk to the channel layer from synchronous code, and a slow one."""
+
+import asyncio
+import os
+
+from django.http import HttpResponse, JsonResponse
+from django.urls import path
+
+from channels_app.sync_send import group_send, send
+from testproject.urls import urlpatterns as demo_urlpatterns
+
+
+def send_task(request, channel):
+    """Queue a task for the workers: ``?n=`` numbers it, ``?seconds=`` slows it."""
+    message = {"type": "task.record", "n": int(request.GET.get("n", 0))}
+    if "seconds" in request.GET:
+        message.update(type="task.slow", seconds=float(request.GET["seconds"]))
+    send(channel, message)
+    return HttpResponse("queued\n", content_type="text/plain")
+
+
+def broadcast(request, name):
+    group_send(f"room-{name}", {"type": "room.message", "text": request.GET["text"]})
+    return HttpResponse("sent\n", content_type="text/plain")
+
+
+async def slow(request):
+    await asyncio.sleep(float(request.GET.get("seconds", 5)))
+    return HttpResponse("too late\n", content_type="text/plain")
+
+
+def whoami(request):
+    return JsonResponse({"pid": os.getpid()})
+
+
+urlpatterns = [
+    path("e2e/send/<str:channel>/", send_task),
+    path("e2e/broadcast/<str:name>/", broadcast),
+    path("e2e/slow/", slow),
+    path("e2e/whoami/", whoami),
+    *demo_urlpatterns,
+]
