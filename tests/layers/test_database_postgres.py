@@ -104,7 +104,16 @@ def private_layer(private_postgres, transactional_db):  # noqa: F811
         PYTHONPATH=os.pathsep.join([str(ROOT), str(TESTPROJECT)]),
     )
     subprocess.run(
-        [sys.executable, "-m", "django", "migrate", "--database", "postgres", "-v0"],
+        [
+            sys.executable,
+            "-m",
+            "django",
+            "migrate",
+            "--database",
+            "postgres",
+            "-v0",
+            "--skip-checks",
+        ],
         cwd=ROOT,
         env=env,
         check=True,
