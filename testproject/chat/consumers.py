@@ -171,7 +171,8 @@ class ChatConsumer(RoomMember, AsyncJsonWebsocketConsumer):
             await self.deliver("error", {"error": f"Unknown event type {kind!r}."})
 
     async def typing(self) -> None:
-        """Relay a typing hint, at most one a second however fast they come."""
+        """Relay a typing hint; more than one a second between two messages
+        is dropped, however fast the client sends them."""
         now = time.monotonic()
         if now - self.last_typing < TYPING_HINT_INTERVAL:
             return
@@ -194,6 +195,8 @@ class ChatConsumer(RoomMember, AsyncJsonWebsocketConsumer):
             await self.deliver("error", {"error": str(exc)})
             return
         await posting.publish(self.channel_layer, self.room, message)
+        # The message ends the typing; a new hint after it is news again.
+        self.last_typing = -math.inf
 
     async def deliver(self, kind: str, payload: dict) -> None:
         await self.send_json({"type": kind, **payload})
