@@ -16,7 +16,7 @@ from channels_app.generic.websocket import (
 from channels_app.layers import get_channel_layer
 from channels_app.testing import WebsocketCommunicator
 from tests.layers.helpers import Listener
-from tests.layers.implementations import LAYERS
+from tests.layers.implementations import LAYER_PARAMS
 from tests.services import require
 
 
@@ -71,7 +71,7 @@ def consumer(request):
     return request.param
 
 
-@pytest.fixture(params=LAYERS, ids=lambda layer: layer.id)
+@pytest.fixture(params=LAYER_PARAMS)
 async def layer(request, settings):
     for service in request.param.services:
         require(service)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from urllib.parse import parse_qs
 
 from asgiref.sync import async_to_sync
@@ -20,6 +21,8 @@ from channels_app.session_sync import create_sync_ticket
 
 from . import moderation, posting, presence
 from .models import Message, Room
+
+logger = logging.getLogger("chat")
 
 
 @database_sync_to_async
@@ -98,9 +101,13 @@ class RoomMember:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(presence.heartbeat_interval())
-            await self.heartbeat()
-            if await database_sync_to_async(presence.sweep)(self.room):
-                await self.presence_changed_in_room()
+            try:
+                await self.heartbeat()
+                if await database_sync_to_async(presence.sweep)(self.room):
+                    await self.presence_changed_in_room()
+            except Exception:
+                # A database hiccup must not end presence for this connection.
+                logger.exception("Presence heartbeat failed in %s", self.room)
 
     async def deliver(self, kind: str, payload: dict) -> None:
         raise NotImplementedError

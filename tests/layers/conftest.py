@@ -6,12 +6,13 @@ import pytest
 from django.test import override_settings
 
 from channels_app.layers import channel_layers
+from tests.layers.database_fixtures import backend, make_db_layer  # noqa: F401
 from tests.layers.helpers import Listener
-from tests.layers.implementations import LAYERS, LayerUnderTest
+from tests.layers.implementations import LAYER_PARAMS, LayerUnderTest
 from tests.services import require
 
 
-@pytest.fixture(params=LAYERS, ids=lambda layer: layer.id)
+@pytest.fixture(params=LAYER_PARAMS)
 def layer_under_test(request) -> LayerUnderTest:
     for service in request.param.services:
         require(service)

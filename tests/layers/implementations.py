@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pytest
+
 from tests.services import REDIS_URL
 
 
@@ -39,11 +41,18 @@ class LayerUnderTest:
     validates_input: bool = True
     #: How long a "nothing arrives" check waits, in seconds.
     quiet_period: float = 0.2
+    #: pytest marks for this layer's tests (e.g. the databases it needs).
+    marks: tuple = ()
     extra: dict = field(default_factory=dict)
 
 
 def unique_prefix() -> str:
     return f"test-{uuid.uuid4().hex[:12]}-"
+
+
+#: Database layers need the test databases (created from the app's migrations).
+DATABASE_TABLES = (pytest.mark.django_db(transaction=True, databases="__all__"),)
+DATABASE_LAYER = "channels_app.layers.database.DatabaseChannelLayer"
 
 
 def redis_config() -> dict:
@@ -75,4 +84,22 @@ LAYERS = [
         marks_process_channels=False,
         validates_input=False,
     ),
+    LayerUnderTest(
+        "database-sqlite",
+        DATABASE_LAYER,
+        lambda: {"database": "default"},
+        counts_group_drops=True,
+        marks=DATABASE_TABLES,
+    ),
+    LayerUnderTest(
+        "database-postgres",
+        DATABASE_LAYER,
+        lambda: {"database": "postgres"},
+        ("postgres",),
+        counts_group_drops=True,
+        marks=DATABASE_TABLES,
+    ),
 ]
+
+#: ``LAYERS`` as pytest parameters, each carrying its layer's marks.
+LAYER_PARAMS = [pytest.param(layer, marks=layer.marks, id=layer.id) for layer in LAYERS]

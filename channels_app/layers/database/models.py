@@ -1,0 +1,58 @@
+"""Where the database channel layer keeps queued messages and group members.
+
+Both tables are queues that churn constantly: rows are inserted by senders
+and leave only through the layer's atomic claim or its expiry cleanup.  Times
+are Unix timestamps (seconds, as floats) so the same SQL works unchanged on
+every supported database.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class ChannelMessage(models.Model):
+    """One message waiting on one channel, serialised with msgpack."""
+
+    channel = models.CharField(max_length=100)
+    expires = models.FloatField(help_text="Unix time after which nobody receives it.")
+    body = models.BinaryField()
+
+    class Meta:
+        app_label = "channels_app"
+        db_table = "channels_app_message"
+        # Claims read one channel oldest-first; capacity checks count one channel.
+        indexes = [
+            models.Index(fields=["channel", "id"], name="channels_app_msg_chan_id")
+        ]
+
+    def __str__(self) -> str:
+        return f"message {self.pk} on {self.channel}"
+
+
+class GroupMembership(models.Model):
+    """A channel's membership of a group, renewed by every ``group_add``.
+
+    ``capacity`` is the member channel's capacity, resolved from the layer's
+    configuration when the member joined, so ``group_send`` can honour every
+    member's limit inside a single SQL statement.
+    """
+
+    group_name = models.CharField(max_length=100)
+    channel = models.CharField(max_length=100)
+    expires = models.FloatField(help_text="Unix time after which the member is gone.")
+    capacity = models.PositiveIntegerField()
+
+    class Meta:
+        app_label = "channels_app"
+        db_table = "channels_app_groupmembership"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["group_name", "channel"], name="channels_app_group_member"
+            )
+        ]
+        # Expiry of a channel's messages removes it from all of its groups.
+        indexes = [models.Index(fields=["channel"], name="channels_app_grp_chan")]
+
+    def __str__(self) -> str:
+        return f"{self.channel} in {self.group_name}"

@@ -1,0 +1,293 @@
+"""The SQL of the database channel layer, one class per database vendor.
+
+Every operation is a *script*: a list of ``(sql, params)`` run in one
+transaction, in one round trip where the driver allows it.  Parameters use
+the ``%s`` style understood by both psycopg and Django's SQLite cursor.
+A message only ever leaves the table through :meth:`claim` (a single
+``DELETE ... RETURNING``) or through :meth:`cleanup` once it has expired.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+from .models import ChannelMessage, GroupMembership
+
+Script = list[tuple[str, Sequence[Any]]]
+
+MESSAGES = ChannelMessage._meta.db_table
+MEMBERS = GroupMembership._meta.db_table
+
+
+def inbox_of(channel: str) -> str:
+    """What a receiver waits on: the channel, or its prefix up to ``!``."""
+    bang = channel.find("!")
+    return channel if bang == -1 else channel[: bang + 1]
+
+
+def wake_key(inbox: str) -> str:
+    """The NOTIFY channel for ``inbox``: short enough for an identifier (63 bytes)."""
+    digest = hashlib.md5(inbox.encode(), usedforsecurity=False).hexdigest()
+    return f"channels_app_{digest}"
+
+
+class SQLiteStatements:
+    """SQLite 3.35+: ``RETURNING`` plus a single writer make each claim atomic."""
+
+    vendor = "sqlite"
+
+    def _in(self, values: Sequence[str]) -> str:
+        return ", ".join(["%s"] * len(values))
+
+    def send(
+        self, channel: str, expires: float, body: bytes, capacity: int, now: float
+    ) -> Script:
+        """Insert unless ``channel`` already holds ``capacity`` live messages.
+
+        Returns a row when the message was queued, none when the channel is full.
+        """
+        return [
+            (
+                f'INSERT INTO "{MESSAGES}" (channel, expires, body) '
+                f"SELECT %s, %s, %s WHERE (SELECT count(*) FROM (SELECT 1 FROM "
+                f'"{MESSAGES}" WHERE channel = %s AND expires > %s LIMIT %s)) < %s '
+                f"RETURNING id",
+                (channel, expires, body, channel, now, capacity, capacity),
+            )
+        ]
+
+    def peek(self, channels: Sequence[str], now: float) -> Script:
+        """Whether anything waits: a read, so idle polls never take the write lock."""
+        return [
+            (
+                f'SELECT 1 FROM "{MESSAGES}" WHERE channel IN ({self._in(channels)}) '
+                f"AND expires > %s LIMIT 1",
+                (*channels, now),
+            )
+        ]
+
+    def claim(
+        self, channels: Sequence[str], limit: int, now: float, shared: bool
+    ) -> Script:
+        """Delete and return the oldest live messages of ``channels``."""
+        return [
+            (
+                f'DELETE FROM "{MESSAGES}" WHERE id IN (SELECT id FROM "{MESSAGES}" '
+                f"WHERE channel IN ({self._in(channels)}) AND expires > %s "
+                f"ORDER BY id LIMIT %s) RETURNING id, channel, expires, body",
+                (*channels, now, limit),
+            )
+        ]
+
+    def put_back(self, rows: Sequence[tuple[int, str, float, bytes]]) -> Script:
+        """Re-insert claimed rows nobody took, under their old ids (keeps FIFO)."""
+        return [
+            (
+                f'INSERT INTO "{MESSAGES}" (id, channel, expires, body) '
+                f"VALUES (%s, %s, %s, %s)",
+                row,
+            )
+            for row in rows
+        ]
+
+    def group_add(
+        self, group: str, channel: str, expires: float, capacity: int
+    ) -> Script:
+        return [
+            (
+                f'INSERT INTO "{MEMBERS}" (group_name, channel, expires, capacity) '
+                f"VALUES (%s, %s, %s, %s) ON CONFLICT (group_name, channel) DO UPDATE "
+                f"SET expires = excluded.expires, capacity = excluded.capacity",
+                (group, channel, expires, capacity),
+            )
+        ]
+
+    def group_discard(self, group: str, channel: str) -> Script:
+        return [
+            (
+                f'DELETE FROM "{MEMBERS}" WHERE group_name = %s AND channel = %s',
+                (group, channel),
+            )
+        ]
+
+    def group_send(self, group: str, expires: float, body: bytes, now: float) -> Script:
+        """Queue on every live member below its capacity.
+
+        (SQLite cannot bound the count by a correlated ``LIMIT``, so it counts
+        each member's whole backlog: fine at development scale.)  The first
+        statement returns the members that got the message, the second all
+        live members with their capacities; the difference is the members
+        that were full.
+        """
+        return [
+            (
+                f'INSERT INTO "{MESSAGES}" (channel, expires, body) '
+                f'SELECT g.channel, %s, %s FROM "{MEMBERS}" g '
+                f"WHERE g.group_name = %s AND g.expires > %s AND (SELECT count(*) "
+                f'FROM "{MESSAGES}" m WHERE m.channel = g.channel '
+                f"AND m.expires > %s) < g.capacity "
+                f"RETURNING channel",
+                (expires, body, group, now, now),
+            ),
+            (
+                f'SELECT channel, capacity FROM "{MEMBERS}" '
+                f"WHERE group_name = %s AND expires > %s",
+                (group, now),
+            ),
+        ]
+
+    def cleanup(self, now: float) -> Script:
+        """Drop expired rows; a channel whose messages expired leaves its groups."""
+        return [
+            (
+                f'DELETE FROM "{MEMBERS}" WHERE expires <= %s OR channel IN '
+                f'(SELECT channel FROM "{MESSAGES}" WHERE expires <= %s)',
+                (now, now),
+            ),
+            (f'DELETE FROM "{MESSAGES}" WHERE expires <= %s', (now,)),
+        ]
+
+    def flush(self) -> Script:
+        return [(f'DELETE FROM "{MESSAGES}"', ()), (f'DELETE FROM "{MEMBERS}"', ())]
+
+
+#: ``inbox_of`` in SQL, for waking the owners of group members.
+_INBOX_SQL = (
+    "CASE WHEN strpos(channel, '!') > 0 "
+    "THEN left(channel, strpos(channel, '!')) ELSE channel END"
+)
+#: ``wake_key`` in SQL.
+_WAKE_SQL = f"'channels_app_' || md5({_INBOX_SQL})"
+#: Serialises cleanups across processes without holding anything afterwards.
+CLEANUP_LOCK_KEY = zlib.crc32(MESSAGES.encode()) - 2**31
+
+
+class PostgresStatements(SQLiteStatements):
+    """PostgreSQL: ``SKIP LOCKED`` claims and ``NOTIFY`` in the sending transaction.
+
+    Every script is a single statement, so it is one implicit transaction and
+    keeps no session state: sends work through PgBouncer in transaction mode.
+    """
+
+    vendor = "postgresql"
+
+    def send(
+        self, channel: str, expires: float, body: bytes, capacity: int, now: float
+    ) -> Script:
+        return [
+            (
+                f'WITH sent AS (INSERT INTO "{MESSAGES}" (channel, expires, body) '
+                f"SELECT %s::text, %s, %s WHERE (SELECT count(*) FROM (SELECT 1 FROM "
+                f'"{MESSAGES}" WHERE channel = %s::text AND expires > %s LIMIT %s) q) '
+                f"< %s RETURNING 1) SELECT pg_notify(%s, '') FROM sent",
+                (
+                    channel,
+                    expires,
+                    body,
+                    channel,
+                    now,
+                    capacity,
+                    capacity,
+                    wake_key(inbox_of(channel)),
+                ),
+            )
+        ]
+
+    def claim(
+        self, channels: Sequence[str], limit: int, now: float, shared: bool
+    ) -> Script:
+        """Oldest first; ``shared`` channels skip rows other receivers are taking.
+
+        Without ``SKIP LOCKED`` a concurrent claim waits for the other one and
+        then skips the rows it deleted, so each row is still returned once;
+        process-specific inboxes have one reader and need no row locks.
+        """
+        if shared:
+            where, params = "channel = %s::text", (channels[0],)
+            lock = " FOR UPDATE SKIP LOCKED"
+        else:
+            where, params = "channel = ANY(%s::text[])", (list(channels),)
+            lock = ""
+        return [
+            (
+                f'DELETE FROM "{MESSAGES}" WHERE id = ANY(ARRAY(SELECT id FROM '
+                f'"{MESSAGES}" WHERE {where} AND expires > %s ORDER BY id LIMIT %s'
+                f"{lock})) RETURNING id, channel, expires, body",
+                (*params, now, limit),
+            )
+        ]
+
+    def put_back(self, rows: Sequence[tuple[int, str, float, bytes]]) -> Script:
+        columns = zip(*rows, strict=True)
+        ids, channels, expires, bodies = (list(column) for column in columns)
+        return [
+            (
+                f'WITH back AS (INSERT INTO "{MESSAGES}" (id, channel, expires, body) '
+                f"SELECT * FROM unnest(%s::bigint[], %s::text[], %s::float8[], "
+                f"%s::bytea[]) RETURNING channel) "
+                f"SELECT pg_notify(key, '') FROM (SELECT DISTINCT {_WAKE_SQL} AS key "
+                f"FROM back) w",
+                (ids, channels, expires, bodies),
+            )
+        ]
+
+    def group_add(
+        self, group: str, channel: str, expires: float, capacity: int
+    ) -> Script:
+        [(sql, params)] = super().group_add(group, channel, expires, capacity)
+        return [(sql.replace("VALUES (%s, %s", "VALUES (%s::text, %s::text"), params)]
+
+    def group_send(self, group: str, expires: float, body: bytes, now: float) -> Script:
+        """One statement: insert for members below capacity, wake their owners.
+
+        Returns the members that were full as ``(channel, capacity)`` rows plus
+        one row ``(NULL, number of inboxes woken)`` that forces the NOTIFYs to run.
+        """
+        return [
+            (
+                f"WITH members AS (SELECT g.channel, g.capacity, (SELECT count(*) FROM "
+                f'(SELECT 1 FROM "{MESSAGES}" m WHERE m.channel = g.channel AND '
+                f"m.expires > %s LIMIT g.capacity) q) AS queued "
+                f'FROM "{MEMBERS}" g WHERE g.group_name = %s::text '
+                f"AND g.expires > %s), "
+                f'sent AS (INSERT INTO "{MESSAGES}" (channel, expires, body) '
+                f"SELECT channel, %s, %s FROM members WHERE queued < capacity "
+                f"RETURNING channel), "
+                f"woken AS (SELECT pg_notify(key, '') FROM "
+                f"(SELECT DISTINCT {_WAKE_SQL} AS key FROM sent) w) "
+                f"SELECT channel, capacity FROM members WHERE queued >= capacity "
+                f"UNION ALL SELECT NULL, count(*) FROM woken",
+                (now, group, now, expires, body),
+            )
+        ]
+
+    def cleanup(self, now: float) -> Script:
+        """Skipped (returns false) while another process holds the cleanup lock."""
+        return [
+            (
+                f"WITH lock AS (SELECT pg_try_advisory_xact_lock(%s) AS held), "
+                f'gone AS (DELETE FROM "{MESSAGES}" WHERE expires <= %s AND '
+                f"(SELECT held FROM lock) RETURNING channel), "
+                f'left_groups AS (DELETE FROM "{MEMBERS}" '
+                f"WHERE (SELECT held FROM lock) "
+                f"AND (expires <= %s OR channel IN (SELECT channel FROM gone)) "
+                f"RETURNING 1) "
+                f"SELECT (SELECT held FROM lock), (SELECT count(*) FROM gone), "
+                f"(SELECT count(*) FROM left_groups)",
+                (CLEANUP_LOCK_KEY, now, now),
+            )
+        ]
+
+
+def statements_for(vendor: str) -> SQLiteStatements:
+    """The statements for a Django database vendor, or ``ValueError``."""
+    if vendor == "postgresql":
+        return PostgresStatements()
+    if vendor == "sqlite":
+        return SQLiteStatements()
+    raise ValueError(
+        f"The database channel layer supports PostgreSQL and SQLite, not {vendor!r}"
+    )

@@ -1,0 +1,188 @@
+"""Everything a database layer holds for one event loop.
+
+Async database connections belong to the event loop that opened them, so a
+layer keeps one :class:`LoopState` per loop it is used from: normally just the
+server's or worker's loop.  On PostgreSQL a state holds at most three
+connections, whatever the number of consumers: one that listens, one for
+sends and group operations, one for claims and cleanup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from .executors import ChannelLayerUnavailable, DjangoExecutor, PsycopgExecutor, Rows
+from .inbox import Inbox, Row
+from .listener import Listener
+from .sql import Script, inbox_of, wake_key
+
+if TYPE_CHECKING:
+    from .layer import DatabaseChannelLayer
+
+logger = logging.getLogger("channels_app.layers.database")
+
+
+class LoopState:
+    """Connections, inboxes and housekeeping of one layer on one event loop."""
+
+    def __init__(self, layer: DatabaseChannelLayer) -> None:
+        self.layer = layer
+        self.statements = layer.statements
+        self.batch_size = layer.batch_size
+        self.closing = False
+        self.inboxes: dict[str, Inbox] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._next_cleanup = 0.0
+        self._cleaning = False
+        self._safety_poll: asyncio.Task | None = None
+        if layer.statements.vendor == "postgresql":
+            self.executor: Any = PsycopgExecutor(
+                layer.connect_kwargs(layer.database),
+                layer.connect_kwargs(layer.send_database),
+            )
+            self.listener: Listener | None = Listener(
+                layer.connect_kwargs(layer.database),
+                on_notify=self._notified,
+                on_reconnect=self._wake_all,
+                health_interval=layer.poll_interval,
+            )
+            self.notified = True
+            self.min_poll_delay = self.max_poll_delay = layer.poll_interval
+        else:
+            self.executor = DjangoExecutor(layer.database, wal=layer.sqlite_wal)
+            self.listener = None
+            self.notified = False
+            self.min_poll_delay = min(0.005, layer.poll_interval)
+            self.max_poll_delay = layer.poll_interval
+        self._keys: dict[str, Inbox] = {}
+
+    # -- inboxes ------------------------------------------------------------
+
+    def inbox(self, channel: str) -> Inbox:
+        name = inbox_of(channel)
+        inbox = self.inboxes.get(name)
+        if inbox is None:
+            inbox = self.inboxes[name] = Inbox(self, name)
+            self._keys[wake_key(name)] = inbox
+            if self.listener is not None and self._safety_poll is None:
+                self._safety_poll = asyncio.ensure_future(self._poll_safely())
+        return inbox
+
+    async def ready(self, inbox: Inbox) -> None:
+        """Return once the database will wake ``inbox`` for new messages."""
+        if self.listener is not None:
+            await self.listener.listen(wake_key(inbox.name))
+
+    def _notified(self, key: str) -> None:
+        inbox = self._keys.get(key)
+        if inbox is not None:
+            inbox.wake()
+
+    def _wake_all(self) -> None:
+        for inbox in list(self.inboxes.values()):
+            inbox.wake()
+
+    def woke(self, channels: Any) -> None:
+        """Without notifications, wake local inboxes we just sent to ourselves."""
+        if self.notified:
+            return
+        for channel in channels:
+            inbox = self.inboxes.get(inbox_of(channel))
+            if inbox is not None:
+                inbox.wake()
+
+    async def _poll_safely(self) -> None:
+        """Recover from a lost notification; in the steady state nothing is lost."""
+        while not self.closing:
+            await asyncio.sleep(self.layer.poll_interval)
+            now = time.time()
+            for inbox in list(self.inboxes.values()):
+                inbox.sweep(now)
+                if inbox.has_waiters():
+                    inbox.wake()
+
+    # -- statements -----------------------------------------------------------
+
+    async def run(self, script: Script) -> list[Rows]:
+        self.maybe_clean_up()
+        return await self.executor.run(script)
+
+    async def claim(self, inbox: Inbox, channels: list[str], limit: int) -> list[Row]:
+        now = time.time()
+        self.maybe_clean_up()
+        script = self.statements.claim(channels, limit, now, inbox.shared)
+        if isinstance(self.executor, DjangoExecutor):
+            guard = self.statements.peek(channels, now)
+            results = await self.executor.run(script, guard=guard)
+        else:
+            results = await self.executor.run_claim(script)
+        return results[-1] or []
+
+    async def put_back(self, inbox: Inbox, rows: list[Row]) -> None:
+        """Return rows no local receiver took, so another process can have them."""
+        try:
+            if isinstance(self.executor, DjangoExecutor):
+                await self.executor.run(self.statements.put_back(rows))
+            else:
+                await self.executor.run_claim(self.statements.put_back(rows))
+        except Exception as exc:
+            logger.error(
+                "Could not put back %d claimed message(s) on %r; they are lost: %s",
+                len(rows),
+                inbox.name,
+                exc,
+            )
+            return
+        inbox.known_empty.clear()
+        self.woke([inbox.name])
+
+    def maybe_clean_up(self) -> None:
+        """Piggy-back expiry cleanup on normal traffic, at most once per interval."""
+        now = time.monotonic()
+        if now < self._next_cleanup or self._cleaning or self.closing:
+            return
+        self._next_cleanup = now + self.layer.cleanup_interval
+        self._cleaning = True
+        self.spawn(self._clean_up())
+
+    async def _clean_up(self) -> None:
+        try:
+            script = self.statements.cleanup(time.time())
+            if isinstance(self.executor, DjangoExecutor):
+                await self.executor.run(script)
+            else:
+                await self.executor.run_claim(script)
+        except Exception as exc:
+            logger.debug("Channel layer cleanup skipped: %s", exc)
+        finally:
+            self._cleaning = False
+
+    def spawn(self, coroutine: Coroutine) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- shutdown -------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Finish in-flight claims (their rows are kept), then disconnect."""
+        self.closing = True
+        if self._safety_poll is not None:
+            self._safety_poll.cancel()
+        if self.listener is not None:
+            await self.listener.close()
+        drains = [inbox.task for inbox in self.inboxes.values() if inbox.task]
+        for inbox in self.inboxes.values():
+            if inbox.task is not None and not inbox.claiming:
+                inbox.task.cancel()  # waiting or backing off: nothing in hand
+        await asyncio.gather(*drains, *self._tasks, return_exceptions=True)
+        error = ChannelLayerUnavailable("The channel layer was closed")
+        for inbox in self.inboxes.values():
+            inbox.fail_waiters(error)
+        await self.executor.close()
+        if self._safety_poll is not None:
+            await asyncio.gather(self._safety_poll, return_exceptions=True)

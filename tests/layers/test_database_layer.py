@@ -1,0 +1,320 @@
+"""The database channel layer on SQLite and PostgreSQL: what users rely on."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+
+import pytest
+from django.db import connections
+
+from channels_app.exceptions import ChannelFull, MessageTooLarge
+from channels_app.layers import channel_layers
+from channels_app.layers.database import DatabaseChannelLayer
+from channels_app.models import ChannelMessage, GroupMembership
+
+from .database_fixtures import nothing_within, receive_within
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+def rows(backend_name: str, model) -> int:
+    alias = "default" if backend_name == "sqlite" else "postgres"
+    return model.objects.using(alias).count()
+
+
+async def count_rows(backend_name: str, model) -> int:
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(rows)(backend_name, model)
+
+
+# -- channels -------------------------------------------------------------
+
+
+async def test_send_then_receive_in_order(make_db_layer):
+    sender, receiver = make_db_layer(), make_db_layer()
+    for n in range(5):
+        await sender.send("tasks", {"type": "task", "n": n})
+    got = [(await receive_within(receiver, "tasks"))["n"] for _ in range(5)]
+    assert got == [0, 1, 2, 3, 4]
+
+
+async def test_receive_waits_for_a_later_send(make_db_layer):
+    sender, receiver = make_db_layer(), make_db_layer()
+    waiting = asyncio.ensure_future(receive_within(receiver, "later"))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    await sender.send("later", {"type": "x"})
+    assert await waiting == {"type": "x"}
+
+
+async def test_values_survive_the_round_trip(make_db_layer):
+    layer = make_db_layer()
+    message = {
+        "type": "chat.message",
+        "text": "héllo ✓",
+        "bytes": b"\x00\xff",
+        "nested": {"list": [1, 2.5, None, True], "empty": {}},
+        "tuple": (1, 2),
+    }
+    await layer.send("values", message)
+    got = await receive_within(layer, "values")
+    assert got == {**message, "tuple": [1, 2]}
+
+
+async def test_a_message_is_delivered_once(make_db_layer, backend):
+    layer = make_db_layer()
+    await layer.send("once", {"type": "only"})
+    assert await receive_within(layer, "once") == {"type": "only"}
+    assert await nothing_within(layer, "once")
+    assert await count_rows(backend, ChannelMessage) == 0
+
+
+async def test_bad_input_is_refused_and_nothing_is_queued(make_db_layer, backend):
+    layer = make_db_layer(max_message_size=10_000)
+    with pytest.raises(TypeError, match="dict"):
+        await layer.send("bad", ["not", "a", "dict"])
+    with pytest.raises(TypeError, match=r"message\['when'\]"):
+        await layer.send("bad", {"when": object()})
+    with pytest.raises(TypeError, match="invalid"):
+        await layer.send("bad name", {"type": "x"})
+    with pytest.raises(TypeError, match="invalid"):
+        await layer.receive("chat\n")
+    with pytest.raises(MessageTooLarge, match="10000"):
+        await layer.send("bad", {"blob": b"x" * 20_000})
+    assert await count_rows(backend, ChannelMessage) == 0
+
+
+async def test_a_megabyte_message_is_carried(make_db_layer):
+    layer = make_db_layer()
+    blob = b"\x01" * 1_000_000
+    await layer.send("big", {"blob": blob})
+    assert (await receive_within(layer, "big"))["blob"] == blob
+
+
+async def test_full_channel_raises_and_frees_up_after_a_receive(make_db_layer):
+    layer = make_db_layer(capacity=3)
+    for n in range(3):
+        await layer.send("bounded", {"n": n})
+    with pytest.raises(ChannelFull, match="bounded"):
+        await layer.send("bounded", {"n": 3})
+    assert (await receive_within(layer, "bounded"))["n"] == 0
+    await layer.send("bounded", {"n": 4})
+    got = [(await receive_within(layer, "bounded"))["n"] for _ in range(3)]
+    assert got == [1, 2, 4]
+
+
+async def test_channel_capacity_globs_and_regexes(make_db_layer):
+    layer = make_db_layer(
+        capacity=100,
+        channel_capacity={"small.*": 1, re.compile(r"^tiny$"): 2},
+    )
+    await layer.send("small.one", {})
+    with pytest.raises(ChannelFull):
+        await layer.send("small.one", {})
+    await layer.send("tiny", {})
+    await layer.send("tiny", {})
+    with pytest.raises(ChannelFull):
+        await layer.send("tiny", {})
+    for _ in range(5):
+        await layer.send("other", {})
+
+
+async def test_expired_messages_are_never_received(make_db_layer, backend):
+    layer = make_db_layer(expiry=0.3, cleanup_interval=0.05)
+    await layer.send("stale", {"type": "old"})
+    await asyncio.sleep(0.5)
+    assert await nothing_within(layer, "stale", 0.2)
+    # Cleanup piggy-backs on traffic: the expired row leaves the table.
+    await layer.send("fresh", {"type": "new"})
+    await asyncio.sleep(0.2)
+    await layer.send("fresh", {"type": "new"})
+    assert await count_rows(backend, ChannelMessage) == 2
+
+
+async def test_new_channel_names_are_unique_process_specific_names(make_db_layer):
+    layer = make_db_layer()
+    names = {await layer.new_channel() for _ in range(100)}
+    assert len(names) == 100
+    for name in names:
+        assert name.startswith("specific.") and "!" in name
+        layer.require_valid_channel_name(name)
+    assert (await layer.new_channel("worker")).startswith("worker.")
+
+
+async def test_process_specific_channels_across_two_layers(make_db_layer):
+    server, worker = make_db_layer(), make_db_layer()
+    channels = [await server.new_channel() for _ in range(3)]
+    receivers = [asyncio.ensure_future(receive_within(server, c)) for c in channels]
+    await asyncio.sleep(0.1)
+    for n, channel in enumerate(channels):
+        await worker.send(channel, {"n": n})
+    assert [(await r)["n"] for r in receivers] == [0, 1, 2]
+
+
+async def test_cancelled_receives_lose_nothing(make_db_layer):
+    """Receivers cancelled at random moments: every message still arrives once."""
+    sender, receiver = make_db_layer(), make_db_layer()
+    channel = await receiver.new_channel()
+    got = []
+    for n in range(60):
+        task = asyncio.ensure_future(receiver.receive(channel))
+        await sender.send(channel, {"n": n})
+        await asyncio.sleep((n % 6) * 0.001)
+        task.cancel()
+        try:
+            got.append((await task)["n"])
+        except asyncio.CancelledError:
+            pass
+    for n in range(60, 80):
+        await sender.send("shared", {"n": n})
+        task = asyncio.ensure_future(receiver.receive("shared"))
+        await asyncio.sleep((n % 4) * 0.002)
+        task.cancel()
+        try:
+            got.append((await task)["n"])
+        except asyncio.CancelledError:
+            pass
+    while len(got) < 80:
+        source = channel if len([g for g in got if g < 60]) < 60 else "shared"
+        got.append((await receive_within(receiver, source))["n"])
+    assert sorted(got) == list(range(80))
+
+
+# -- groups ---------------------------------------------------------------
+
+
+async def test_group_send_reaches_every_member_once(make_db_layer):
+    server, worker = make_db_layer(), make_db_layer()
+    channels = [await server.new_channel() for _ in range(20)]
+    for channel in channels:
+        await server.group_add("room", channel)
+    await server.group_add("room", channels[0])  # re-adding does not duplicate
+    assert await worker.group_send("room", {"type": "hello"}) == 0
+    for channel in channels:
+        assert await receive_within(server, channel) == {"type": "hello"}
+        assert await nothing_within(server, channel, 0.05)
+
+
+async def test_group_discard_and_empty_groups(make_db_layer):
+    layer = make_db_layer()
+    a, b = await layer.new_channel(), await layer.new_channel()
+    await layer.group_add("g", a)
+    await layer.group_add("g", b)
+    await layer.group_discard("g", a)
+    await layer.group_discard("g", "never-added")
+    await layer.group_send("g", {"type": "m"})
+    await layer.group_send("nobody-here", {"type": "m"})
+    assert await receive_within(layer, b) == {"type": "m"}
+    assert await nothing_within(layer, a)
+
+
+async def test_group_add_renews_the_membership(make_db_layer, backend):
+    layer = make_db_layer(group_expiry=0.6)
+    channel = await layer.new_channel()
+    await layer.group_add("renewed", channel)
+    await asyncio.sleep(0.4)
+    await layer.group_add("renewed", channel)
+    await asyncio.sleep(0.4)  # 0.8 s after the first add, 0.4 s after renewal
+    await layer.group_send("renewed", {"type": "still"})
+    assert await receive_within(layer, channel) == {"type": "still"}
+    assert await count_rows(backend, GroupMembership) == 1
+
+
+async def test_expired_memberships_receive_nothing(make_db_layer):
+    layer = make_db_layer(group_expiry=0.2)
+    channel = await layer.new_channel()
+    await layer.group_add("short", channel)
+    await asyncio.sleep(0.3)
+    await layer.group_send("short", {"type": "late"})
+    assert await nothing_within(layer, channel)
+
+
+async def test_group_send_skips_full_members_loudly(make_db_layer, caplog):
+    layer = make_db_layer(capacity=2, channel_capacity={"roomy.*": 10})
+    full, ok = "full.member", "roomy.member"
+    await layer.group_add("g", full)
+    await layer.group_add("g", ok)
+    for _ in range(2):
+        await layer.send(full, {"type": "filler"})
+    with caplog.at_level(logging.WARNING, "channels_app.layers.database"):
+        skipped = await layer.group_send("g", {"type": "news"})
+    assert skipped == 1
+    assert layer.dropped_messages == 1
+    assert "full.member" in caplog.text and "capacity 2" in caplog.text
+    assert await receive_within(layer, ok) == {"type": "news"}
+    assert [await receive_within(layer, full) for _ in range(2)] == [
+        {"type": "filler"}
+    ] * 2
+    assert await nothing_within(layer, full)
+
+
+async def test_expired_messages_take_their_channel_out_of_groups(
+    make_db_layer, backend
+):
+    layer = make_db_layer(expiry=0.2, cleanup_interval=0.05)
+    await layer.group_add("g", "abandoned")
+    await layer.send("abandoned", {"type": "never read"})
+    await asyncio.sleep(0.3)
+    await layer.send("elsewhere", {})  # traffic triggers the cleanup
+    await asyncio.sleep(0.2)
+    await layer.send("elsewhere", {})
+    assert await count_rows(backend, GroupMembership) == 0
+
+
+async def test_flush_empties_channels_and_groups(make_db_layer, backend):
+    layer = make_db_layer()
+    await layer.send("a", {})
+    await layer.group_add("g", "b")
+    await layer.flush()
+    assert await count_rows(backend, ChannelMessage) == 0
+    assert await count_rows(backend, GroupMembership) == 0
+    await layer.group_send("g", {})
+    assert await nothing_within(layer, "b")
+
+
+# -- configuration ----------------------------------------------------------
+
+
+def test_built_from_channel_layers_settings(settings):
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_app.layers.database.DatabaseChannelLayer",
+            "CONFIG": {"database": "default", "expiry": 30, "capacity": 7},
+        }
+    }
+    layer = channel_layers["default"]
+    assert isinstance(layer, DatabaseChannelLayer)
+    assert (layer.expiry, layer.capacity, layer.database) == (30, 7, "default")
+    assert layer.extensions == ["groups", "flush"]
+
+
+def test_unknown_database_or_option_is_a_clear_error(settings):
+    from channels_app.exceptions import InvalidChannelLayerError
+
+    with pytest.raises(InvalidChannelLayerError, match="'nowhere' is not in DATABASES"):
+        DatabaseChannelLayer(database="nowhere")
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_app.layers.database.DatabaseChannelLayer",
+            "CONFIG": {"alias": "default"},
+        }
+    }
+    with pytest.raises(InvalidChannelLayerError, match="alias"):
+        channel_layers["default"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_polling_latency_on_sqlite_is_bounded(make_db_layer):
+    """Without notifications a receiver in another process polls at most 0.1 s."""
+    sender, receiver = make_db_layer(), make_db_layer()
+    waiting = asyncio.ensure_future(receive_within(receiver, "slow"))
+    await asyncio.sleep(1.0)  # let the back-off reach its ceiling
+    sent = time.monotonic()
+    await sender.send("slow", {})
+    await waiting
+    assert time.monotonic() - sent < 1.0
+    assert connections["default"].vendor == "sqlite"

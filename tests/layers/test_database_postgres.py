@@ -1,0 +1,163 @@
+"""PostgreSQL specifics: NOTIFY wake-ups, the connection budget, surviving a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
+
+from channels_app.layers.database import ChannelLayerUnavailable, DatabaseChannelLayer
+from channels_app.layers.database.sql import wake_key
+from tests.servers import ROOT, TESTPROJECT
+
+from .database_fixtures import nothing_within, receive_within
+from .private_postgres import private_postgres  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+#: Run a ``make_db_layer`` test on PostgreSQL only.
+postgres_only = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+
+
+@postgres_only
+async def test_receivers_are_woken_by_notify_not_by_polling(make_db_layer):
+    sender = make_db_layer()
+    receiver = make_db_layer(poll_interval=600)  # the safety poll never fires here
+    for round_ in range(3):
+        waiting = asyncio.ensure_future(receive_within(receiver, "pushed", 3))
+        await asyncio.sleep(0.1)
+        await sender.send("pushed", {"round": round_})
+        assert await waiting == {"round": round_}
+
+
+@postgres_only
+async def test_the_notification_carries_no_message(make_db_layer):
+    """A listener that is not a receiver learns only that something arrived."""
+    import psycopg
+
+    layer = make_db_layer()
+    params = layer.connect_kwargs("postgres")
+    async with await psycopg.AsyncConnection.connect(autocommit=True, **params) as spy:
+        await spy.execute(f'LISTEN "{wake_key("spied")}"')
+        await layer.send("spied", {"secret": "x" * 10_000})
+        async for notify in spy.notifies(timeout=5, stop_after=1):
+            assert notify.payload == ""
+    assert (await receive_within(layer, "spied"))["secret"] == "x" * 10_000
+
+
+def layer_connections() -> int:
+    try:
+        with connections["postgres"].cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() "
+                "AND application_name = 'channels_app.layers.database'"
+            )
+            return cursor.fetchone()[0]
+    finally:
+        connections["postgres"].close()  # this thread's, or teardown would wait
+
+
+@postgres_only
+async def test_connections_stay_fixed_however_many_consumers_wait(make_db_layer):
+    """One listener, one send and one claim connection for 300 receivers."""
+    layer = make_db_layer()
+    channels = [await layer.new_channel() for _ in range(290)]
+    channels += [f"worker.queue{n}" for n in range(10)]
+    receivers = [asyncio.ensure_future(layer.receive(c)) for c in channels]
+    await asyncio.sleep(0.5)
+    await asyncio.gather(*(layer.send(c, {"to": c}) for c in channels))
+    got = await asyncio.wait_for(asyncio.gather(*receivers), 20)
+    assert [m["to"] for m in got] == channels
+    assert await sync_to_async(layer_connections)() == 3
+
+
+@postgres_only
+async def test_a_second_layer_in_the_same_process_delivers_nothing_twice(make_db_layer):
+    first, second = make_db_layer(), make_db_layer()
+    a = [asyncio.ensure_future(first.receive("both")) for _ in range(5)]
+    b = [asyncio.ensure_future(second.receive("both")) for _ in range(5)]
+    await asyncio.sleep(0.2)
+    for n in range(10):
+        await first.send("both", {"n": n})
+    got = await asyncio.wait_for(asyncio.gather(*a, *b), 10)
+    assert sorted(m["n"] for m in got) == list(range(10))
+    assert await nothing_within(second, "both")
+
+
+@pytest.fixture
+def private_layer(private_postgres, transactional_db):  # noqa: F811
+    """A layer on the private server, its tables created by the app's migrations."""
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        PGHOST="127.0.0.1",
+        PGPORT=str(private_postgres.port),
+        PGDATABASE="postgres",
+        PGUSER="postgres",
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(TESTPROJECT)]),
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "django",
+            "migrate",
+            "--database",
+            "postgres",
+            "-v0",
+            "--skip-checks",
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+    entry = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "postgres",
+        "USER": "postgres",
+        "HOST": "127.0.0.1",
+        "PORT": str(private_postgres.port),
+        "OPTIONS": {"connect_timeout": 3},
+    }
+    configured = {"default": connections.settings["default"], "private": entry}
+    connections.settings["private"] = connections.configure_settings(configured)[
+        "private"
+    ]
+    yield DatabaseChannelLayer(database="private", poll_interval=1)
+    del connections.settings["private"]
+
+
+async def test_layer_survives_a_postgresql_restart(private_layer, private_postgres):  # noqa: F811
+    layer = private_layer
+    try:
+        await layer.send("before", {"n": 1})
+        assert await receive_within(layer, "before") == {"n": 1}
+        await layer.send("kept", {"queued": "before the restart"})
+        waiting = asyncio.ensure_future(layer.receive("during"))
+        await asyncio.sleep(0.2)
+
+        await asyncio.to_thread(private_postgres.stop)
+        # A send during the outage fails quickly and clearly; it does not hang.
+        with pytest.raises(ChannelLayerUnavailable, match="PostgreSQL is unreachable"):
+            await asyncio.wait_for(layer.send("during", {"n": 2}), 10)
+        with pytest.raises(ChannelLayerUnavailable):
+            await asyncio.wait_for(layer.send("during", {"n": 2}), 10)
+        assert not waiting.done()
+
+        await asyncio.to_thread(private_postgres.start)
+        await layer.send("during", {"n": 3})
+        # The waiting receiver reconnected by itself and resumed.
+        assert await asyncio.wait_for(waiting, 15) == {"n": 3}
+        # A clean shutdown keeps queued rows, even in UNLOGGED tables.
+        assert await receive_within(layer, "kept", 10) == {
+            "queued": "before the restart"
+        }
+    finally:
+        await layer.close()
