@@ -53,7 +53,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import Result, main
+from harness import Result, add_layer_arguments, main
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE / "wsbench"
@@ -271,14 +271,7 @@ async def measure(impl: str, args: argparse.Namespace):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--layer",
-        default="channels_app.layers.InMemoryChannelLayer",
-        help="dotted path of the layer class (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--config", default="{}", help="the layer's CONFIG as JSON (default: {})"
-    )
+    add_layer_arguments(parser)
     parser.add_argument(
         "--databases",
         default="",

@@ -11,7 +11,6 @@ import uuid
 from pathlib import Path
 
 from tests.servers import (
-    TESTPROJECT,
     ServerProcess,
     free_port,
     migrate,
@@ -53,17 +52,7 @@ class ProjectProcess(ServerProcess):
     """
 
     def __init__(self, args: list[str], port: int, log_path: Path, env: dict):
-        self.port = port
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            args,
-            cwd=TESTPROJECT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        super().__init__(args, port, log_path, env, process_group=True)
 
     def send_signal(self, sig: int = signal.SIGTERM) -> None:
         if self.process.poll() is None:
