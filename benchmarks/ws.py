@@ -31,8 +31,14 @@ Measured, in this order, on one server process per implementation:
 
 ``--layer``/``--config`` choose the channel layer as in benchmarks/layers.py
 (a ``channels_app.`` prefix reads as ``channels.`` for Channels 4);
-``--databases`` (JSON for DATABASES) and ``--extra-apps`` serve layers that
-keep their messages in a database.
+``--databases`` (JSON for DATABASES; the bench project is migrated first)
+serves a database layer, e.g. on PostgreSQL (``--impl ours``: Channels 4 has
+no database layer)::
+
+    .venv/bin/python benchmarks/ws.py --impl ours \\
+        --layer channels_app.layers.database.DatabaseChannelLayer \\
+        --databases '{"default": {"ENGINE": "django.db.backends.postgresql",
+                      "HOST": "127.0.0.1", "USER": "postgres", "NAME": "bench"}}'
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import Result, main
+from harness import Result, add_layer_arguments, main
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE / "wsbench"
@@ -91,11 +97,17 @@ class Server:
             BENCH_LAYER=args.layer,
             BENCH_CONFIG=args.config,
             BENCH_DATABASES=args.databases,
-            BENCH_EXTRA_APPS=args.extra_apps,
             BENCH_SQLITE=os.path.join(workdir, "bench.sqlite3"),
             PYTHONPATH=os.pathsep.join([str(HERE), str(PROJECT)]),
         )
         self.log = open(os.path.join(workdir, f"runserver-{impl}.log"), "w+")  # noqa: SIM115
+        # A database layer needs its tables.
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+            cwd=PROJECT,
+            env=env,
+            check=True,
+        )
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -259,23 +271,11 @@ async def measure(impl: str, args: argparse.Namespace):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--layer",
-        default="channels_app.layers.InMemoryChannelLayer",
-        help="dotted path of the layer class (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--config", default="{}", help="the layer's CONFIG as JSON (default: {})"
-    )
+    add_layer_arguments(parser)
     parser.add_argument(
         "--databases",
         default="",
         help="DATABASES as JSON, for a database layer (default: a SQLite file)",
-    )
-    parser.add_argument(
-        "--extra-apps",
-        default="",
-        help="comma-separated apps to add to INSTALLED_APPS (e.g. a layer's app)",
     )
     parser.add_argument(
         "--seconds", type=float, default=5.0, help="length of each echo run"

@@ -3,6 +3,5 @@
 ``BENCH_IMPL`` (``ours`` or ``channels``) picks the implementation: the same
 consumer code is imported from ``channels_app`` or from ``channels``.
 ``BENCH_LAYER`` / ``BENCH_CONFIG`` (a dotted path and JSON) pick the channel
-layer; ``BENCH_DATABASES`` (JSON) and ``BENCH_EXTRA_APPS`` (comma-separated)
-give a database layer its database and app.
+layer; ``BENCH_DATABASES`` (JSON) gives a database layer its database.
 """

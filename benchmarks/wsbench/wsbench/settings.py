@@ -3,7 +3,7 @@
 import json
 import os
 
-from harness import import_impl
+from harness import PACKAGE
 
 IMPL = os.environ.get("BENCH_IMPL", "ours")
 
@@ -22,17 +22,16 @@ DATABASES = json.loads(os.environ.get("BENCH_DATABASES") or "{}") or {
     }
 }
 
-_layer = import_impl(
-    os.environ.get("BENCH_LAYER", "channels_app.layers.InMemoryChannelLayer"), IMPL
-)
+# A path, not the class: importing a layer may need the app registry.
+_layer = os.environ.get("BENCH_LAYER", "channels_app.layers.InMemoryChannelLayer")
+if _layer.startswith("channels_app."):
+    _layer = PACKAGE[IMPL] + _layer.removeprefix("channels_app")
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": f"{_layer.__module__}.{_layer.__qualname__}",
+        "BACKEND": _layer,
         "CONFIG": json.loads(os.environ.get("BENCH_CONFIG", "{}")),
     }
 }
-# A layer that needs an app of its own (e.g. for its tables) names it here.
-INSTALLED_APPS += [a for a in os.environ.get("BENCH_EXTRA_APPS", "").split(",") if a]
 
 # Both servers log every connection to these loggers; not what is measured.
 LOGGING = {
