@@ -68,6 +68,18 @@ def setup_django(impl: str, **settings: Any) -> None:
         django.setup()
 
 
+def add_layer_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--layer`` (a dotted path for :func:`import_impl`) and ``--config``."""
+    parser.add_argument(
+        "--layer",
+        default="channels_app.layers.InMemoryChannelLayer",
+        help="dotted path of the layer class (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--config", default="{}", help="the layer's CONFIG as JSON (default: {})"
+    )
+
+
 def channels_python(requirements: Iterable[str]) -> Path:
     """The Channels virtualenv's interpreter, creating or updating it as needed."""
     wanted = "\n".join(sorted(set(requirements)))

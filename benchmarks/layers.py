@@ -42,7 +42,7 @@ import sys
 import time
 
 import database
-from harness import Result, import_impl, main
+from harness import Result, add_layer_arguments, import_impl, main
 
 
 async def send_retrying(layer, channel: str, message: dict) -> None:
@@ -213,14 +213,7 @@ async def measure(impl: str, args: argparse.Namespace):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--layer",
-        default="channels_app.layers.InMemoryChannelLayer",
-        help="dotted path of the layer class (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--config", default="{}", help="the layer's CONFIG as JSON (default: {})"
-    )
+    add_layer_arguments(parser)
     parser.add_argument(
         "--seconds",
         type=float,

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
+from functools import partial
 from typing import Any
 
 # Installs Twisted's asyncio reactor; must come before anything imports
@@ -90,6 +92,39 @@ class LifespanClient:
             raise LifespanFailed(f"unexpected reply to lifespan.{phase}: {message!r}")
 
 
+class Inbox:
+    """One connection's incoming events, read by its application's ``receive``.
+
+    Stands in for the ``asyncio.Queue`` Daphne gives every connection: the
+    same ``put_nowait``/``get`` contract for one reader, without the four
+    deques and the event a full queue allocates up front -- a few kilobytes
+    per idle connection, and a server holds them by the thousand.
+    """
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[dict] | None = None
+        self._waiter: asyncio.Future | None = None
+
+    def put_nowait(self, item: dict) -> None:
+        if self._items is None:
+            self._items = deque()
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> dict:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
+
+
 class DevelopmentServer(Server):
     """Daphne's server, running lifespan hooks and ``workers`` on its event loop."""
 
@@ -118,6 +153,27 @@ class DevelopmentServer(Server):
         reactor.callWhenRunning(self._start_workers)
         reactor.addSystemEventTrigger("before", "shutdown", self._before_shutdown)
         super().run()
+
+    def create_application(self, protocol: Any, scope: dict) -> Inbox | None:
+        """Start the application for a new connection; return where its events go.
+
+        The contract of Daphne's method, with an :class:`Inbox` for a queue.
+        """
+        details = self.connections.get(protocol)
+        if details is None:
+            return None
+        if "application_instance" in details:
+            raise RuntimeError(f"{protocol!r} already has an application instance")
+        inbox = Inbox()
+        scope.setdefault("asgi", {"version": "3.0"})
+        details["application_instance"] = asyncio.ensure_future(
+            self.application(
+                scope=scope,
+                receive=inbox.get,
+                send=partial(self.handle_reply, protocol),
+            )
+        )
+        return inbox
 
     def listen_error(self, failure: Any) -> None:
         self.listen_failure = failure.getErrorMessage()

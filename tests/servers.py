@@ -36,7 +36,15 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20) -> 
 class ServerProcess:
     """A subprocess serving on a loopback port; its output goes to a log file."""
 
-    def __init__(self, args: list[str], port: int, log_path: Path, env: dict) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        port: int,
+        log_path: Path,
+        env: dict,
+        *,
+        process_group: bool = False,
+    ) -> None:
         self.port = port
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
@@ -46,6 +54,8 @@ class ServerProcess:
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            # Its own group, so a signal to the group reaches its children too.
+            start_new_session=process_group,
         )
 
     @property

@@ -11,14 +11,13 @@ import uuid
 from pathlib import Path
 
 from tests.servers import (
-    TESTPROJECT,
     ServerProcess,
     free_port,
     migrate,
     project_env,
     wait_for_port,
 )
-from tests.services import REDIS_URL, require
+from tests.services import PG, REDIS_URL, require
 
 
 def redis_layers(prefix: str | None = None, **config) -> dict:
@@ -53,17 +52,7 @@ class ProjectProcess(ServerProcess):
     """
 
     def __init__(self, args: list[str], port: int, log_path: Path, env: dict):
-        self.port = port
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            args,
-            cwd=TESTPROJECT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        super().__init__(args, port, log_path, env, process_group=True)
 
     def send_signal(self, sig: int = signal.SIGTERM) -> None:
         if self.process.poll() is None:
@@ -111,6 +100,10 @@ class E2EProject:
     def __init__(self, tmp_path: Path, layer: str, **env: str) -> None:
         if layer == "redis":
             require("redis")
+        self.database: str | None = None
+        if layer == "postgres":
+            self.database = create_postgres_database()
+            env = {**postgres_env(self.database), **env}
         self.tmp_path = tmp_path
         self.output = tmp_path / "output"
         self.output.mkdir(exist_ok=True)
@@ -167,3 +160,45 @@ class E2EProject:
         for process in self.processes:
             if not process._log.closed:
                 process.stop()
+        if self.database:
+            drop_postgres_database(self.database)
+
+
+def _postgres_admin():
+    import psycopg
+
+    return psycopg.connect(
+        host=PG["HOST"],
+        port=PG["PORT"],
+        user=PG["USER"],
+        password=PG["PASSWORD"] or None,
+        dbname="postgres",
+        autocommit=True,
+    )
+
+
+def create_postgres_database() -> str:
+    """A fresh PostgreSQL database for one project's processes to share."""
+    require("postgres")
+    base = os.environ.get("CHANNELS_APP_PG_TEST_DB", "test_channels_app")
+    name = f"{base}_e2e_{uuid.uuid4().hex[:8]}"
+    with _postgres_admin() as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return name
+
+
+def drop_postgres_database(name: str) -> None:
+    with _postgres_admin() as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def postgres_env(name: str) -> dict[str, str]:
+    """Settings for the demo project to use database ``name`` on the test server."""
+    return {
+        "DEMO_DATABASE": "postgres",
+        "PGHOST": PG["HOST"],
+        "PGPORT": str(PG["PORT"]),
+        "PGUSER": PG["USER"],
+        "PGPASSWORD": PG["PASSWORD"],
+        "PGDATABASE": name,
+    }

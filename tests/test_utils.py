@@ -49,3 +49,37 @@ async def test_dispatches_are_serialised():
     with pytest.raises(asyncio.CancelledError):
         await task
     assert overlaps == 0
+
+
+async def test_error_from_the_first_source_stops_the_others():
+    a, b = asyncio.Queue(), asyncio.Queue()
+
+    async def dispatch(message):
+        if message == "boom":
+            raise KeyError("first source failed")
+
+    task = asyncio.ensure_future(await_many_dispatch([a.get, b.get], dispatch))
+    await b.put("fine")
+    await asyncio.sleep(0.01)
+    await a.put("boom")
+    with pytest.raises(KeyError, match="first source failed"):
+        await task
+    await b.put("late")
+    await asyncio.sleep(0.01)
+    assert b.qsize() == 1
+
+
+async def test_cancelling_from_outside_is_a_cancellation():
+    a, b = asyncio.Queue(), asyncio.Queue()
+
+    async def dispatch(message):
+        pass
+
+    task = asyncio.ensure_future(await_many_dispatch([a.get, b.get], dispatch))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await b.put("late")
+    await asyncio.sleep(0.01)
+    assert b.qsize() == 1

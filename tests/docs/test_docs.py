@@ -2,6 +2,7 @@
 
 import ast
 import re
+import shlex
 import textwrap
 from pathlib import Path
 
@@ -45,3 +46,43 @@ def test_the_docs_have_python_examples():
 @pytest.mark.parametrize("code", PYTHON_BLOCKS)
 def test_python_examples_are_valid_python(code):
     compile(code, "<docs>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+
+
+TUTORIAL_PAGES = sorted((DOCS / "tutorial").glob("*.rst"))
+
+
+def test_tutorial_code_is_the_demos_own_or_commands_the_tests_run():
+    """Listings come from the demo (literalinclude); commands are the ones
+    tests/demo/test_deployments.py runs, with the environment it uses."""
+    from tests.demo.deployment import (
+        MIGRATE,
+        RUNSERVER,
+        RUNSERVER_WITH_WORKER,
+        RUNWORKER,
+        SHARED_LAYER_SETUPS,
+    )
+
+    commands_run = [MIGRATE, RUNSERVER, RUNWORKER, RUNSERVER_WITH_WORKER]
+    environments = [set(env.items()) for env in SHARED_LAYER_SETUPS.values()]
+    checked = 0
+    for page in TUTORIAL_PAGES:
+        text = page.read_text()
+        assert not re.search(r"^(?!\s*\.\. ).*::\s*$", text, re.MULTILINE), (
+            f"{page.name} has a literal block; use literalinclude"
+        )
+        for language, line, code in code_blocks(page):
+            where = f"{page.name}:{line}"
+            assert language == "console", f"{where}: include {language} code instead"
+            for command in code.splitlines():
+                if not command.startswith("$ "):
+                    continue
+                words = shlex.split(command[2:])
+                if words[0] == "python":
+                    assert words[1:] in commands_run, f"{where}: {command} untested"
+                elif words[0] == "export":
+                    pairs = {tuple(w.split("=", 1)) for w in words[1:] if "=" in w}
+                    assert any(pairs <= env for env in environments), where
+                else:
+                    assert words == ["cd", "testproject"], f"{where}: {command}"
+                checked += 1
+    assert checked >= 5

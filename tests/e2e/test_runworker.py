@@ -29,7 +29,17 @@ def queue(server, channel, n, **params):
     assert get(f"{server.url}/e2e/send/{channel}/?{query}")[0] == 200
 
 
-def test_message_from_a_view_reaches_a_separate_worker(project, server):
+@pytest.mark.parametrize("layer", ["redis", "sqlite", "postgres"])
+def test_message_from_a_view_reaches_a_separate_worker(tmp_path, layer):
+    project = E2EProject(tmp_path, layer)
+    try:
+        server = project.runserver("--noworker")
+        view_to_worker(project, server)
+    finally:
+        project.stop_all()
+
+
+def view_to_worker(project, server):
     worker = project.runworker("-v", "2")
     for n in range(3):
         queue(server, "e2e-tasks", n)

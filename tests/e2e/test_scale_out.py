@@ -12,7 +12,7 @@ from tests.serving import E2EProject
 
 pytestmark = pytest.mark.e2e
 
-LAYERS = ["redis"]
+LAYERS = ["redis", "postgres"]
 
 
 @pytest.fixture(params=LAYERS)

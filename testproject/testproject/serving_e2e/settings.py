@@ -1,4 +1,8 @@
-"""The demo settings plus the layer named by ``E2E_LAYER``."""
+"""The demo settings plus the layer named by ``E2E_LAYER``.
+
+``memory`` and ``redis`` are those layers; ``sqlite`` and ``postgres`` are the
+database layer on that database (the tests set ``DEMO_DATABASE`` to match).
+"""
 
 import os
 
@@ -25,6 +29,11 @@ elif _layer == "redis":
                 "prefix": _prefix,
             },
         }
+    }
+elif _layer in ("sqlite", "postgres"):
+    # The database layer, on the project's database (DEMO_DATABASE picks it).
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_app.layers.database.DatabaseChannelLayer"}
     }
 else:
     raise ValueError(f"E2E_LAYER={_layer!r} is not a layer these tests know")

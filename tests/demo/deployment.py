@@ -1,0 +1,159 @@
+"""The demo run as real processes, and a browser-like client for it.
+
+Each :class:`DemoDeployment` is the testproject with one set of the
+environment variables the README documents, started with the very commands
+the tutorial shows (:data:`MIGRATE`, :data:`RUNSERVER`, :data:`RUNWORKER`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from http.cookiejar import CookieJar
+from pathlib import Path
+
+import websockets
+
+from tests.servers import TESTPROJECT, free_port, project_env, wait_for_port
+from tests.serving import ProjectProcess
+
+#: The commands the tutorial's deployment step tells readers to run.
+MIGRATE = ["manage.py", "migrate"]
+RUNSERVER = ["manage.py", "runserver", "--noworker"]
+RUNWORKER = ["manage.py", "runworker", "chat-moderation"]
+#: ``make demo``: one process, the moderation worker inside the server.
+RUNSERVER_WITH_WORKER = ["manage.py", "runserver"]
+#: The environment of each multi-process set-up the README and tutorial show.
+SHARED_LAYER_SETUPS = {
+    "database": {"DEMO_DATABASE": "postgres", "DEMO_CHANNEL_LAYER": "database"},
+    "redis": {"DEMO_CHANNEL_LAYER": "redis"},
+}
+
+PASSWORD = "a-long-pass-42"
+
+
+class DemoDeployment:
+    """The demo project with the given environment, started process by process."""
+
+    def __init__(self, tmp_path: Path, **env: str) -> None:
+        self.tmp_path = tmp_path
+        self.env = project_env(
+            tmp_path,
+            DEMO_HEARTBEAT_SECONDS="0.3",
+            DEMO_PRESENCE_TIMEOUT="1.5",
+            **env,
+        )
+        self.processes: list[ProjectProcess] = []
+        subprocess.run(
+            [sys.executable, *MIGRATE, "--noinput", "-v0"],
+            cwd=TESTPROJECT,
+            env=self.env,
+            check=True,
+        )
+
+    def _start(self, args: list[str], port: int = 0) -> ProjectProcess:
+        name = f"{args[1]}-{len(self.processes)}"
+        process = ProjectProcess(
+            [sys.executable, *args], port, self.tmp_path / f"{name}.log", self.env
+        )
+        self.processes.append(process)
+        return process
+
+    def runserver(self, command: list[str] = RUNSERVER) -> ProjectProcess:
+        port = free_port()
+        server = self._start([*command, "--noreload", f"127.0.0.1:{port}"], port)
+        wait_for_port(port, server.process)
+        return server
+
+    def runworker(self) -> ProjectProcess:
+        worker = self._start(RUNWORKER)
+        worker.wait_for_log("Running worker for channels")
+        return worker
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.log_path.name}\n{p.log()}" for p in self.processes)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if not process._log.closed:
+                process.stop()
+
+
+class Visitor:
+    """One person with a cookie jar: signs up over HTTP, chats over WebSocket."""
+
+    def __init__(self, server: ProjectProcess) -> None:
+        self.server = server
+        self.cookies = CookieJar()
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.cookies)
+        )
+
+    def _csrf_from(self, path: str) -> str:
+        with self.opener.open(f"{self.server.url}{path}", timeout=10) as response:
+            page = response.read().decode()
+        return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1]
+
+    def post_form(self, path: str, fields: dict) -> str:
+        """Submit the form on ``path``; return the final URL's path."""
+        data = {"csrfmiddlewaretoken": self._csrf_from(path), **fields}
+        request = urllib.request.Request(
+            f"{self.server.url}{path}",
+            data=urllib.parse.urlencode(data).encode(),
+        )
+        with self.opener.open(request, timeout=10) as response:
+            return urllib.parse.urlsplit(response.url).path
+
+    def sign_up(self, username: str) -> None:
+        landed = self.post_form(
+            "/accounts/signup/",
+            {"username": username, "password1": PASSWORD, "password2": PASSWORD},
+        )
+        assert landed == "/", f"sign-up of {username} ended on {landed}"
+
+    def create_room(self, title: str) -> str:
+        return self.post_form("/", {"title": title})
+
+    def page(self, path: str) -> str:
+        with self.opener.open(f"{self.server.url}{path}", timeout=10) as response:
+            return response.read().decode()
+
+    def connect(self, path: str):
+        cookie = "; ".join(f"{c.name}={c.value}" for c in self.cookies)
+        return websockets.connect(
+            f"{self.server.ws_url}{path}",
+            origin=self.server.url,
+            additional_headers={"Cookie": cookie},
+        )
+
+
+async def next_event(ws, kind: str, timeout: float = 10) -> dict:
+    """The next event of type ``kind`` from the socket, skipping others."""
+
+    async def wait():
+        while True:
+            event = json.loads(await ws.recv())
+            if event["type"] == kind:
+                return event
+
+    return await asyncio.wait_for(wait(), timeout)
+
+
+async def presence_becomes(ws, users: list[str], timeout: float = 10) -> None:
+    async def wait():
+        while (await next_event(ws, "presence", timeout))["users"] != users:
+            pass
+
+    await asyncio.wait_for(wait(), timeout)
+
+
+async def keep_alive(ws, interval: float = 0.3) -> None:
+    """What the page's script does: a heartbeat every interval."""
+    while True:
+        await ws.send(json.dumps({"type": "heartbeat"}))
+        await asyncio.sleep(interval)
