@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
+import time
 from urllib.parse import parse_qs
 
 from asgiref.sync import async_to_sync
@@ -23,6 +25,9 @@ from . import moderation, posting, presence
 from .models import Message, Room
 
 logger = logging.getLogger("chat")
+
+#: Typing hints are throw-away; a client sending more is only making noise.
+TYPING_HINT_INTERVAL = 1.0
 
 
 @database_sync_to_async
@@ -139,6 +144,8 @@ class ChatConsumer(RoomMember, AsyncJsonWebsocketConsumer):
     ``error`` events.
     """
 
+    last_typing = -math.inf
+
     async def connect(self) -> None:
         user = self.scope["user"]
         room = await get_room(self.scope["url_route"]["kwargs"]["slug"])
@@ -157,18 +164,27 @@ class ChatConsumer(RoomMember, AsyncJsonWebsocketConsumer):
         if kind == "message":
             await self.post(content.get("text"))
         elif kind == "typing":
-            await self.channel_layer.group_send(
-                self.room.group_name,
-                {
-                    "type": "chat.typing",
-                    "user": self.user.get_username(),
-                    "channel": self.channel_name,
-                },
-            )
+            await self.typing()
         elif kind == "heartbeat":
             await self.still_here()
         else:
             await self.deliver("error", {"error": f"Unknown event type {kind!r}."})
+
+    async def typing(self) -> None:
+        """Relay a typing hint; more than one a second between two messages
+        is dropped, however fast the client sends them."""
+        now = time.monotonic()
+        if now - self.last_typing < TYPING_HINT_INTERVAL:
+            return
+        self.last_typing = now
+        await self.channel_layer.group_send(
+            self.room.group_name,
+            {
+                "type": "chat.typing",
+                "user": self.user.get_username(),
+                "channel": self.channel_name,
+            },
+        )
 
     async def post(self, text) -> None:
         try:
@@ -179,6 +195,8 @@ class ChatConsumer(RoomMember, AsyncJsonWebsocketConsumer):
             await self.deliver("error", {"error": str(exc)})
             return
         await posting.publish(self.channel_layer, self.room, message)
+        # The message ends the typing; a new hint after it is news again.
+        self.last_typing = -math.inf
 
     async def deliver(self, kind: str, payload: dict) -> None:
         await self.send_json({"type": kind, **payload})

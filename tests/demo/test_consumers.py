@@ -95,8 +95,14 @@ async def test_typing_reaches_the_others_but_not_the_typist(lobby, ada, bob):
     bob_ws, _, _ = await open_socket(bob)
     await receive_until(alice_ws, "presence")
     await alice_ws.receive_json_from()  # presence with bob
+    for _ in range(5):
+        await alice_ws.send_json_to({"type": "typing"})
+    assert await receive_until(bob_ws, "typing") == {"type": "typing", "user": "ada"}
+    assert await bob_ws.receive_nothing(0.3), "a burst of hints is relayed once"
+    await alice_ws.send_json_to({"type": "message", "text": "done typing"})
     await alice_ws.send_json_to({"type": "typing"})
     assert await receive_until(bob_ws, "typing") == {"type": "typing", "user": "ada"}
+    assert (await alice_ws.receive_json_from())["type"] == "message", "no typing"
     assert await alice_ws.receive_nothing(0.2)
     await alice_ws.disconnect()
     await bob_ws.disconnect()
