@@ -40,7 +40,9 @@ def check_asgi_application(
                 "ASGI_APPLICATION is not set, so runserver and ASGI servers have "
                 "no application to run.",
                 hint="Point it at your root router, e.g. "
-                "ASGI_APPLICATION = 'myproject.asgi.application'.",
+                "ASGI_APPLICATION = 'myproject.asgi.application' (a project that "
+                "only uses channel layers from WSGI code can silence "
+                "channels_app.E001 in SILENCED_SYSTEM_CHECKS).",
                 id="channels_app.E001",
             )
         ]

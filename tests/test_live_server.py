@@ -20,18 +20,25 @@ from channels_app.testing.live import LiveServerProcess
 STATIC_DIR = Path(__file__).resolve().parent / "live_static"
 
 
+def live_project(test_case):
+    """Serve tests/live_project.py, with static files from STATIC_DIR."""
+    test_case = override_settings(
+        ROOT_URLCONF="tests.live_project",
+        ASGI_APPLICATION="tests.live_project.application",
+        STATIC_URL="/static/",
+        STATICFILES_DIRS=[STATIC_DIR],
+    )(test_case)
+    return modify_settings(INSTALLED_APPS={"append": "django.contrib.staticfiles"})(
+        test_case
+    )
+
+
 def fetch(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=10) as response:
         return response.read()
 
 
-@modify_settings(INSTALLED_APPS={"append": "django.contrib.staticfiles"})
-@override_settings(
-    ROOT_URLCONF="tests.live_project",
-    ASGI_APPLICATION="tests.live_project.application",
-    STATIC_URL="/static/",
-    STATICFILES_DIRS=[STATIC_DIR],
-)
+@live_project
 class LiveServerTests(ChannelsLiveServerTestCase):
     def test_urls_point_at_one_loopback_port(self):
         assert self.live_server_url.startswith("http://127.0.0.1:")
@@ -62,13 +69,7 @@ class LiveServerTests(ChannelsLiveServerTestCase):
         assert fetch(f"{self.live_server_url}/users/") == b"margaret"
 
 
-@modify_settings(INSTALLED_APPS={"append": "django.contrib.staticfiles"})
-@override_settings(
-    ROOT_URLCONF="tests.live_project",
-    ASGI_APPLICATION="tests.live_project.application",
-    STATIC_URL="/static/",
-    STATICFILES_DIRS=[STATIC_DIR],
-)
+@live_project
 class LiveServerWithoutStaticFiles(ChannelsLiveServerTestCase):
     serve_static = False
 

@@ -5,6 +5,7 @@ import logging
 import threading
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from channels_app.consumer import AsyncConsumer, SyncConsumer
 from channels_app.layers import get_channel_layer
@@ -246,3 +247,51 @@ def test_select_channels_by_glob():
         "thumbnail"
     ]
     assert select_channels(names) == names
+
+
+# -- runworker's refusals, before any process or layer work starts ----------------
+
+
+@pytest.fixture
+def project_settings(settings):
+    settings.ASGI_APPLICATION = "tests.test_worker.application"
+    settings.CHANNEL_LAYERS = redis_layers()
+    return settings
+
+
+def test_runworker_refuses_an_unknown_layer_alias(project_settings):
+    with pytest.raises(CommandError, match="CHANNEL_LAYERS has no 'jobs' layer"):
+        call_command("runworker", "--layer", "jobs")
+
+
+def test_runworker_refuses_the_in_memory_layer(project_settings):
+    project_settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_app.layers.InMemoryChannelLayer"}
+    }
+    with pytest.raises(CommandError, match="keeps messages inside one process"):
+        call_command("runworker")
+
+
+def test_runworker_refuses_filters_that_leave_nothing(project_settings):
+    with pytest.raises(CommandError, match="left none of jobs, other-jobs"):
+        call_command("runworker", "--only-channels", "*jobs", "--exclude-channels", "*")
+
+
+def test_runworker_refuses_zero_concurrency(project_settings):
+    with pytest.raises(CommandError, match="at least 1"):
+        call_command("runworker", "--concurrency", "0")
+
+
+def test_runworker_needs_channels_when_nothing_is_routed(project_settings):
+    project_settings.ASGI_APPLICATION = "tests.test_worker.websocket_only"
+    with pytest.raises(CommandError, match="No channels to listen on"):
+        call_command("runworker")
+
+
+websocket_only = ProtocolTypeRouter({"websocket": URLRouter([])})
+
+
+def test_runserver_without_asgi_application_says_how_to_fix_it(settings):
+    del settings.ASGI_APPLICATION
+    with pytest.raises(CommandError, match="or run the WSGI server with --noasgi"):
+        call_command("runserver", "--noreload")

@@ -5,13 +5,12 @@ import logging
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.contrib.auth.models import User
 from django.test import override_settings
 
 from channels_app.layers import get_channel_layer
 from channels_app.testing import ApplicationCommunicator
 from chat import posting
-from chat.models import Message, Presence, Room
+from chat.models import Message, Presence
 from tests.demo.clients import (
     EventStream,
     open_socket,
@@ -30,21 +29,6 @@ pytestmark = [
 def demo():
     with demo_settings:
         yield
-
-
-@pytest.fixture
-def lobby():
-    return Room.objects.create(slug="lobby", title="Lobby")
-
-
-@pytest.fixture
-def ada():
-    return User.objects.create_user("ada")
-
-
-@pytest.fixture
-def bob():
-    return User.objects.create_user("bob")
 
 
 async def test_anonymous_users_unknown_rooms_and_foreign_origins_are_refused(

@@ -67,10 +67,14 @@ def deployments(tmp_path):
         deployment.stop()
 
 
-def room_of(visitor: Visitor) -> tuple[str, str]:
-    """Create a room with a name no earlier run used; ``(page path, slug)``."""
-    path = visitor.create_room(f"Lobby {uuid.uuid4().hex[:8]}")
-    return path, path.strip("/").split("/")[-1]
+def ada_and_bob(ada_server, bob_server):
+    """Both sign up, Ada on her server and Bob on his; Ada opens a room whose
+    name no earlier run used.  Returns ``(ada, bob, room page, room slug)``."""
+    ada, bob = Visitor(ada_server), Visitor(bob_server)
+    ada.sign_up("ada")
+    bob.sign_up("bob")
+    page = ada.create_room(f"Lobby {uuid.uuid4().hex[:8]}")
+    return ada, bob, page, page.strip("/").split("/")[-1]
 
 
 async def post_and_see_it_moderated(ada_ws, bob_ws, bob: Visitor, page: str):
@@ -85,10 +89,7 @@ async def post_and_see_it_moderated(ada_ws, bob_ws, bob: Visitor, page: str):
 async def test_embedded_defaults_one_process_does_everything(deployments):
     site = deployments()
     server = site.runserver(RUNSERVER_WITH_WORKER)
-    ada, bob = Visitor(server), Visitor(server)
-    ada.sign_up("ada")
-    bob.sign_up("bob")
-    page, slug = room_of(ada)
+    ada, bob, page, slug = ada_and_bob(server, server)
     try:
         async with ada.connect(f"/ws/rooms/{slug}/") as ada_ws:
             async with bob.connect(f"/ws/rooms/{slug}/") as bob_ws:
@@ -115,10 +116,7 @@ async def test_two_servers_and_a_worker_on_a_shared_layer(deployments, request, 
         site = deployments(**SHARED_LAYER_SETUPS["database"], PGDATABASE=database)
     server_a, server_b = site.runserver(), site.runserver()
     site.runworker()
-    ada, bob = Visitor(server_a), Visitor(server_b)
-    ada.sign_up("ada")
-    bob.sign_up("bob")
-    page, slug = room_of(ada)
+    ada, bob, page, slug = ada_and_bob(server_a, server_b)
     try:
         async with ada.connect(f"/ws/rooms/{slug}/") as ada_ws:
             bob_ws = await bob.connect(f"/ws/rooms/{slug}/")

@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import override_settings
 from django.utils import timezone
 
@@ -14,18 +13,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def room():
-    return Room.objects.create(slug="lobby", title="Lobby")
-
-
-@pytest.fixture
-def ada():
-    return User.objects.create_user("ada")
-
-
-@pytest.fixture
-def bob():
-    return User.objects.create_user("bob")
+def room(lobby):
+    return lobby
 
 
 def age(channel_name: str, seconds: float) -> None:

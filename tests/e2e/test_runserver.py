@@ -126,8 +126,12 @@ def test_sigterm_runs_shutdown_hooks_and_exits_cleanly(project):
     assert f"shutdown {server.process.pid}" in project.lines("lifespan.log")
 
 
-def test_settable_websocket_limit(project):
-    server = project.runserver("--websocket-max-message-size", "1000")
+@pytest.mark.parametrize(
+    "option", ["--websocket-max-message-size", "--websocket-max-frame-size"]
+)
+def test_settable_websocket_limit(project, option):
+    # Each message goes out as one frame, so either limit applies to it.
+    server = project.runserver(option, "1000")
 
     async def exchange():
         async with websockets.connect(f"{server.ws_url}/ws/echo/") as ws:

@@ -67,15 +67,16 @@ def test_only_channels_filters_and_leaves_the_rest_queued(project, server):
     assert project.wait_for_lines("e2e-other.log", 1) == [f"1 {other.process.pid}"]
 
 
-def test_sigterm_drains_an_in_flight_slow_handler(project, server):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_drains_an_in_flight_slow_handler(project, server, signum):
     worker = project.runworker()
     queue(server, "e2e-tasks", 7, seconds=2)
     project.wait_for_lines("e2e-tasks.log", 1)
-    worker.send_signal(signal.SIGTERM)
+    worker.send_signal(signum)
     assert worker.wait(15) == 0
     assert project.lines("e2e-tasks.log") == ["start 7", "done 7"]
     log = worker.log()
-    assert "SIGTERM received: finishing in-flight messages" in log
+    assert f"{signum.name} received: finishing in-flight messages" in log
     assert "Worker stopped: 1 handled, 0 failed" in log
 
 
