@@ -16,9 +16,11 @@ from channels_app.layers.database.sql import wake_key
 from tests.servers import ROOT, TESTPROJECT
 
 from .database_fixtures import nothing_within, receive_within
+from .pgbouncer import pgbouncer_fixture
 from .private_postgres import private_postgres_fixture
 
 private_postgres = pytest.fixture(private_postgres_fixture, name="private_postgres")
+pgbouncer = pytest.fixture(pgbouncer_fixture, name="pgbouncer")
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -163,3 +165,46 @@ async def test_layer_survives_a_postgresql_restart(private_layer, private_postgr
         }
     finally:
         await layer.close()
+
+
+@pytest.fixture
+def bouncer_alias(pgbouncer, transactional_db):
+    """``DATABASES["bouncer"]``: the test database, through PgBouncer."""
+    entry = {
+        **connections["postgres"].settings_dict,
+        "HOST": "127.0.0.1",
+        "PORT": str(pgbouncer.port),
+    }
+    entry.pop("TEST", None)
+    configured = {"default": connections.settings["default"], "bouncer": entry}
+    connections.settings["bouncer"] = connections.configure_settings(configured)[
+        "bouncer"
+    ]
+    yield "bouncer"
+    del connections.settings["bouncer"]
+
+
+@postgres_only
+async def test_sends_work_through_pgbouncer_in_transaction_mode(
+    make_db_layer, bouncer_alias
+):
+    """Pooled sends (2 server connections for everyone) keep nothing in a session."""
+    layer = make_db_layer(send_database=bouncer_alias)
+    other = make_db_layer(send_database=bouncer_alias)
+    channels = [await layer.new_channel() for _ in range(20)]
+    for channel in channels:
+        await other.group_add("pooled", channel)
+    receivers = [asyncio.ensure_future(layer.receive(c)) for c in channels]
+    for round_ in range(3):  # psycopg would prepare from the 2nd use on
+        await asyncio.gather(
+            *(other.send(c, {"round": round_}) for c in channels),
+            *(layer.send("pooled.jobs", {"round": round_}) for _ in range(5)),
+        )
+        got = await asyncio.wait_for(asyncio.gather(*receivers), 10)
+        assert [m["round"] for m in got] == [round_] * 20
+        receivers = [asyncio.ensure_future(layer.receive(c)) for c in channels]
+    assert await other.group_send("pooled", {"round": "all"}) == 0
+    got = await asyncio.wait_for(asyncio.gather(*receivers), 10)
+    assert {m["round"] for m in got} == {"all"}
+    jobs = [await receive_within(other, "pooled.jobs") for _ in range(15)]
+    assert sorted(m["round"] for m in jobs) == [0] * 5 + [1] * 5 + [2] * 5

@@ -332,20 +332,23 @@ def _finish(connection: Any) -> None:
         connection.pgconn.finish()
 
 
-def psycopg_connect_kwargs(alias: str) -> dict[str, Any]:
+def psycopg_connect_kwargs(
+    alias: str, prepare_threshold: int | None = 0
+) -> dict[str, Any]:
     """libpq parameters for Django's ``DATABASES[alias]``, for our own connections.
 
     Django's adapters and cursor classes are left out; everything else
-    (host, port, credentials, sslmode, options, ``prepare_threshold``) is kept.
-    Unless the entry says otherwise, statements are prepared on first use:
-    the layer runs a handful of statements millions of times.
+    (host, port, credentials, sslmode, options) is kept.  Statements are
+    prepared on first use (the layer runs a handful of statements millions
+    of times) unless ``prepare_threshold`` or the entry's ``OPTIONS`` say
+    otherwise.
     """
     connection = connections[alias]
     params = dict(connection.get_connection_params())
     for django_only in ("cursor_factory", "context", "client_encoding"):
         params.pop(django_only, None)
     options = connection.settings_dict.get("OPTIONS", {})
-    params["prepare_threshold"] = options.get("prepare_threshold", 0)
+    params["prepare_threshold"] = options.get("prepare_threshold", prepare_threshold)
     params.setdefault("connect_timeout", 5)
     params.setdefault("application_name", "channels_app.layers.database")
     return params

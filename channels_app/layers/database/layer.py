@@ -34,7 +34,8 @@ class DatabaseChannelLayer(BaseChannelLayer):
 
     - ``database``: the Django database alias holding the tables (``"default"``);
     - ``send_database``: alias used for sends and group operations, e.g. a
-      PgBouncer entry in transaction mode (defaults to ``database``);
+      PgBouncer entry in transaction mode (defaults to ``database``; no
+      prepared statements on it unless its ``OPTIONS`` ask for them);
     - ``expiry`` / ``group_expiry``: seconds a message / a membership lives;
     - ``capacity`` and ``channel_capacity`` (globs or compiled regexes): how
       many messages a channel may hold before ``send`` raises ``ChannelFull``;
@@ -199,7 +200,15 @@ class DatabaseChannelLayer(BaseChannelLayer):
     # -- internals ------------------------------------------------------------
 
     def connect_kwargs(self, alias: str) -> dict[str, Any]:
-        return psycopg_connect_kwargs(alias)
+        """Our connection parameters for ``alias``.
+
+        A separate ``send_database`` is there for a pooler such as PgBouncer
+        in transaction mode, where prepared statements (session state) break
+        before PgBouncer 1.21: its connections prepare nothing unless its
+        ``OPTIONS`` set ``prepare_threshold``.
+        """
+        pooled = alias == self.send_database != self.database
+        return psycopg_connect_kwargs(alias, None if pooled else 0)
 
     def _state(self) -> LoopState:
         loop = asyncio.get_running_loop()
