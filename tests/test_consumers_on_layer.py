@@ -15,6 +15,7 @@ from channels_app.generic.websocket import (
 )
 from channels_app.layers import get_channel_layer
 from channels_app.testing import WebsocketCommunicator
+from channels_app.worker import close_layer
 from tests.layers.helpers import Listener
 from tests.layers.implementations import LAYER_PARAMS
 from tests.services import require
@@ -84,6 +85,7 @@ async def layer(request, settings):
     layer = get_channel_layer()
     yield layer
     await layer.flush()
+    await close_layer(layer)  # database layers hold connections until closed
 
 
 @pytest.fixture

@@ -291,6 +291,11 @@ class Inbox:
             if not queue:
                 del self.buffered[channel]
 
+    def idle(self) -> bool:
+        """Nothing waits, nothing is held: the inbox can be forgotten."""
+        timers = self.poll_timer or self.lease_timer
+        return not (self.waiters or self.buffered or self.task or timers)
+
     def fail_waiters(self, error: BaseException) -> None:
         for queue in self.waiters.values():
             for future in queue:

@@ -154,6 +154,7 @@ class LoopState:
         self.spawn(self._clean_up())
 
     async def _clean_up(self) -> None:
+        self._sweep_inboxes(time.time())
         try:
             script = self.statements.cleanup(time.time())
             if isinstance(self.executor, DjangoExecutor):
@@ -164,6 +165,14 @@ class LoopState:
             logger.debug("Channel layer cleanup skipped: %s", exc)
         finally:
             self._cleaning = False
+
+    def _sweep_inboxes(self, now: float) -> None:
+        """Drop expired claimed rows, and inboxes nobody uses any more."""
+        for name, inbox in list(self.inboxes.items()):
+            inbox.sweep(now)
+            if inbox.idle():
+                del self.inboxes[name]
+                self._keys.pop(wake_key(name), None)
 
     def spawn(self, coroutine: Coroutine) -> None:
         task = asyncio.ensure_future(coroutine)
