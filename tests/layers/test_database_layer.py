@@ -293,6 +293,50 @@ async def test_expired_messages_take_their_channel_out_of_groups(
     assert await count_rows(backend, GroupMembership) == 0
 
 
+def vacuum_state() -> tuple[bool, object, int]:
+    """The server's autovacuum switch, the message table's last manual vacuum
+    and its dead rows, as PostgreSQL's statistics report them."""
+    with connections["postgres"].cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('autovacuum') = 'on', last_vacuum, n_dead_tup "
+            "FROM pg_stat_user_tables WHERE relid = %s::regclass",
+            [ChannelMessage._meta.db_table],
+        )
+        return cursor.fetchone()
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_cleanup_vacuums_the_tables_only_when_autovacuum_is_off(
+    make_db_layer, backend
+):
+    """Queue churn leaves dead rows; with autovacuum off nothing else reclaims them.
+
+    (SQLite reuses the pages of deleted rows by itself.)
+    """
+    from asgiref.sync import sync_to_async
+
+    autovacuum, vacuumed_before, _ = await sync_to_async(vacuum_state)()
+    layer = make_db_layer(cleanup_interval=0.05, vacuum_interval=0.0)
+    for n in range(300):
+        await layer.send("churn", {"n": n})
+        await layer.receive("churn")
+    await asyncio.sleep(0.1)
+    await layer.send("churn", {})  # traffic triggers the cleanup
+    deadline = time.monotonic() + (1 if autovacuum else 5)
+    while True:
+        _, vacuumed, dead = await sync_to_async(vacuum_state)()
+        if vacuumed != vacuumed_before or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    if autovacuum:
+        # The server looks after its tables; the layer leaves them alone.
+        assert vacuumed == vacuumed_before
+    else:
+        assert vacuumed is not None and vacuumed != vacuumed_before
+        assert dead < 300
+    assert await receive_within(layer, "churn") == {}
+
+
 async def test_flush_empties_channels_and_groups(make_db_layer, backend):
     layer = make_db_layer()
     await layer.send("a", {})

@@ -17,11 +17,9 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import connections
 
-from .sql import Script
+from .sql import Rows, Script
 
 logger = logging.getLogger("channels_app.layers.database")
-
-Rows = list[tuple[Any, ...]] | None
 
 
 class ChannelLayerUnavailable(ConnectionError):
@@ -119,11 +117,12 @@ def _execute(cursor: Any, sql: str, params: Sequence[Any]) -> Rows:
 
 
 class _Job:
-    __slots__ = ("future", "script")
+    __slots__ = ("alone", "future", "script")
 
-    def __init__(self, script: Script, future: asyncio.Future) -> None:
+    def __init__(self, script: Script, future: asyncio.Future, alone: bool) -> None:
         self.script = script
         self.future = future
+        self.alone = alone
 
 
 class Lane:
@@ -146,10 +145,11 @@ class Lane:
         self._busy = False
         self._worker: asyncio.Task | None = None
 
-    async def run(self, script: Script) -> list[Rows]:
+    async def run(self, script: Script, alone: bool = False) -> list[Rows]:
+        """Run ``script``; ``alone`` keeps it out of pipelines (e.g. ``VACUUM``)."""
         if self._busy:
             future = asyncio.get_running_loop().create_future()
-            self._queue.append(_Job(script, future))
+            self._queue.append(_Job(script, future, alone))
             return await future
         self._busy = True
         try:
@@ -164,9 +164,12 @@ class Lane:
         try:
             while self._queue:
                 batch, self._queue = self._queue, []
+                for job in [job for job in batch if job.alone]:
+                    await self._settle_alone(job)
+                batch = [job for job in batch if not job.alone]
                 if len(batch) == 1:
                     await self._settle_alone(batch[0])
-                else:
+                elif batch:
                     await self._run_batch(batch)
         finally:
             self._busy = False
@@ -314,8 +317,8 @@ class PsycopgExecutor:
     async def run(self, script: Script) -> list[Rows]:
         return await self.send_lane.run(script)
 
-    async def run_claim(self, script: Script) -> list[Rows]:
-        return await self.claim_lane.run(script)
+    async def run_claim(self, script: Script, alone: bool = False) -> list[Rows]:
+        return await self.claim_lane.run(script, alone)
 
     async def close(self) -> None:
         await self.send_lane.close()

@@ -44,6 +44,9 @@ class DatabaseChannelLayer(BaseChannelLayer):
       between processes (default 0.1 s);
     - ``batch_size``: most rows one claim may take for ``!`` channels;
     - ``cleanup_interval``: seconds between expiry cleanups per process;
+    - ``vacuum_interval``: on a PostgreSQL server with autovacuum off, the
+      cleanup also vacuums the two tables at most this often across all
+      processes (default 10 s; ``None`` never), so churn cannot bloat them;
     - ``max_message_size``: bytes after serialisation (``MessageTooLarge``);
     - ``sqlite_wal``: switch an SQLite database file to WAL mode (default
       ``True``; ten times faster writes, and processes stop blocking each other).
@@ -62,6 +65,7 @@ class DatabaseChannelLayer(BaseChannelLayer):
         poll_interval: float | None = None,
         batch_size: int = 1000,
         cleanup_interval: float = 1.0,
+        vacuum_interval: float | None = 10.0,
         max_message_size: int = 4 * 1024 * 1024,
         sqlite_wal: bool = True,
     ) -> None:
@@ -73,6 +77,7 @@ class DatabaseChannelLayer(BaseChannelLayer):
         self.group_expiry = group_expiry
         self.batch_size = batch_size
         self.cleanup_interval = cleanup_interval
+        self.vacuum_interval = vacuum_interval
         self.max_message_size = max_message_size
         self.sqlite_wal = sqlite_wal
         vendor = _vendor(self.database)

@@ -17,6 +17,7 @@ from typing import Any
 from .models import ChannelMessage, GroupMembership
 
 Script = list[tuple[str, Sequence[Any]]]
+Rows = list[tuple[Any, ...]] | None
 
 MESSAGES = ChannelMessage._meta.db_table
 MEMBERS = GroupMembership._meta.db_table
@@ -152,6 +153,10 @@ class SQLiteStatements:
 
     def flush(self) -> Script:
         return [(f'DELETE FROM "{MESSAGES}"', ()), (f'DELETE FROM "{MEMBERS}"', ())]
+
+    def vacuum_due(self, cleanup: Rows, interval: float | None) -> bool:
+        """SQLite reuses the pages of deleted rows by itself: never."""
+        return False
 
 
 #: ``inbox_of`` in SQL, for waking the owners of group members.
@@ -295,10 +300,31 @@ class PostgresStatements(SQLiteStatements):
                 f"AND (expires <= %s OR channel IN (SELECT channel FROM gone)) "
                 f"RETURNING 1) "
                 f"SELECT (SELECT held FROM lock), (SELECT count(*) FROM gone), "
-                f"(SELECT count(*) FROM left_groups)",
-                (CLEANUP_LOCK_KEY, now, now),
+                f"(SELECT count(*) FROM left_groups), "
+                f"current_setting('autovacuum') = 'on', "
+                f"(SELECT extract(epoch FROM now() - greatest(last_vacuum, "
+                f"last_autovacuum)) FROM pg_stat_user_tables "
+                f"WHERE relid = %s::regclass)",
+                (CLEANUP_LOCK_KEY, now, now, MESSAGES),
             )
         ]
+
+    def vacuum(self) -> Script:
+        """Reclaim the dead rows that queue churn leaves behind.
+
+        Only for servers with autovacuum off, where nothing else would: the
+        tables would grow with every message and claims would slow down.
+        """
+        return [(f'VACUUM (SKIP_LOCKED) "{MESSAGES}", "{MEMBERS}"', ())]
+
+    def vacuum_due(self, cleanup: Rows, interval: float | None) -> bool:
+        """After a cleanup that held the lock: should this process vacuum now?"""
+        if interval is None or not cleanup:
+            return False
+        held, _, _, autovacuum, since_last = cleanup[0]
+        if not held or autovacuum:
+            return False
+        return since_last is None or float(since_last) >= interval
 
 
 def _channels_match(channels: Sequence[str]) -> tuple[str, tuple]:

@@ -160,7 +160,10 @@ class LoopState:
             if isinstance(self.executor, DjangoExecutor):
                 await self.executor.run(script)
             else:
-                await self.executor.run_claim(script)
+                [done] = await self.executor.run_claim(script)
+                if self.statements.vacuum_due(done, self.layer.vacuum_interval):
+                    vacuum = self.statements.vacuum()
+                    await self.executor.run_claim(vacuum, alone=True)
         except Exception as exc:
             logger.debug("Channel layer cleanup skipped: %s", exc)
         finally:
