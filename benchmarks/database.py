@@ -19,6 +19,9 @@ CHANNELS_POSTGRES_REQUIREMENTS = [
     "channels>=4,<5",
     "channels-redis>=4.2",
     "channels-postgres>=1.1",
+    # Its requirement is plain psycopg (pure Python); ours and Django's docs use
+    # the compiled build, so it gets the same: about 1.5x faster for it.
+    "psycopg[binary]>=3.1",
     "daphne>=4.1",
 ]
 BENCH_DATABASE = os.environ.get("BENCH_PGDATABASE", "bench_channels_layers")
