@@ -185,6 +185,52 @@ async def test_cancelled_receives_lose_nothing(make_db_layer):
     assert sorted(got) == list(range(80))
 
 
+async def test_bang_channels_keep_order_whether_or_not_a_message_rides_along(
+    make_db_layer, backend
+):
+    """On PostgreSQL small messages to ``!`` channels come in their notification,
+    large ones are claimed from the table: mixed, they still arrive in order,
+    once each, and leave nothing behind in the table."""
+    sender, receiver = make_db_layer(), make_db_layer()
+    channel = await receiver.new_channel()
+    assert await nothing_within(receiver, channel, 0.1)
+    sizes = [10, 6000, 10, 10, 9000, 10] * 10
+
+    async def send_all():
+        for n, size in enumerate(sizes):
+            await sender.send(channel, {"n": n, "pad": "x" * size})
+
+    sending = asyncio.ensure_future(send_all())
+    got = []
+    while len(got) < len(sizes):
+        message = await receive_within(receiver, channel)
+        got.append(message["n"])
+        assert len(message["pad"]) == sizes[message["n"]]
+    await sending
+    assert got == list(range(len(sizes)))
+    assert await nothing_within(receiver, channel, 0.3)
+    assert await count_rows(backend, ChannelMessage) == 0
+
+
+async def test_a_message_arriving_while_nobody_receives_waits_for_the_receiver(
+    make_db_layer, backend
+):
+    sender, receiver = make_db_layer(), make_db_layer()
+    channel = await receiver.new_channel()
+    assert await nothing_within(receiver, channel, 0.1)
+    for n in range(5):
+        await sender.send(channel, {"n": n})
+    await asyncio.sleep(0.3)  # notifications arrive with no receiver waiting
+    assert [(await receive_within(receiver, channel))["n"] for _ in range(5)] == [
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]
+    assert await count_rows(backend, ChannelMessage) == 0
+
+
 async def test_rows_claimed_ahead_go_back_when_their_process_stops_receiving(
     make_db_layer,
 ):

@@ -14,7 +14,10 @@ With notifications (PostgreSQL) the inbox remembers which channels a claim
 found empty.  Until something unannounced may have arrived, a new receiver
 on such a channel costs no query, and a notification naming a row id is
 claimed by primary key, which is cheaper than the ordered claim and still
-FIFO because every older row is known to be gone.
+FIFO because every older row is known to be gone.  A ``!`` inbox of this
+loop may even take a small message straight from its notification (only
+this loop listens for it): while nothing older can be waiting and no claim
+is running, the row is handed out and deleted afterwards, in batches.
 """
 
 from __future__ import annotations
@@ -53,6 +56,10 @@ class Inbox:
         self.name = name
         #: Normal channels compete with other processes; ``!`` inboxes do not.
         self.shared = "!" not in name
+        #: Only the loop that made a ``!`` channel takes rows from notifications.
+        self.owned = state.owns(name)
+        #: Highest row id handed out: a notification at or below it may be stale.
+        self.high_water = 0
         self.waiters: dict[str, deque[asyncio.Future]] = {}
         #: Rows claimed here whose receiver was not waiting (yet).
         self.buffered: dict[str, deque[Row]] = {}
@@ -132,6 +139,23 @@ class Inbox:
             self.hints.append(hint)
         if self.waiters:
             self.poke()
+
+    def arrived(self, row: Row) -> None:
+        """A notification carried ``row``: hand it out if FIFO allows, else claim."""
+        channel = row[1]
+        if (
+            self.owned
+            and not self.claiming
+            and not self.hints
+            and row[0] > self.high_water
+            and channel in self.known_empty
+        ):
+            self.high_water = row[0]
+            self.state.delivered(row)
+            if not self._deliver(row):
+                self.buffered.setdefault(channel, deque()).append(row)
+            return
+        self.wake(row[0])
 
     def poke(self) -> None:
         self.wanted = True
@@ -220,7 +244,13 @@ class Inbox:
         return demand
 
     def _hand_out(self, rows: list[Any]) -> None:
+        unconfirmed = self.state.unconfirmed
+        if unconfirmed:  # already handed out from their notifications
+            rows = [row for row in rows if unconfirmed.pop(row[0], None) is None]
+            if not rows:
+                return
         rows.sort(key=lambda row: row[0])
+        self.high_water = max(self.high_water, rows[-1][0])
         kept = False
         for row in rows:
             if not self._deliver(row):

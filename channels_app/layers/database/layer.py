@@ -95,7 +95,6 @@ class DatabaseChannelLayer(BaseChannelLayer):
         if poll_interval is None:
             poll_interval = 5.0 if vendor == "postgresql" else 0.1
         self.poll_interval = poll_interval
-        self.client_prefix = secrets.token_hex(6)
         self.dropped_messages = 0
         self._states: dict[asyncio.AbstractEventLoop, LoopState] = {}
 
@@ -132,8 +131,13 @@ class DatabaseChannelLayer(BaseChannelLayer):
         return self._decode(row[3])
 
     async def new_channel(self, prefix: str = "specific.") -> str:
-        """A fresh ``!`` channel read only by this process (claimed in batches)."""
-        name = f"{prefix.rstrip('.')}.{self.client_prefix}!{secrets.token_hex(8)}"
+        """A fresh ``!`` channel, to be read on this event loop of this process.
+
+        Its rows are claimed in batches, and on PostgreSQL small messages
+        come with their notification.
+        """
+        client = self._state().client_prefix
+        name = f"{prefix.rstrip('.')}.{client}!{secrets.token_hex(8)}"
         self.require_valid_channel_name(name)
         return name
 

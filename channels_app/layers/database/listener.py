@@ -1,8 +1,8 @@
 """The one ``LISTEN`` connection of a database layer on PostgreSQL.
 
 Senders ``NOTIFY`` a key derived from the receiving inbox in the same
-transaction as their ``INSERT``; the notification carries no payload, so it
-can never be delivered twice or exceed PostgreSQL's 8,000-byte limit.  One
+transaction as their ``INSERT``; the notification names the row, and carries
+it only for a ``!`` channel, whose key has a single listener.  One
 connection listens for every inbox of the layer instance, however many
 consumers wait.  When it reconnects after an outage, every inbox is told to
 look again, since notifications sent meanwhile are gone.

@@ -9,6 +9,8 @@ A message only ever leaves the table through :meth:`claim` (a single
 
 from __future__ import annotations
 
+import base64
+import functools
 import hashlib
 import zlib
 from collections.abc import Sequence
@@ -29,10 +31,31 @@ def inbox_of(channel: str) -> str:
     return channel if bang == -1 else channel[: bang + 1]
 
 
+@functools.lru_cache(maxsize=4096)
 def wake_key(inbox: str) -> str:
     """The NOTIFY channel for ``inbox``: short enough for an identifier (63 bytes)."""
     digest = hashlib.md5(inbox.encode(), usedforsecurity=False).hexdigest()
     return f"channels_app_{digest}"
+
+
+#: Largest message carried in a notification: base64 of it, the channel name
+#: and the row's id and expiry stay under NOTIFY's 8,000-byte payload limit.
+CARRY_LIMIT = 5000
+
+
+def carried(channel: str, expires: float, body: bytes) -> str:
+    """What a notification adds after the row id: the row itself, or nothing."""
+    if "!" not in channel or len(body) > CARRY_LIMIT:
+        return ""
+    return f" {expires!r} {channel} {base64.b64encode(body).decode()}"
+
+
+def uncarry(payload: str) -> tuple[int, str, float, bytes] | None:
+    """The row a notification carries (``None`` when it only names an id)."""
+    if " " not in payload:
+        return None
+    row_id, expires, channel, body = payload.split(" ", 3)
+    return int(row_id), channel, float(expires), base64.b64decode(body)
 
 
 class SQLiteStatements:
@@ -175,7 +198,8 @@ class PostgresStatements(SQLiteStatements):
 
     Every script is a single statement, so it is one implicit transaction and
     keeps no session state: sends work through PgBouncer in transaction mode.
-    A send's notification names the new row's id (a hint, never the message).
+    A send's notification names the new row's id, and carries small messages
+    to ``!`` channels, whose only listener is the process that made them.
     """
 
     vendor = "postgresql"
@@ -183,12 +207,19 @@ class PostgresStatements(SQLiteStatements):
     def send(
         self, channel: str, expires: float, body: bytes, capacity: int, now: float
     ) -> Script:
+        """Insert and notify; a small message to a ``!`` channel rides along.
+
+        Only the process that made a ``!`` channel listens for it, so it can
+        take the message from the notification and spare a claim's round
+        trip; the row stays in the table until that process deletes it.
+        """
         return [
             (
                 f'WITH sent AS (INSERT INTO "{MESSAGES}" (channel, expires, body) '
                 f"SELECT %s::text, %s, %s WHERE (SELECT count(*) FROM (SELECT 1 FROM "
                 f'"{MESSAGES}" WHERE channel = %s::text AND expires > %s LIMIT %s) q) '
-                f"< %s RETURNING id) SELECT pg_notify(%s, id::text) FROM sent",
+                f"< %s RETURNING id) SELECT pg_notify(%s, id::text || %s::text) "
+                f"FROM sent",
                 (
                     channel,
                     expires,
@@ -198,7 +229,17 @@ class PostgresStatements(SQLiteStatements):
                     capacity,
                     capacity,
                     wake_key(inbox_of(channel)),
+                    carried(channel, expires, body),
                 ),
+            )
+        ]
+
+    def delete_ids(self, ids: Sequence[int]) -> Script:
+        """Remove rows delivered from their notifications; returns those removed."""
+        return [
+            (
+                f'DELETE FROM "{MESSAGES}" WHERE id = ANY(%s::bigint[]) RETURNING id',
+                (ids,),
             )
         ]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .executors import ChannelLayerUnavailable, DjangoExecutor, PsycopgExecutor, Rows
 from .inbox import Inbox, Row
 from .listener import Listener
-from .sql import Script, inbox_of, wake_key
+from .sql import Script, inbox_of, uncarry, wake_key
 
 if TYPE_CHECKING:
     from .layer import DatabaseChannelLayer
@@ -34,7 +35,13 @@ class LoopState:
         self.statements = layer.statements
         self.batch_size = layer.batch_size
         self.closing = False
+        #: Names ``!`` channels made on this loop: only this loop listens for them.
+        self.client_prefix = secrets.token_hex(6)
         self.inboxes: dict[str, Inbox] = {}
+        #: Rows delivered from a notification: id -> expiry, until deleted.
+        self.unconfirmed: dict[int, float] = {}
+        self._to_delete: list[int] = []
+        self._deleting = False
         self._tasks: set[asyncio.Task] = set()
         self._next_cleanup = 0.0
         self._cleaning = False
@@ -77,10 +84,58 @@ class LoopState:
         if self.listener is not None:
             await self.listener.listen(wake_key(inbox.name))
 
+    def owns(self, inbox_name: str) -> bool:
+        """Is ``inbox_name`` the ``!`` prefix of channels made on this loop?"""
+        return inbox_name.endswith(f".{self.client_prefix}!")
+
     def _notified(self, key: str, payload: str) -> None:
         inbox = self._keys.get(key)
-        if inbox is not None:
+        if inbox is None:
+            return
+        try:
+            row = uncarry(payload)
+        except ValueError:  # not ours to read: look in the table instead
+            row = None
+            payload = ""
+        if row is not None:
+            inbox.arrived(row)
+        else:
             inbox.wake(int(payload) if payload.isdigit() else None)
+
+    def delivered(self, row: Row) -> None:
+        """``row`` was handed out from its notification: delete it from the table.
+
+        Deletes are batched; until one confirms, a claim that returns the
+        row anyway (one already running, or after an outage) drops it.
+        """
+        self.unconfirmed[row[0]] = row[2]
+        self._to_delete.append(row[0])
+        if not self._deleting:
+            self._deleting = True
+            self.spawn(self._delete_delivered())
+
+    async def _delete_delivered(self) -> None:
+        retry = 0.05
+        try:
+            while self._to_delete:
+                ids, self._to_delete = self._to_delete, []
+                try:
+                    [rows] = await self.executor.run_claim(
+                        self.statements.delete_ids(ids)
+                    )
+                except Exception as exc:
+                    # Still filtered from claims until they expire: never twice.
+                    logger.warning("Could not delete delivered messages: %s", exc)
+                    if self.closing:
+                        return
+                    self._to_delete[:0] = ids
+                    await asyncio.sleep(retry)
+                    retry = min(retry * 2, 2.0)
+                    continue
+                for (row_id,) in rows or ():
+                    self.unconfirmed.pop(row_id, None)
+        finally:
+            self._deleting = False
 
     def _wake_all(self) -> None:
         for inbox in list(self.inboxes.values()):
@@ -171,6 +226,9 @@ class LoopState:
 
     def _sweep_inboxes(self, now: float) -> None:
         """Drop expired claimed rows, and inboxes nobody uses any more."""
+        for row_id, expires in list(self.unconfirmed.items()):
+            if expires <= now:  # no claim can return it any more
+                del self.unconfirmed[row_id]
         for name, inbox in list(self.inboxes.items()):
             inbox.sweep(now)
             if inbox.idle():
