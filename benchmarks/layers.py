@@ -63,6 +63,7 @@ async def one_to_one(layer, receiver, seconds: float, limit: int) -> float:
         channel = await receiver.new_channel()
     sent = received = 0
     producing = True
+    all_in = asyncio.Event()
 
     async def produce():
         nonlocal sent, producing
@@ -71,22 +72,31 @@ async def one_to_one(layer, receiver, seconds: float, limit: int) -> float:
             await send_retrying(layer, channel, {"type": "bench.message", "n": sent})
             sent += 1
         producing = False
+        if received >= sent:
+            all_in.set()
 
     async def consume():
+        # A layer may deliver a message before its send returns: count until
+        # the producer is done, rather than comparing with ``sent`` meanwhile.
         nonlocal received
-        while producing or received < sent:
+        while True:
             await receiver.receive(channel)
             received += 1
+            if not producing and received >= sent:
+                all_in.set()
 
     consumer = asyncio.ensure_future(consume())
     await asyncio.sleep(0.2)  # the receiver is listening before the first send
     start = time.perf_counter()
     await produce()
     try:
-        await asyncio.wait_for(consumer, 30)
+        await asyncio.wait_for(all_in.wait(), 30)
     except asyncio.TimeoutError:
         print(f"one-to-one: {sent - received} of {sent} never arrived", file=sys.stderr)
-    return received / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    consumer.cancel()
+    await asyncio.gather(consumer, return_exceptions=True)
+    return received / elapsed
 
 
 async def ping_pong(layer, other, rounds: int) -> tuple[float, float]:

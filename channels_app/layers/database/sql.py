@@ -356,7 +356,7 @@ class PostgresStatements(SQLiteStatements):
         Only for servers with autovacuum off, where nothing else would: the
         tables would grow with every message and claims would slow down.
         """
-        return [(f'VACUUM (SKIP_LOCKED) "{MESSAGES}", "{MEMBERS}"', ())]
+        return [(f'VACUUM (SKIP_LOCKED, TRUNCATE false) "{MESSAGES}", "{MEMBERS}"', ())]
 
     def vacuum_due(self, cleanup: Rows, interval: float | None) -> bool:
         """After a cleanup that held the lock: should this process vacuum now?"""

@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("channels_app.layers.database")
 
+#: Seconds a delivered row may wait to be deleted together with others.
+DELETE_DELAY = 0.01
+#: Delivered rows that are deleted at once without waiting.
+DELETE_BATCH = 32
+
 
 class LoopState:
     """Connections, inboxes and housekeeping of one layer on one event loop."""
@@ -42,6 +47,7 @@ class LoopState:
         self.unconfirmed: dict[int, float] = {}
         self._to_delete: list[int] = []
         self._deleting = False
+        self._delete_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
         self._next_cleanup = 0.0
         self._cleaning = False
@@ -105,12 +111,24 @@ class LoopState:
     def delivered(self, row: Row) -> None:
         """``row`` was handed out from its notification: delete it from the table.
 
-        Deletes are batched; until one confirms, a claim that returns the
-        row anyway (one already running, or after an outage) drops it.
+        Deletes wait up to :data:`DELETE_DELAY` to go out together; until one
+        confirms, a claim that returns the row anyway (one already running,
+        or after an outage) drops it.
         """
         self.unconfirmed[row[0]] = row[2]
         self._to_delete.append(row[0])
-        if not self._deleting:
+        if self._deleting:
+            return
+        if len(self._to_delete) >= DELETE_BATCH:
+            self._start_deleting()
+        else:
+            self._delete_soon()
+
+    def _start_deleting(self) -> None:
+        if self._delete_timer is not None:
+            self._delete_timer.cancel()
+            self._delete_timer = None
+        if not self._deleting and self._to_delete:
             self._deleting = True
             self.spawn(self._delete_delivered())
 
@@ -134,8 +152,17 @@ class LoopState:
                     continue
                 for (row_id,) in rows or ():
                     self.unconfirmed.pop(row_id, None)
+                if len(self._to_delete) < DELETE_BATCH and not self.closing:
+                    break  # the rest waits for company
         finally:
             self._deleting = False
+            if self._to_delete and not self.closing:
+                self._delete_soon()
+
+    def _delete_soon(self) -> None:
+        if self._delete_timer is None:
+            loop = asyncio.get_running_loop()
+            self._delete_timer = loop.call_later(DELETE_DELAY, self._start_deleting)
 
     def _wake_all(self) -> None:
         for inbox in list(self.inboxes.values()):
@@ -245,6 +272,8 @@ class LoopState:
     def abandon(self) -> None:
         """Its event loop is closed: release the sockets without awaiting."""
         self.closing = True
+        if self._delete_timer is not None:
+            self._delete_timer.cancel()
         self.executor.abandon()
         if self.listener is not None:
             self.listener.abandon()
@@ -256,6 +285,7 @@ class LoopState:
             self._safety_poll.cancel()
         if self.listener is not None:
             await self.listener.close()
+        self._start_deleting()  # delivered rows leave the table before we go
         drains = [inbox.task for inbox in self.inboxes.values() if inbox.task]
         for inbox in self.inboxes.values():
             if inbox.task is not None and not inbox.claiming:
