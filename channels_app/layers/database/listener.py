@@ -74,6 +74,7 @@ class Listener:
                 connection = self._connection = await psycopg.AsyncConnection.connect(
                     autocommit=True, **self.connect_kwargs
                 )
+                connection.add_notify_handler(self._dispatch)
                 await self._subscribe(connection, self._active | set(self._requested))
                 self.connected = True
                 if ever_connected:
@@ -124,8 +125,39 @@ class Listener:
                 await connection.execute("SELECT 1")  # a silent network dies here
 
     async def _read(self, connection: Any) -> None:
-        async for notify in connection.notifies():
-            self.on_notify(notify.channel, notify.payload)
+        """Dispatch notifications straight from the socket until it fails.
+
+        A reader callback that drains libpq costs far less per notification
+        than psycopg's ``notifies()`` generator, which re-arms the event loop
+        for each one; ones that arrive while psycopg itself runs a command
+        on this connection reach the same callback through its notify handler.
+        """
+        import psycopg
+
+        pgconn = connection.pgconn
+        loop = asyncio.get_running_loop()
+        failed = loop.create_future()
+
+        def readable() -> None:
+            try:
+                pgconn.consume_input()
+            except psycopg.Error as exc:
+                if not failed.done():
+                    failed.set_exception(psycopg.OperationalError(str(exc)))
+                return
+            while (notify := pgconn.notifies()) is not None:
+                self.on_notify(notify.relname.decode(), notify.extra.decode())
+
+        socket = pgconn.socket
+        loop.add_reader(socket, readable)
+        try:
+            readable()  # anything that arrived before the reader was in place
+            await failed
+        finally:
+            loop.remove_reader(socket)
+
+    def _dispatch(self, notify: Any) -> None:
+        self.on_notify(notify.channel, notify.payload)
 
     async def _subscribe(self, connection: Any, keys: set[str]) -> None:
         if keys:
