@@ -96,6 +96,12 @@ class BaseChannelLayer:
     def _require_name(
         self, name: Any, kind: str, pattern: re.Pattern[str], bang: bool
     ) -> None:
+        if (
+            isinstance(name, str)
+            and len(name) < self.MAX_NAME_LENGTH
+            and pattern.fullmatch(name)
+        ):
+            return
         rule = _NAME_RULE.format(
             bang=", optionally one '!' followed by a process-local part"
             if bang

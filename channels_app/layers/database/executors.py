@@ -141,6 +141,7 @@ class Lane:
         self.connect_kwargs = connect_kwargs
         self.connection: Any = None
         self.backend_pid: int | None = None
+        self._cursor: Any = None
         self._queue: list[_Job] = []
         self._busy = False
         self._worker: asyncio.Task | None = None
@@ -229,7 +230,11 @@ class Lane:
     async def _execute(self, connection: Any, script: Script) -> list[Rows]:
         results = []
         if len(script) == 1:
-            cursor = await connection.execute(*script[0])
+            # One cursor per connection: the lane runs one script at a time.
+            cursor = self._cursor
+            if cursor is None or cursor.connection is not connection:
+                cursor = self._cursor = connection.cursor()
+            await cursor.execute(*script[0])
             return [await cursor.fetchall() if cursor.description else None]
         async with connection.transaction():
             for sql, params in script:
