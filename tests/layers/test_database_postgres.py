@@ -55,6 +55,43 @@ async def test_the_notification_carries_no_message(make_db_layer):
     assert (await receive_within(layer, "spied"))["secret"] == "x" * 10_000
 
 
+@postgres_only
+async def test_a_lane_runs_one_statement_at_a_time(make_db_layer):
+    """A caller that sends again at once queues behind work that was waiting."""
+    from channels_app.layers.database.executors import Lane
+
+    lane = Lane("test", make_db_layer().connect_kwargs("postgres"))
+
+    async def one_after_another():
+        await lane.run([("SELECT pg_sleep(0.05)", ())])
+        return await lane.run([("SELECT %s::int", (3,))])
+
+    first = asyncio.ensure_future(one_after_another())
+    await asyncio.sleep(0.02)  # its first statement is running: this one queues
+    queued = await lane.run([("SELECT %s::text", ("queued",))])
+    assert queued == [[("queued",)]]
+    assert await first == [[(3,)]]
+    await lane.close()
+
+
+@postgres_only
+async def test_a_failed_statement_raises_its_error_and_the_lane_goes_on(make_db_layer):
+    import psycopg
+
+    from channels_app.layers.database.executors import Lane
+
+    lane = Lane("test", make_db_layer().connect_kwargs("postgres"))
+    with pytest.raises(psycopg.errors.DivisionByZero, match="division by zero"):
+        await lane.run([("SELECT 1 / %s::int", (0,))])
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        await lane.run([("SELECT * FROM no_such_table", ())])
+    assert await lane.run([("SELECT 1 / %s::int, %s::text", (1, "ok"))]) == [
+        [(1, "ok")]
+    ]
+    assert await lane.run([("SELECT %s::bigint[]", ([1, 2**40],))]) == [[([1, 2**40],)]]
+    await lane.close()
+
+
 def layer_connections() -> int:
     try:
         with connections["postgres"].cursor() as cursor:

@@ -12,12 +12,15 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.db import connections
 
 from .sql import Rows, Script
+
+if TYPE_CHECKING:
+    from .libpq_runner import LibpqRunner
 
 logger = logging.getLogger("channels_app.layers.database")
 
@@ -141,7 +144,7 @@ class Lane:
         self.connect_kwargs = connect_kwargs
         self.connection: Any = None
         self.backend_pid: int | None = None
-        self._cursor: Any = None
+        self._runner: LibpqRunner | None = None
         self._queue: list[_Job] = []
         self._busy = False
         self._worker: asyncio.Task | None = None
@@ -156,9 +159,12 @@ class Lane:
         try:
             return await self._run_alone(script)
         finally:
-            self._busy = False
             if self._queue:
+                # Still busy: the worker takes over the connection, and a
+                # caller arriving before it starts must queue behind it.
                 self._worker = asyncio.ensure_future(self._work())
+            else:
+                self._busy = False
 
     async def _work(self) -> None:
         self._busy = True
@@ -230,12 +236,8 @@ class Lane:
     async def _execute(self, connection: Any, script: Script) -> list[Rows]:
         results = []
         if len(script) == 1:
-            # One cursor per connection: the lane runs one script at a time.
-            cursor = self._cursor
-            if cursor is None or cursor.connection is not connection:
-                cursor = self._cursor = connection.cursor()
-            await cursor.execute(*script[0])
-            return [await cursor.fetchall() if cursor.description else None]
+            # The lane runs one script at a time: nothing else uses the connection.
+            return [await self._runner.execute(*script[0])]
         async with connection.transaction():
             for sql, params in script:
                 cursor = await connection.execute(sql, params)
@@ -262,9 +264,13 @@ class Lane:
             return self.connection
         import psycopg
 
+        from .libpq_runner import LibpqRunner
+
         self.connection = await psycopg.AsyncConnection.connect(
             autocommit=True, **self.connect_kwargs
         )
+        prepare = self.connect_kwargs.get("prepare_threshold") is not None
+        self._runner = LibpqRunner(self.connection, prepare)
         self.backend_pid = self.connection.info.backend_pid
         return self.connection
 
