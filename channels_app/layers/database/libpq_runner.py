@@ -6,7 +6,7 @@ description, a timer and two ``epoll`` changes per wait) costs the client
 about as much CPU as PostgreSQL spends on the statement.  This runner keeps
 psycopg's C adapters (``Transformer``) for parameters and rows, prepares each
 statement once per connection, and drives libpq itself: a send then costs
-half the client CPU.
+about a fifth less client CPU (measured: 142 -> 116 microseconds per send).
 """
 
 from __future__ import annotations
