@@ -92,6 +92,39 @@ async def test_a_failed_statement_raises_its_error_and_the_lane_goes_on(make_db_
     await lane.close()
 
 
+@postgres_only
+@pytest.mark.parametrize("capacity", [1, 2, 8, 100])
+async def test_a_receiver_that_keeps_up_never_makes_its_channel_look_full(
+    make_db_layer, capacity
+):
+    """Rows handed out from notifications are deleted before they fill a channel.
+
+    Each message is sent once the previous one was received, so the channel
+    never really holds more than one: ``ChannelFull`` would be a lie.
+    """
+    sender = make_db_layer(capacity=capacity)
+    receiver = make_db_layer(capacity=capacity)
+    channel = await receiver.new_channel()
+    got: list[int] = []
+    arrived = asyncio.Event()
+
+    async def consume():
+        while True:
+            got.append((await receiver.receive(channel))["n"])
+            arrived.set()
+
+    consumer = asyncio.ensure_future(consume())
+    await asyncio.sleep(0.2)  # listening
+    try:
+        for n in range(60):
+            arrived.clear()
+            await sender.send(channel, {"n": n})  # raises ChannelFull if it lies
+            await asyncio.wait_for(arrived.wait(), 5)
+    finally:
+        consumer.cancel()
+    assert got == list(range(60))
+
+
 def layer_connections() -> int:
     try:
         with connections["postgres"].cursor() as cursor:

@@ -41,11 +41,15 @@ def wake_key(inbox: str) -> str:
 #: Largest message carried in a notification: base64 of it, the channel name
 #: and the row's id and expiry stay under NOTIFY's 8,000-byte payload limit.
 CARRY_LIMIT = 5000
+#: Smallest channel capacity for which messages are carried.  A carried row
+#: is deleted shortly *after* it is handed out and counts against capacity
+#: until then; below this a receiver claims rows (deleting them) instead.
+CARRY_MIN_CAPACITY = 8
 
 
-def carried(channel: str, expires: float, body: bytes) -> str:
+def carried(channel: str, expires: float, body: bytes, capacity: int) -> str:
     """What a notification adds after the row id: the row itself, or nothing."""
-    if "!" not in channel or len(body) > CARRY_LIMIT:
+    if "!" not in channel or len(body) > CARRY_LIMIT or capacity < CARRY_MIN_CAPACITY:
         return ""
     return f" {expires!r} {channel} {base64.b64encode(body).decode()}"
 
@@ -229,7 +233,7 @@ class PostgresStatements(SQLiteStatements):
                     capacity,
                     capacity,
                     wake_key(inbox_of(channel)),
-                    carried(channel, expires, body),
+                    carried(channel, expires, body, capacity),
                 ),
             )
         ]

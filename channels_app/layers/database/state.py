@@ -46,6 +46,10 @@ class LoopState:
         #: Rows delivered from a notification: id -> expiry, until deleted.
         self.unconfirmed: dict[int, float] = {}
         self._to_delete: list[int] = []
+        #: Rows per channel in ``_to_delete``: a channel near its capacity
+        #: cannot wait for company, or senders would see it full.
+        self._to_delete_per_channel: dict[str, int] = {}
+        self._delete_now = False
         self._deleting = False
         self._delete_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -111,15 +115,21 @@ class LoopState:
     def delivered(self, row: Row) -> None:
         """``row`` was handed out from its notification: delete it from the table.
 
-        Deletes wait up to :data:`DELETE_DELAY` to go out together; until one
-        confirms, a claim that returns the row anyway (one already running,
-        or after an outage) drops it.
+        Deletes wait up to :data:`DELETE_DELAY` to go out together, unless a
+        quarter of the channel's capacity is waiting (the rows count against
+        it until deleted).  Until a delete confirms, a claim that returns the
+        row anyway (one already running, or after an outage) drops it.
         """
-        self.unconfirmed[row[0]] = row[2]
-        self._to_delete.append(row[0])
+        row_id, channel = row[0], row[1]
+        self.unconfirmed[row_id] = row[2]
+        self._to_delete.append(row_id)
+        waiting = self._to_delete_per_channel.get(channel, 0) + 1
+        self._to_delete_per_channel[channel] = waiting
+        if waiting * 4 >= self.layer.get_capacity(channel):
+            self._delete_now = True
         if self._deleting:
             return
-        if len(self._to_delete) >= DELETE_BATCH:
+        if self._delete_now or len(self._to_delete) >= DELETE_BATCH:
             self._start_deleting()
         else:
             self._delete_soon()
@@ -137,6 +147,8 @@ class LoopState:
         try:
             while self._to_delete:
                 ids, self._to_delete = self._to_delete, []
+                self._to_delete_per_channel.clear()
+                self._delete_now = False
                 try:
                     [rows] = await self.executor.run_claim(
                         self.statements.delete_ids(ids)
@@ -152,7 +164,11 @@ class LoopState:
                     continue
                 for (row_id,) in rows or ():
                     self.unconfirmed.pop(row_id, None)
-                if len(self._to_delete) < DELETE_BATCH and not self.closing:
+                if (
+                    len(self._to_delete) < DELETE_BATCH
+                    and not self._delete_now
+                    and not self.closing
+                ):
                     break  # the rest waits for company
         finally:
             self._deleting = False
