@@ -101,7 +101,16 @@ elif DEMO_CHANNEL_LAYER == "redis":
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")]
+                # Reads may block longer than the 5 s channels_redis waits in
+                # BZPOPMIN (redis-py 8 would time them out at 5 s as well).
+                "hosts": [
+                    {
+                        "address": os.environ.get(
+                            "REDIS_URL", "redis://127.0.0.1:6379/0"
+                        ),
+                        "socket_timeout": 15,
+                    }
+                ]
             },
         },
     }
