@@ -113,7 +113,7 @@ class LibpqRunner:
         if result is None:
             raise errors.OperationalError("the server sent no result")
         if result.status == pq.ExecStatus.FATAL_ERROR:
-            raise _error_of(result, self.connection.info.encoding)
+            raise errors.error_from_result(result, self.connection.info.encoding)
         return result
 
     async def _flush(self) -> None:
@@ -139,14 +139,3 @@ class LibpqRunner:
 def _wake(ready: asyncio.Future) -> None:
     if not ready.done():
         ready.set_result(None)
-
-
-def _error_of(result: pq.abc.PGresult, encoding: str) -> errors.Error:
-    """The psycopg exception class for the result's SQLSTATE, with its message."""
-    sqlstate = result.error_field(pq.DiagnosticField.SQLSTATE)
-    message = (result.error_message or b"").decode(encoding, "replace").strip()
-    try:
-        error_class = errors.lookup(sqlstate.decode()) if sqlstate else None
-    except KeyError:
-        error_class = None
-    return (error_class or errors.DatabaseError)(message)
