@@ -25,10 +25,6 @@ PG = {
     "NAME": os.environ.get("PGDATABASE", "test"),
 }
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-#: channels_redis' ``hosts`` entry.  redis-py 8 gives reads a 5 s timeout,
-#: the same 5 s for which channels_redis blocks in BZPOPMIN: a receive on a
-#: quiet channel then fails now and then with "Timeout reading from".
-REDIS_HOST = {"address": REDIS_URL, "socket_timeout": 15}
 
 HOW_TO_START = {
     "postgres": (

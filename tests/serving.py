@@ -17,7 +17,7 @@ from tests.servers import (
     project_env,
     wait_for_port,
 )
-from tests.services import PG, REDIS_HOST, REDIS_URL, require
+from tests.services import PG, REDIS_URL, require
 
 
 def redis_layers(prefix: str | None = None, **config) -> dict:
@@ -31,7 +31,7 @@ def redis_layers(prefix: str | None = None, **config) -> dict:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_HOST],
+                "hosts": [REDIS_URL],
                 "prefix": prefix or f"t{uuid.uuid4().hex[:10]}",
                 **config,
             },

@@ -101,16 +101,7 @@ elif DEMO_CHANNEL_LAYER == "redis":
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                # Reads may block longer than the 5 s channels_redis waits in
-                # BZPOPMIN (redis-py 8 would time them out at 5 s as well).
-                "hosts": [
-                    {
-                        "address": os.environ.get(
-                            "REDIS_URL", "redis://127.0.0.1:6379/0"
-                        ),
-                        "socket_timeout": 15,
-                    }
-                ]
+                "hosts": [os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")]
             },
         },
     }

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.services import REDIS_HOST
+from tests.services import REDIS_URL
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ DATABASE_LAYER = "channels_app.layers.database.DatabaseChannelLayer"
 
 
 def redis_config() -> dict:
-    return {"hosts": [REDIS_HOST], "prefix": unique_prefix()}
+    return {"hosts": [REDIS_URL], "prefix": unique_prefix()}
 
 
 LAYERS = [

@@ -25,15 +25,7 @@ elif _layer == "redis":
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [
-                    {
-                        "address": os.environ.get(
-                            "REDIS_URL", "redis://127.0.0.1:6379/0"
-                        ),
-                        # Above the 5 s channels_redis blocks in BZPOPMIN.
-                        "socket_timeout": 15,
-                    }
-                ],
+                "hosts": [os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")],
                 "prefix": _prefix,
             },
         }
