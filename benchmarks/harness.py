@@ -10,6 +10,9 @@ into the matching ``channels.*`` one, so the same code measures both.
 virtualenv holding Django Channels 4 and nothing of ours, created with pip on
 first use (it is gitignored).  ``--impl both`` (the default) runs the two one
 after the other, each in a fresh process, and prints them in one table.
+``--runs N`` alternates the two N times and shows each metric's median, with
+every run's value below the table: on a shared 2-core machine a single pair
+of runs can differ by a fifth from the next.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import importlib
 import inspect
 import json
 import os
+import statistics
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -167,6 +171,30 @@ def print_table(runs: dict[str, dict]) -> None:
         print("  ".join(cells))
 
 
+def median_run(runs: list[dict]) -> dict:
+    """One run whose every value is the median of that metric over ``runs``."""
+    results = [
+        {
+            **first,
+            "value": statistics.median(run["results"][i]["value"] for run in runs),
+        }
+        for i, first in enumerate(runs[0]["results"])
+    ]
+    return {"title": runs[0]["title"], "results": results}
+
+
+def print_spread(runs: dict[str, list[dict]]) -> None:
+    """Every run's value of every metric, in the order the runs were made."""
+    print(f"each of {len(next(iter(runs.values())))} alternating runs:")
+    for position, first in enumerate(next(iter(runs.values()))[0]["results"]):
+        values = " | ".join(
+            f"{impl} "
+            + " ".join(_format(run["results"][position]["value"]) for run in impl_runs)
+            for impl, impl_runs in runs.items()
+        )
+        print(f"  {first['name']} ({first['unit']}): {values}")
+
+
 def main(
     measure: Callable[[str, argparse.Namespace], Awaitable[tuple[str, list[Result]]]],
     *,
@@ -188,6 +216,12 @@ def main(
         default="both",
         help="measure channels_app, Django Channels 4, or both (default)",
     )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="with --impl both: alternate the two this many times, show medians",
+    )
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     if add_arguments is not None:
         add_arguments(parser)
@@ -196,12 +230,17 @@ def main(
     argv = sys.argv[1:]
 
     if args.impl == "both":
-        channels = channels_python(channels_requirements)
-        runs = {
-            "ours": _run_child(sys.executable, script, _child_argv(argv, "ours")),
-            "channels": _run_child(channels, script, _child_argv(argv, "channels")),
+        pythons = {
+            "ours": sys.executable,
+            "channels": channels_python(channels_requirements),
         }
-        print_table(runs)
+        runs: dict[str, list[dict]] = {impl: [] for impl in pythons}
+        for _ in range(max(1, args.runs)):
+            for impl, python in pythons.items():
+                runs[impl].append(_run_child(python, script, _child_argv(argv, impl)))
+        print_table({impl: median_run(impl_runs) for impl, impl_runs in runs.items()})
+        if args.runs > 1:
+            print_spread(runs)
         return
     if args.impl == "channels" and not _in_channels_venv():
         python = channels_python(channels_requirements)

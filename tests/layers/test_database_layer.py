@@ -339,12 +339,12 @@ async def test_expired_messages_take_their_channel_out_of_groups(
     assert await count_rows(backend, GroupMembership) == 0
 
 
-def vacuum_state() -> tuple[bool, object, int]:
-    """The server's autovacuum switch, the message table's last manual vacuum
-    and its dead rows, as PostgreSQL's statistics report them."""
+def vacuum_state() -> tuple[object, int]:
+    """The message table's last vacuum and its dead rows, as PostgreSQL's
+    statistics report them."""
     with connections["postgres"].cursor() as cursor:
         cursor.execute(
-            "SELECT current_setting('autovacuum') = 'on', last_vacuum, n_dead_tup "
+            "SELECT greatest(last_vacuum, last_autovacuum), n_dead_tup "
             "FROM pg_stat_user_tables WHERE relid = %s::regclass",
             [ChannelMessage._meta.db_table],
         )
@@ -352,35 +352,57 @@ def vacuum_state() -> tuple[bool, object, int]:
 
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
-async def test_cleanup_vacuums_the_tables_only_when_autovacuum_is_off(
-    make_db_layer, backend
+async def test_cleanup_vacuums_the_tables_after_churn(
+    make_db_layer, backend, monkeypatch
 ):
-    """Queue churn leaves dead rows; with autovacuum off nothing else reclaims them.
+    """Queue churn leaves dead rows; the layer reclaims them without waiting for
+    autovacuum (which may be off, and visits a database once a minute).
 
     (SQLite reuses the pages of deleted rows by itself.)
     """
     from asgiref.sync import sync_to_async
 
-    autovacuum, vacuumed_before, _ = await sync_to_async(vacuum_state)()
+    from channels_app.layers.database import sql
+
+    monkeypatch.setattr(sql, "VACUUM_DEAD_ROWS", 100)
+    vacuumed_before, _ = await sync_to_async(vacuum_state)()
     layer = make_db_layer(cleanup_interval=0.05, vacuum_interval=0.0)
     for n in range(300):
         await layer.send("churn", {"n": n})
         await layer.receive("churn")
-    await asyncio.sleep(0.1)
-    await layer.send("churn", {})  # traffic triggers the cleanup
-    deadline = time.monotonic() + (1 if autovacuum else 5)
+    deadline = time.monotonic() + 5
     while True:
-        _, vacuumed, dead = await sync_to_async(vacuum_state)()
+        await layer.send("churn", {})  # traffic triggers the cleanup
+        await layer.receive("churn")
+        vacuumed, dead = await sync_to_async(vacuum_state)()
         if vacuumed != vacuumed_before or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.1)
-    if autovacuum:
-        # The server looks after its tables; the layer leaves them alone.
-        assert vacuumed == vacuumed_before
-    else:
-        assert vacuumed is not None and vacuumed != vacuumed_before
-        assert dead < 300
-    assert await receive_within(layer, "churn") == {}
+    assert vacuumed is not None and vacuumed != vacuumed_before
+    assert dead < 300
+    await layer.send("churn", {"after": "vacuum"})
+    assert await receive_within(layer, "churn") == {"after": "vacuum"}
+
+
+def test_vacuum_waits_for_churn_and_for_the_interval():
+    """Dead rows past the threshold plus a fifth of the live ones, and a last
+    vacuum (by anyone) at least ``vacuum_interval`` ago; only for the process
+    that holds the cleanup lock."""
+    from channels_app.layers.database.sql import VACUUM_DEAD_ROWS, PostgresStatements
+
+    due = PostgresStatements().vacuum_due
+
+    def cleanup(held=True, dead=VACUUM_DEAD_ROWS, live=0, since=None):
+        return [(held, 0, 0, dead, live, since)]
+
+    assert due(cleanup(), 1.0)
+    assert due(cleanup(since=1.5), 1.0)
+    assert not due(cleanup(since=0.5), 1.0)
+    assert not due(cleanup(dead=VACUUM_DEAD_ROWS - 1), 1.0)
+    assert not due(cleanup(live=50_000, dead=VACUUM_DEAD_ROWS + 9_999), 1.0)
+    assert due(cleanup(live=50_000, dead=VACUUM_DEAD_ROWS + 10_000), 1.0)
+    assert not due(cleanup(held=False), 1.0)
+    assert not due(cleanup(), None)
 
 
 async def test_flush_empties_channels_and_groups(make_db_layer, backend):

@@ -120,12 +120,11 @@ def _execute(cursor: Any, sql: str, params: Sequence[Any]) -> Rows:
 
 
 class _Job:
-    __slots__ = ("alone", "future", "script")
+    __slots__ = ("future", "script")
 
-    def __init__(self, script: Script, future: asyncio.Future, alone: bool) -> None:
+    def __init__(self, script: Script, future: asyncio.Future) -> None:
         self.script = script
         self.future = future
-        self.alone = alone
 
 
 class Lane:
@@ -149,11 +148,11 @@ class Lane:
         self._busy = False
         self._worker: asyncio.Task | None = None
 
-    async def run(self, script: Script, alone: bool = False) -> list[Rows]:
-        """Run ``script``; ``alone`` keeps it out of pipelines (e.g. ``VACUUM``)."""
+    async def run(self, script: Script) -> list[Rows]:
+        """Run ``script`` (one transaction) and return each statement's rows."""
         if self._busy:
             future = asyncio.get_running_loop().create_future()
-            self._queue.append(_Job(script, future, alone))
+            self._queue.append(_Job(script, future))
             return await future
         self._busy = True
         try:
@@ -171,12 +170,9 @@ class Lane:
         try:
             while self._queue:
                 batch, self._queue = self._queue, []
-                for job in [job for job in batch if job.alone]:
-                    await self._settle_alone(job)
-                batch = [job for job in batch if not job.alone]
                 if len(batch) == 1:
                     await self._settle_alone(batch[0])
-                elif batch:
+                else:
                     await self._run_batch(batch)
         finally:
             self._busy = False
@@ -196,7 +192,12 @@ class Lane:
         import psycopg
 
         try:
-            return await self._execute(await self._connect(), script)
+            runner = self._runner
+            if runner is None or runner.broken:
+                runner = await self._connect()
+            if len(script) == 1:
+                return [await runner.execute(*script[0])]
+            return await runner.pipeline(script)
         except psycopg.OperationalError as exc:
             raise await self._unavailable(exc)
         except asyncio.CancelledError:
@@ -207,7 +208,12 @@ class Lane:
         import psycopg
 
         try:
-            results = await self._pipeline(await self._connect(), batch)
+            runner = self._runner
+            if runner is None or runner.broken:
+                runner = await self._connect()
+            rows = await runner.pipeline(
+                [statement for job in batch for statement in job.script]
+            )
         except psycopg.OperationalError as exc:
             error = await self._unavailable(exc)
             for job in batch:
@@ -223,8 +229,11 @@ class Lane:
             for job in batch:
                 _settle(job.future, exception=exc)
             raise
-        for job, result in zip(batch, results, strict=True):
-            _settle(job.future, result=result)
+        start = 0
+        for job in batch:
+            end = start + len(job.script)
+            _settle(job.future, result=rows[start:end])
+            start = end
 
     async def _unavailable(self, exc: Exception) -> ChannelLayerUnavailable:
         await self._drop_connection()
@@ -233,48 +242,24 @@ class Lane:
             f"{exc}".strip()
         )
 
-    async def _execute(self, connection: Any, script: Script) -> list[Rows]:
-        results = []
-        if len(script) == 1:
-            # The lane runs one script at a time: nothing else uses the connection.
-            return [await self._runner.execute(*script[0])]
-        async with connection.transaction():
-            for sql, params in script:
-                cursor = await connection.execute(sql, params)
-                results.append(await cursor.fetchall() if cursor.description else None)
-        return results
-
-    async def _pipeline(self, connection: Any, batch: list[_Job]) -> list[list[Rows]]:
-        cursors = []
-        async with connection.pipeline():
-            for job in batch:
-                cursors.append(
-                    [
-                        await connection.cursor().execute(sql, params)
-                        for sql, params in job.script
-                    ]
-                )
-        return [
-            [await cur.fetchall() if cur.description else None for cur in job_cursors]
-            for job_cursors in cursors
-        ]
-
-    async def _connect(self) -> Any:
-        if self.connection is not None and not self.connection.closed:
-            return self.connection
+    async def _connect(self) -> LibpqRunner:
         import psycopg
 
         from .libpq_runner import LibpqRunner
 
+        await self._drop_connection()  # a broken one, if any
         self.connection = await psycopg.AsyncConnection.connect(
             autocommit=True, **self.connect_kwargs
         )
         prepare = self.connect_kwargs.get("prepare_threshold") is not None
         self._runner = LibpqRunner(self.connection, prepare)
         self.backend_pid = self.connection.info.backend_pid
-        return self.connection
+        return self._runner
 
     async def _drop_connection(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.detach()
         connection, self.connection, self.backend_pid = self.connection, None, None
         if connection is not None:
             try:
@@ -288,6 +273,7 @@ class Lane:
         await self._drop_connection()
 
     def abandon(self) -> None:
+        self._runner = None  # its event loop is gone, and the reader with it
         connection, self.connection = self.connection, None
         _finish(connection)
 
@@ -328,8 +314,23 @@ class PsycopgExecutor:
     async def run(self, script: Script) -> list[Rows]:
         return await self.send_lane.run(script)
 
-    async def run_claim(self, script: Script, alone: bool = False) -> list[Rows]:
-        return await self.claim_lane.run(script, alone)
+    async def run_claim(self, script: Script) -> list[Rows]:
+        return await self.claim_lane.run(script)
+
+    async def run_aside(self, script: Script) -> None:
+        """Run ``script`` on a connection opened for it and closed afterwards.
+
+        For maintenance such as ``VACUUM``, which takes milliseconds: on a
+        lane it would hold up the sends or deliveries queued behind it.
+        """
+        import psycopg
+
+        kwargs = {**self.claim_lane.connect_kwargs, "prepare_threshold": None}
+        async with await psycopg.AsyncConnection.connect(
+            autocommit=True, **kwargs
+        ) as connection:
+            for sql, params in script:
+                await connection.execute(sql, params)
 
     async def close(self) -> None:
         await self.send_lane.close()
@@ -346,8 +347,16 @@ def _finish(connection: Any) -> None:
         connection.pgconn.finish()
 
 
+#: Settings of the layer's own sessions.  Its queue tables churn, so their
+#: statistics rarely describe them: a table that held a burst looks huge and
+#: a fresh one empty, and the planner then prefers sequential scans (every
+#: send reading the whole table) or even compiles a statement with JIT (tens
+#: of milliseconds).  Every statement of the layer has an index to use.
+SESSION_SETTINGS = "-c jit=off -c enable_seqscan=off"
+
+
 def psycopg_connect_kwargs(
-    alias: str, prepare_threshold: int | None = 0
+    alias: str, prepare_threshold: int | None = 0, pooled: bool = False
 ) -> dict[str, Any]:
     """libpq parameters for Django's ``DATABASES[alias]``, for our own connections.
 
@@ -355,7 +364,9 @@ def psycopg_connect_kwargs(
     (host, port, credentials, sslmode, options) is kept.  Statements are
     prepared on first use (the layer runs a handful of statements millions
     of times) unless ``prepare_threshold`` or the entry's ``OPTIONS`` say
-    otherwise.
+    otherwise.  Connections that are not ``pooled`` get
+    :data:`SESSION_SETTINGS` (a pooler such as PgBouncer refuses or drops
+    startup options).
     """
     connection = connections[alias]
     params = dict(connection.get_connection_params())
@@ -363,6 +374,8 @@ def psycopg_connect_kwargs(
         params.pop(django_only, None)
     options = connection.settings_dict.get("OPTIONS", {})
     params["prepare_threshold"] = options.get("prepare_threshold", prepare_threshold)
+    if not pooled:
+        params["options"] = f"{params.get('options', '')} {SESSION_SETTINGS}".strip()
     params.setdefault("connect_timeout", 5)
     params.setdefault("application_name", "channels_app.layers.database")
     return params

@@ -260,8 +260,7 @@ class LoopState:
             else:
                 [done] = await self.executor.run_claim(script)
                 if self.statements.vacuum_due(done, self.layer.vacuum_interval):
-                    vacuum = self.statements.vacuum()
-                    await self.executor.run_claim(vacuum, alone=True)
+                    await self.executor.run_aside(self.statements.vacuum())
         except Exception as exc:
             logger.debug("Channel layer cleanup skipped: %s", exc)
         finally:
