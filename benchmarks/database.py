@@ -4,7 +4,8 @@ Our ``DatabaseChannelLayer`` is compared with ``channels_postgres`` (another
 project's PostgreSQL layer, installed only in ``.venv-bench-channels``).  Both
 keep their tables in one benchmark database, ``bench_channels_layers`` on the
 server named by the usual ``PG*`` variables (default 127.0.0.1:5432, user
-``postgres``), created on first use; each layer's migrations create its tables.
+``postgres``), created on first use; each layer's migrations create its tables,
+and they are emptied (``TRUNCATE``) before each measurement.
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ BENCH_DATABASE = os.environ.get("BENCH_PGDATABASE", "bench_channels_layers")
 
 OURS = "channels_app.layers.database.DatabaseChannelLayer"
 THEIRS = "channels_postgres.core.PostgresChannelLayer"
+#: Each layer's tables, emptied before it is measured: every run starts from
+#: fresh tables, whatever earlier runs left behind (dead rows, bloat).
+TABLES = {
+    "ours": ["channels_app_message", "channels_app_groupmembership"],
+    "channels": ["channels_postgres_message", "channels_postgres_groupchannel"],
+}
 
 
 def database_entry() -> dict[str, Any]:
@@ -88,4 +95,8 @@ def prepare(impl: str) -> tuple[str, dict[str, Any]]:
         config, alias = database_entry(), "channels_postgres"
     setup_django(impl, INSTALLED_APPS=apps, DATABASES=databases(impl), USE_TZ=True)
     call_command("migrate", app, database=alias, verbosity=0)
+    from django.db import connections
+
+    with connections[alias].cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(TABLES[impl])}")
     return layer, config

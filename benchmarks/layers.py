@@ -20,7 +20,7 @@ them: one sends, the other receives (ping-pong goes back and forth).
 ``channels_postgres`` on PostgreSQL, two instances each (see
 benchmarks/database.py for the database used):
 
-    .venv/bin/python benchmarks/layers.py --preset postgres
+    .venv/bin/python benchmarks/layers.py --preset postgres --runs 3
 
 Measured, in this order:
 - one-to-one throughput: a producer and a consumer task on one channel;
