@@ -93,6 +93,57 @@ async def test_a_failed_statement_raises_its_error_and_the_lane_goes_on(make_db_
 
 
 @postgres_only
+async def test_scripts_queued_on_a_busy_lane_share_a_pipeline_not_a_fate(
+    make_db_layer,
+):
+    """Scripts that wait for a busy lane go out together; one that fails is
+    re-run alone, so only its caller sees the error."""
+    import psycopg
+
+    from channels_app.layers.database.executors import Lane
+
+    lane = Lane("test", make_db_layer().connect_kwargs("postgres"))
+    busy = asyncio.ensure_future(lane.run([("SELECT pg_sleep(0.1)", ())]))
+    await asyncio.sleep(0.03)
+    queued = [
+        asyncio.ensure_future(lane.run([("SELECT %s::int * 2", (n,))]))
+        for n in range(5)
+    ]
+    failing = asyncio.ensure_future(lane.run([("SELECT 1 / %s::int", (0,))]))
+    queued.append(asyncio.ensure_future(lane.run([("SELECT %s::text", ("last",))])))
+    await busy
+    assert [await job for job in queued] == [
+        *([[(n * 2,)]] for n in range(5)),
+        [[("last",)]],
+    ]
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        await failing
+    await lane.close()
+
+
+@postgres_only
+async def test_a_script_of_several_statements_is_one_transaction(make_db_layer):
+    import psycopg
+
+    from channels_app.layers.database.executors import Lane
+
+    lane = Lane("test", make_db_layer().connect_kwargs("postgres"))
+    await lane.run([("CREATE TEMPORARY TABLE t (n int)", ())])
+    assert await lane.run(
+        [("INSERT INTO t VALUES (%s)", (1,)), ("SELECT count(*) FROM t", ())]
+    ) == [None, [(1,)]]
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        await lane.run(
+            [
+                ("INSERT INTO t VALUES (%s)", (2,)),
+                ("CREATE UNIQUE INDEX ON t ((1))", ()),  # two rows: fails
+            ]
+        )
+    assert await lane.run([("SELECT array_agg(n) FROM t", ())]) == [[([1],)]]
+    await lane.close()
+
+
+@postgres_only
 @pytest.mark.parametrize("capacity", [1, 2, 8, 100])
 async def test_a_receiver_that_keeps_up_never_makes_its_channel_look_full(
     make_db_layer, capacity

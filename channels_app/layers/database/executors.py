@@ -192,9 +192,7 @@ class Lane:
         import psycopg
 
         try:
-            runner = self._runner
-            if runner is None or runner.broken:
-                runner = await self._connect()
+            runner = await self._connect()
             if len(script) == 1:
                 return [await runner.execute(*script[0])]
             return await runner.pipeline(script)
@@ -208,9 +206,7 @@ class Lane:
         import psycopg
 
         try:
-            runner = self._runner
-            if runner is None or runner.broken:
-                runner = await self._connect()
+            runner = await self._connect()
             rows = await runner.pipeline(
                 [statement for job in batch for statement in job.script]
             )
@@ -243,6 +239,9 @@ class Lane:
         )
 
     async def _connect(self) -> LibpqRunner:
+        """The connection's runner, connecting first if there is none that works."""
+        if self._runner is not None and not self._runner.broken:
+            return self._runner
         import psycopg
 
         from .libpq_runner import LibpqRunner
