@@ -140,3 +140,18 @@ def test_translation_chains_a_copy_when_the_class_cannot_change():
     assert isinstance(translated, ChannelFull)
     assert translated.args == ("queue x",)
     assert translated.__cause__ is original
+
+
+async def test_a_blocking_receive_outlives_the_redis_read_timeout(redis_layer):
+    """channels_redis waits for messages with a blocking ``BZPOPMIN`` of
+    ``brpop_timeout`` seconds; a socket read timeout no longer than that
+    (redis-py 8's default is 5 s, the same) would make an idle consumer's
+    ``receive`` fail now and then, closing its WebSocket with 1011."""
+    pool = redis_layer.create_pool(0)
+    read_timeout = pool.connection_class(**pool.connection_kwargs).socket_timeout
+    assert read_timeout is None or read_timeout > redis_layer.brpop_timeout
+    channel = await redis_layer.new_channel()
+    waiting = asyncio.ensure_future(redis_layer.receive(channel))
+    await asyncio.sleep(0.2)
+    await redis_layer.send(channel, {"type": "late"})
+    assert (await asyncio.wait_for(waiting, 5))["type"] == "late"
