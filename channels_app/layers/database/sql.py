@@ -355,9 +355,11 @@ class PostgresStatements(SQLiteStatements):
                 f"AND (expires <= %s OR channel IN (SELECT channel FROM gone)) "
                 f"RETURNING 1) "
                 f"SELECT (SELECT held FROM lock), (SELECT count(*) FROM gone), "
-                f"(SELECT count(*) FROM left_groups), n_dead_tup, n_live_tup, "
-                f"extract(epoch FROM now() - greatest(last_vacuum, last_autovacuum)) "
-                f"FROM pg_stat_user_tables WHERE relid = %s::regclass",
+                f"(SELECT count(*) FROM left_groups), pg_stat_get_dead_tuples(t), "
+                f"pg_stat_get_live_tuples(t), extract(epoch FROM now() - greatest("
+                f"pg_stat_get_last_vacuum_time(t), "
+                f"pg_stat_get_last_autovacuum_time(t))) "
+                f"FROM (SELECT %s::regclass::oid AS t) messages",
                 (CLEANUP_LOCK_KEY, now, now, MESSAGES),
             )
         ]
