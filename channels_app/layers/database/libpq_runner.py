@@ -6,8 +6,9 @@ description, a timer and two ``epoll`` changes per wait) costs the client
 about as much CPU as PostgreSQL spends on the statement.  This runner keeps
 psycopg's C adapters (``Transformer``) for parameters and rows, prepares each
 statement once per connection, and drives libpq itself.  Its socket stays
-registered with the event loop for the connection's whole life, so a round
-trip costs no ``epoll_ctl`` calls and no reads that can only come back empty.
+registered with the event loop for the connection's whole life and is read
+as soon as data arrives, so a round trip costs no ``epoll_ctl`` calls, no
+reads that can only come back empty and one wake-up of the caller.
 """
 
 from __future__ import annotations
@@ -167,8 +168,7 @@ class LibpqRunner:
         results: list = []
         while True:
             if pgconn.is_busy():
-                await self._readable_soon()
-                pgconn.consume_input()
+                await self._input()
                 continue
             result = pgconn.get_result()
             if result is None:
@@ -193,20 +193,26 @@ class LibpqRunner:
         return errors.error_from_result(result, self.connection.info.encoding)
 
     def _readable(self) -> None:
+        """Read what arrived at once, and wake the caller only for a whole result.
+
+        Reading here, not in the woken task, matters: the socket would still
+        look readable at the loop's next poll, and wake the following
+        statement's caller for nothing.
+        """
         ready = self._ready
-        if ready is not None:
-            if not ready.done():
-                ready.set_result(None)
-            return
-        # Idle, yet the server wrote: a notice, or the connection is closing.
-        # Read it now, or a level-triggered loop would call us forever.
         try:
             self.pgconn.consume_input()
-            self.pgconn.is_busy()  # parses (and so drops) the notices
-        except errors.OperationalError:
+            busy = self.pgconn.is_busy()  # parses it (and drops stray notices)
+        except errors.OperationalError as exc:
+            if ready is not None and not ready.done():
+                ready.set_exception(exc)
             self.detach()  # the next statement finds the connection broken
+            return
+        if ready is not None and not busy and not ready.done():
+            ready.set_result(None)
 
-    async def _readable_soon(self) -> None:
+    async def _input(self) -> None:
+        """Wait until libpq holds a complete result (or the connection failed)."""
         if self._socket is None:
             raise errors.OperationalError("the connection to the server was lost")
         ready = self._ready = self._loop.create_future()
