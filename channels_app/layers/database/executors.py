@@ -325,6 +325,7 @@ class PsycopgExecutor:
         import psycopg
 
         kwargs = {**self.claim_lane.connect_kwargs, "prepare_threshold": None}
+        kwargs["application_name"] = f"{kwargs.get('application_name', '')} (aside)"
         async with await psycopg.AsyncConnection.connect(
             autocommit=True, **kwargs
         ) as connection:
