@@ -342,13 +342,16 @@ async def test_expired_messages_take_their_channel_out_of_groups(
 def vacuum_state() -> tuple[object, int]:
     """The message table's last vacuum and its dead rows, as PostgreSQL's
     statistics report them."""
-    with connections["postgres"].cursor() as cursor:
-        cursor.execute(
-            "SELECT greatest(last_vacuum, last_autovacuum), n_dead_tup "
-            "FROM pg_stat_user_tables WHERE relid = %s::regclass",
-            [ChannelMessage._meta.db_table],
-        )
-        return cursor.fetchone()
+    try:
+        with connections["postgres"].cursor() as cursor:
+            cursor.execute(
+                "SELECT greatest(last_vacuum, last_autovacuum), n_dead_tup "
+                "FROM pg_stat_user_tables WHERE relid = %s::regclass",
+                [ChannelMessage._meta.db_table],
+            )
+            return cursor.fetchone()
+    finally:
+        connections["postgres"].close()  # this thread's, or teardown would wait
 
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
