@@ -81,9 +81,6 @@ class LibpqRunner:
         results = await self._collect()
         if not results:
             raise errors.OperationalError("the server sent no result")
-        for result in results:
-            if result.status == _FATAL_ERROR:
-                raise self._error(result)
         return self._rows(results[-1])
 
     async def pipeline(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list:
@@ -107,8 +104,6 @@ class LibpqRunner:
         last = None
         for result in results:
             if result is not None:
-                if result.status == _FATAL_ERROR:
-                    raise self._error(result)
                 last = result
             else:  # the end of one statement's results
                 rows.append(None if last is None else self._rows(last))
@@ -139,9 +134,7 @@ class LibpqRunner:
         if name is None and self.prepare and len(self._prepared) < MAX_PREPARED:
             name = f"channels_app_{len(self._prepared)}".encode()
             self.pgconn.send_prepare(name, numbered(sql), param_types=types)
-            for result in await self._collect():
-                if result.status == _FATAL_ERROR:
-                    raise self._error(result)
+            await self._collect()
             self._prepared[(sql, types)] = name
         return sql, values, types, formats, name
 
@@ -160,7 +153,8 @@ class LibpqRunner:
         """The results of what was sent, read until the server is ready again.
 
         In a pipeline that is its sync point, and ``None`` separates the
-        statements' results.
+        statements' results.  A failed statement's error is raised once
+        everything has been read, so the connection is ready for the next.
         """
         pgconn = self.pgconn
         while pgconn.flush():
@@ -173,10 +167,14 @@ class LibpqRunner:
             result = pgconn.get_result()
             if result is None:
                 if not pipelined:
-                    return results
+                    break
             elif result.status == _PIPELINE_SYNC:
-                return results
+                break
             results.append(result)
+        for result in results:
+            if result is not None and result.status == _FATAL_ERROR:
+                raise self._error(result)
+        return results
 
     def _rows(self, result: Any) -> Rows:
         if result.status != _TUPLES_OK:
