@@ -180,7 +180,7 @@ def _postgres_admin():
 def create_postgres_database() -> str:
     """A fresh PostgreSQL database for one project's processes to share."""
     require("postgres")
-    base = os.environ.get("CHANNELS_APP_PG_TEST_DB", "test_channels_app")
+    base = os.environ["CHANNELS_APP_PG_TEST_DB"]
     name = f"{base}_e2e_{uuid.uuid4().hex[:8]}"
     with _postgres_admin() as connection:
         connection.execute(f'CREATE DATABASE "{name}"')

@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+import uuid
 
 from tests.services import IN_CI, PG, postgres_available
 
@@ -18,6 +19,13 @@ INSTALLED_APPS = [
     "tests",
 ]
 
+# One PostgreSQL test database per run, named in the environment so the
+# servers that end-to-end tests start (child processes) use the same one, and
+# two runs on one machine never drop each other's database.
+os.environ.setdefault(
+    "CHANNELS_APP_PG_TEST_DB", f"test_channels_app_{uuid.uuid4().hex[:8]}"
+)
+
 _sqlite_dir = tempfile.mkdtemp(prefix="channels_app_tests_")
 DATABASES = {
     "default": {
@@ -31,9 +39,7 @@ if IN_CI or postgres_available():
     DATABASES["postgres"] = {
         "ENGINE": "django.db.backends.postgresql",
         **PG,
-        "TEST": {
-            "NAME": os.environ.get("CHANNELS_APP_PG_TEST_DB", "test_channels_app")
-        },
+        "TEST": {"NAME": os.environ["CHANNELS_APP_PG_TEST_DB"]},
     }
 
 CHANNEL_LAYERS: dict = {}

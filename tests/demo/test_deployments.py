@@ -35,7 +35,7 @@ pytestmark = pytest.mark.e2e
 def postgres_database():
     """A fresh, empty PostgreSQL database for one deployment."""
     require("postgres")
-    base = os.environ.get("CHANNELS_APP_PG_TEST_DB", "test_channels_app")
+    base = os.environ["CHANNELS_APP_PG_TEST_DB"]
     name = f"{base}_demo_e2e"
     admin = {
         "host": PG["HOST"],
