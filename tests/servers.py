@@ -106,22 +106,48 @@ def migrate(env: dict) -> None:
 def start_daphne(
     tmp_path: Path, application: str = "testproject.asgi:application", **env_extra: str
 ) -> ServerProcess:
+    return start_server("daphne", tmp_path, application, **env_extra)
+
+
+def start_uvicorn(
+    tmp_path: Path, application: str = "testproject.asgi:application", **env_extra: str
+) -> ServerProcess:
+    return start_server("uvicorn", tmp_path, application, **env_extra)
+
+
+#: How each ASGI server is started on a loopback port, application last.
+SERVER_COMMANDS = {
+    "daphne": ["-m", "daphne", "-b", "127.0.0.1", "-p", "{port}"],
+    # The lifespan protocol on, as users deploy it; no access log (noise).
+    "uvicorn": [
+        "-m",
+        "uvicorn",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--lifespan",
+        "on",
+        "--no-access-log",
+    ],
+}
+
+
+def start_server(
+    kind: str,
+    tmp_path: Path,
+    application: str = "testproject.asgi:application",
+    **env_extra: str,
+) -> ServerProcess:
+    """Migrate the project's database, then serve ``application`` with ``kind``."""
     env = project_env(tmp_path, **env_extra)
     migrate(env)
     port = free_port()
+    arguments = [word.format(port=port) for word in SERVER_COMMANDS[kind]]
     server = ServerProcess(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            application,
-        ],
+        [sys.executable, *arguments, application],
         port,
-        tmp_path / f"daphne-{port}.log",
+        tmp_path / f"{kind}-{port}.log",
         env,
     )
     wait_for_port(port, server.process)

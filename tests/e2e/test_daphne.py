@@ -1,4 +1,4 @@
-"""The demo project's consumers through a real Daphne server and real clients."""
+"""The demo project's consumers through real servers (Daphne, uvicorn) and real clients."""
 
 import asyncio
 import json
@@ -7,14 +7,14 @@ import urllib.request
 import pytest
 import websockets
 
-from tests.servers import start_daphne
+from tests.servers import start_server
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server = start_daphne(tmp_path_factory.mktemp("daphne"))
+@pytest.fixture(scope="module", params=["daphne", "uvicorn"])
+def server(request, tmp_path_factory):
+    server = start_server(request.param, tmp_path_factory.mktemp(request.param))
     yield server
     server.stop()
 
