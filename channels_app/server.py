@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from functools import partial
 from typing import Any
@@ -174,6 +175,78 @@ class DevelopmentServer(Server):
             )
         )
         return inbox
+
+    def application_checker(self) -> None:
+        """Reap finished applications and stale connections, then run again in 1 s.
+
+        Daphne's own checker stops for good the first time one connection's
+        clean-up raises -- e.g. an HTTP consumer that fails after its response
+        started, where answering 500 is no longer possible -- and from then on
+        crashed consumers stay open and their errors go unlogged.  Here each
+        connection is checked on its own and the next run is scheduled
+        whatever happens.
+        """
+        try:
+            for protocol, details in list(self.connections.items()):
+                try:
+                    self._check_connection(protocol, details)
+                except Exception:
+                    logger.exception("Could not clean up connection %r", protocol)
+                    # Forget the application so it is not reported again.
+                    details.pop("application_instance", None)
+        finally:
+            reactor.callLater(1, self.application_checker)
+
+    def _check_connection(self, protocol: Any, details: dict) -> None:
+        """Kill an application that outlived its connection; reap a finished one."""
+        disconnected = details.get("disconnected")
+        instance = details.get("application_instance")
+        overdue = (
+            disconnected is not None
+            and time.time() - disconnected > self.application_close_timeout
+        )
+        if overdue and instance is not None and not instance.done():
+            logger.warning(
+                "Application for %r did not finish within %ss of its connection "
+                "closing; cancelled it",
+                protocol,
+                self.application_close_timeout,
+            )
+            instance.cancel()
+        if instance is not None and instance.done():
+            del details["application_instance"]
+            error = None if instance.cancelled() else instance.exception()
+            if isinstance(error, KeyboardInterrupt):
+                self.stop()  # how a protocol asks the server to exit
+            elif error is not None:
+                logger.error("Exception inside application: %s", error, exc_info=error)
+                if disconnected is None:
+                    self._answer_crash(protocol, error)
+            instance = None
+        if instance is None and disconnected is not None:
+            self.connections.pop(protocol, None)
+
+    @staticmethod
+    def _answer_crash(protocol: Any, error: BaseException) -> None:
+        """Tell the client its application crashed: a 500, a 1011 close.
+
+        Once an HTTP response has started Daphne's answer raises instead; the
+        connection is then aborted, so the client sees a truncated response
+        rather than waiting for the rest of it.
+        """
+        try:
+            protocol.handle_exception(error)
+        except Exception as exc:
+            logger.warning(
+                "Aborting the connection of %r: its response had started, so no "
+                "error response could be sent (%s)",
+                protocol,
+                exc,
+            )
+            channel = getattr(protocol, "channel", protocol)
+            transport = getattr(channel, "transport", None)
+            if transport is not None:
+                transport.abortConnection()
 
     def listen_error(self, failure: Any) -> None:
         self.listen_failure = failure.getErrorMessage()

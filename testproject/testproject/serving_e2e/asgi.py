@@ -7,7 +7,7 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "testproject.serving_e2e.settings")
 django.setup()
 
-from django.urls import path  # noqa: E402
+from django.urls import path, re_path  # noqa: E402
 
 from channels_app.http import AsgiHandler  # noqa: E402
 from channels_app.routing import (  # noqa: E402
@@ -17,7 +17,13 @@ from channels_app.routing import (  # noqa: E402
 )
 from testproject.consumers import EchoConsumer  # noqa: E402
 
-from .consumers import GroupConsumer, TaskConsumer, record  # noqa: E402
+from .consumers import (  # noqa: E402
+    CrashingConsumer,
+    FailsMidResponseConsumer,
+    GroupConsumer,
+    TaskConsumer,
+    record,
+)
 
 
 def started():
@@ -32,11 +38,17 @@ def stopped():
 
 application = ProtocolTypeRouter(
     {
-        "http": AsgiHandler(),
+        "http": URLRouter(
+            [
+                path("fail-mid-response/", FailsMidResponseConsumer.as_asgi()),
+                re_path(r"", AsgiHandler()),
+            ]
+        ),
         "websocket": URLRouter(
             [
                 path("ws/echo/", EchoConsumer.as_asgi()),
                 path("ws/group/<str:name>/", GroupConsumer.as_asgi()),
+                path("ws/crash/", CrashingConsumer.as_asgi()),
             ]
         ),
         "channel": ChannelNameRouter(

@@ -7,7 +7,11 @@ from pathlib import Path
 from django.conf import settings
 
 from channels_app.consumer import SyncConsumer
-from channels_app.generic.websocket import AsyncJsonWebsocketConsumer
+from channels_app.generic.http import AsyncHttpConsumer
+from channels_app.generic.websocket import (
+    AsyncJsonWebsocketConsumer,
+    AsyncWebsocketConsumer,
+)
 
 
 def record(name: str, line: str) -> None:
@@ -48,3 +52,19 @@ class GroupConsumer(AsyncJsonWebsocketConsumer):
 
     async def room_message(self, message):
         await self.send_json({"text": message["text"], "pid": os.getpid()})
+
+
+class FailsMidResponseConsumer(AsyncHttpConsumer):
+    """Starts a streamed response, then raises: no 500 can be sent any more."""
+
+    async def handle(self, body):
+        await self.send_headers(headers=[(b"Content-Type", b"text/plain")])
+        await self.send_body(b"first part\n", more_body=True)
+        raise ValueError("failed after the response started")
+
+
+class CrashingConsumer(AsyncWebsocketConsumer):
+    """Raises on every frame, so the server must close the socket with 1011."""
+
+    async def receive(self, text_data=None, bytes_data=None):
+        raise RuntimeError(f"crashed on {text_data!r}")
