@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import math
+import re
 import time
 from urllib.parse import parse_qs
 
@@ -25,6 +26,9 @@ from . import moderation, posting, presence
 from .models import Message, Room
 
 logger = logging.getLogger("chat")
+
+#: A message id as a client may send it: ASCII digits within a 64-bit integer.
+MESSAGE_ID = re.compile(r"[0-9]{1,18}")
 
 #: Typing hints are throw-away; a client sending more is only making noise.
 TYPING_HINT_INTERVAL = 1.0
@@ -70,22 +74,33 @@ class RoomMember:
         Called after joining the group: a message posted meanwhile may
         arrive twice, never not at all; clients drop duplicates by id.
         """
-        headers = dict(self.scope.get("headers", []))
-        after = headers.get(b"last-event-id", b"").decode()
-        if not after:
-            after = parse_qs(self.scope.get("query_string", b"").decode()).get(
-                "after", [""]
-            )[0]
-        if not after.isdigit():
+        after = self.last_seen_id()
+        if after is None:
             return
 
         @database_sync_to_async
         def load() -> list[dict]:
-            newer = self.room.messages.filter(id__gt=int(after))
+            newer = self.room.messages.filter(id__gt=after)
             return [m.as_event() for m in newer.select_related("author")[:200]]
 
         for message in await load():
             await self.deliver("message", {"message": message})
+
+    def last_seen_id(self) -> int | None:
+        """The message id from ``Last-Event-ID`` or ``?after=``, if it is one.
+
+        Both come from the client, so anything but plain ASCII digits that fit
+        a database integer is ignored: ``"²".isdigit()`` is true, yet
+        ``int("²")`` raises, and a header need not even be UTF-8.
+        """
+        headers = dict(self.scope.get("headers", []))
+        after = headers.get(b"last-event-id", b"").decode("latin-1")
+        if not after:
+            query = self.scope.get("query_string", b"").decode("latin-1")
+            after = parse_qs(query).get("after", [""])[0]
+        if not MESSAGE_ID.fullmatch(after):
+            return None
+        return int(after)
 
     async def still_here(self) -> None:
         """Refresh this connection's presence, rejoining if it was swept."""

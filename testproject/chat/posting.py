@@ -23,6 +23,14 @@ class InvalidMessage(ValueError):
 def clean_text(text: object) -> str:
     if not isinstance(text, str):
         raise InvalidMessage("A message must be text.")
+    if "\x00" in text:
+        # PostgreSQL cannot store NUL in a text column; refuse it everywhere.
+        raise InvalidMessage("A message cannot contain NUL characters.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # JSON can carry lone surrogates ("\ud800"), which no database stores.
+        raise InvalidMessage("A message must be valid Unicode text.") from None
     text = text.strip()
     if not text:
         raise InvalidMessage("A message cannot be empty.")

@@ -104,6 +104,8 @@ async def test_bad_input_is_answered_with_an_error_and_nothing_is_posted(
         ({"type": "message", "text": "   "}, "A message cannot be empty."),
         ({"type": "message", "text": "x" * 2001}, "at most 2000 characters"),
         ({"type": "message", "text": 42}, "A message must be text."),
+        ({"type": "message", "text": "lone \ud800 half"}, "valid Unicode text"),
+        ({"type": "message", "text": "nul \x00 inside"}, "cannot contain NUL"),
         ({"type": "message"}, "A message must be text."),
         ({"type": "dance"}, "Unknown event type 'dance'."),
         (["not", "an", "object"], "Unknown event type None."),
@@ -144,6 +146,19 @@ async def test_reconnecting_with_after_replays_what_was_missed(lobby, ada, bob):
     )
     assert await receive_until(alice_ws, "presence")
     assert await alice_ws.receive_nothing(0.2)
+    await alice_ws.disconnect()
+
+
+@pytest.mark.parametrize("after", ["%C2%B2", "-1", "1e3", "9" * 40, "%FF"])
+async def test_an_after_that_is_not_a_message_id_is_ignored(lobby, ada, bob, after):
+    # "²".isdigit() is true but int("²") raises; a huge id overflows the column.
+    await sync_to_async(posting.save_message)(lobby, bob, "earlier")
+    alice_ws, _, _ = await open_socket(ada, path=f"/ws/rooms/lobby/?after={after}")
+    assert (await alice_ws.receive_json_from())["type"] == "presence"
+    await alice_ws.send_json_to({"type": "message", "text": "still works"})
+    assert (await receive_until(alice_ws, "message"))["message"]["text"] == (
+        "still works"
+    )
     await alice_ws.disconnect()
 
 
@@ -247,6 +262,24 @@ async def test_event_stream_resumes_from_last_event_id(lobby, ada, bob):
         str(missed.id),
         "missed",
     )
+    await stream.close()
+
+
+@pytest.mark.parametrize(
+    "headers, path",
+    [
+        ([(b"last-event-id", b"\xff\xfe")], "/rooms/lobby/events/"),
+        ([(b"last-event-id", "²".encode())], "/rooms/lobby/events/"),
+        ([], "/rooms/lobby/events/?after=%C2%B2"),
+    ],
+)
+async def test_event_stream_ignores_a_position_that_is_not_an_id(
+    lobby, ada, bob, headers, path
+):
+    await sync_to_async(posting.save_message)(lobby, bob, "earlier")
+    stream = await EventStream.open(ada, path=path, headers=headers)
+    assert stream.start["status"] == 200
+    assert await stream.next_event() == ("presence", None, {"users": ["ada"]})
     await stream.close()
 
 
