@@ -1,4 +1,5 @@
-"""Deployment check: is the WebSocket side of ``ASGI_APPLICATION`` origin-checked?"""
+"""Deployment checks: is the WebSocket side of ``ASGI_APPLICATION`` origin-checked,
+and does each origin check really refuse other sites?"""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from ..routing import ProtocolTypeRouter, URLRouter
 from .websocket import OriginValidator
 
 W001 = "channels_app.security.W001"
+#: An ``OriginValidator(..., ["*"])`` in front of consumers that read cookies.
+W002 = "channels_app.security.W002"
+#: ``AllowedHostsOriginValidator`` with ``ALLOWED_HOSTS = ["*"]``.
+W003 = "channels_app.security.W003"
 
 
 @checks.register(checks.Tags.security, deploy=True)
@@ -52,6 +57,93 @@ def check_websocket_origin_validation(app_configs=None, **kwargs: Any) -> list:
             id=W001,
         )
     ]
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_origin_validators_refuse_other_sites(app_configs=None, **kwargs: Any) -> list:
+    """Warn about origin validators that let every site in.
+
+    ``OriginValidator(app, ["*"])`` is fine for a public socket that reads
+    no cookies, but in front of the session or auth middleware it lets any
+    page act as the signed-in user.  ``AllowedHostsOriginValidator`` with
+    ``ALLOWED_HOSTS = ["*"]`` allows every origin for the same reason.
+    """
+    websocket = _websocket_root(getattr(settings, "ASGI_APPLICATION", None))
+    if websocket is None:
+        return []
+    from .websocket import AllowedHostsOriginValidator
+
+    warnings = []
+    wide_open = [
+        validator
+        for validator in _applications_under(websocket)
+        if isinstance(validator, OriginValidator)
+        and not isinstance(validator, AllowedHostsOriginValidator)
+        and "*" in validator.allowed_origins
+        and any(map(_reads_cookies, _applications_under(validator.inner)))
+    ]
+    if wide_open:
+        warnings.append(
+            checks.Warning(
+                f"{len(wide_open)} OriginValidator(s) allow every origin ('*') in "
+                f"front of the session or auth middleware: any web site can open "
+                f"those sockets as your signed-in users.",
+                hint="List your site's origins instead of '*' (or use "
+                "AllowedHostsOriginValidator); keep '*' only for sockets that "
+                "read no cookies.",
+                id=W002,
+            )
+        )
+    allowed_hosts = list(getattr(settings, "ALLOWED_HOSTS", []))
+    if "*" in allowed_hosts and any(
+        isinstance(application, AllowedHostsOriginValidator)
+        for application in _applications_under(websocket)
+    ):
+        warnings.append(
+            checks.Warning(
+                "AllowedHostsOriginValidator allows every origin because "
+                "ALLOWED_HOSTS contains '*'.",
+                hint="List your domains in ALLOWED_HOSTS, or give the WebSocket "
+                "routes an OriginValidator with the origins of your own pages.",
+                id=W003,
+            )
+        )
+    return warnings
+
+
+def _websocket_root(path: str | None) -> Any:
+    """The ``"websocket"`` branch of the root application, if it can be found."""
+    if not path:
+        return None
+    try:
+        application = import_string(path)
+    except Exception:
+        return None  # Not this check's business; serving will say why.
+    while application is not None and not isinstance(application, ProtocolTypeRouter):
+        application = getattr(application, "inner", None)
+    if application is None:
+        return None
+    return application.application_mapping.get("websocket")
+
+
+def _applications_under(application: Any) -> Iterator[Any]:
+    """``application`` and everything it wraps or routes to."""
+    while application is not None:
+        yield application
+        if isinstance(application, URLRouter):
+            for route in application.routes:
+                yield from _applications_under(route.callback)
+            return
+        application = getattr(application, "inner", None)
+
+
+def _reads_cookies(application: Any) -> bool:
+    from ..auth import AuthMiddleware
+    from ..sessions import CookieMiddleware, SessionMiddleware
+
+    return isinstance(
+        application, AuthMiddleware | SessionMiddleware | CookieMiddleware
+    )
 
 
 def _websocket_branch(application: Any) -> Any:
