@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -14,3 +16,15 @@ class ChannelsAppConfig(AppConfig):
 
         # Registers the deployment check for WebSocket origin validation.
         from .security import checks as security_checks  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    # ``ChannelsConfig`` is Channels' name for its app config, so settings
+    # written for Channels ("channels.apps.ChannelsConfig" with the prefix
+    # changed) name this same class.  It is looked up here rather than
+    # assigned in the module: Django picks an app's default config from the
+    # classes the apps module lists, and would find the class twice, under
+    # two names, and refuse to choose.
+    if name == "ChannelsConfig":
+        return ChannelsAppConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -87,7 +87,13 @@ def _close_old_connections() -> None:
 class DatabaseSyncToAsync(SyncToAsync):
     """``sync_to_async`` that closes stale connections before and after the call."""
 
-    def __init__(self, func, thread_sensitive: bool = True, executor=None) -> None:
+    def __init__(
+        self,
+        func,
+        thread_sensitive: bool = True,
+        executor=None,
+        context: contextvars.Context | None = None,
+    ) -> None:
         @functools.wraps(func)
         def tidy_around(*args, **kwargs):
             # Runs in the worker thread, inside the caller's copied context.
@@ -97,8 +103,11 @@ class DatabaseSyncToAsync(SyncToAsync):
             finally:
                 _close_old_connections()
 
+        # ``context`` (run the call in that context, not a copy of the
+        # caller's) is only passed on when given: older asgiref releases lack it.
+        options = {} if context is None else {"context": context}
         super().__init__(
-            tidy_around, thread_sensitive=thread_sensitive, executor=executor
+            tidy_around, thread_sensitive=thread_sensitive, executor=executor, **options
         )
 
 

@@ -30,6 +30,7 @@ from .middleware import BaseMiddleware
 
 __all__ = [
     "CookieMiddleware",
+    "InstanceSessionWrapper",
     "LazySession",
     "SessionMiddleware",
     "SessionMiddlewareStack",
@@ -217,64 +218,105 @@ class SessionMiddleware(BaseMiddleware):
 
     If the scope already has a session (an outer SessionMiddleware, or a
     test helper), it is left alone and this middleware does nothing else.
+    The per-connection work is :class:`InstanceSessionWrapper`'s, as in
+    Channels, so a subclass of it that chooses the session differently can
+    be used from a ``SessionMiddleware`` subclass the same way.
     """
 
     async def __call__(self, scope: dict, receive, send) -> Any:
         if "session" in scope:
             return await self.inner(scope, receive, send)
-        if "cookies" not in scope:
-            raise ValueError(
-                "SessionMiddleware found no 'cookies' in the scope; put it inside "
-                "CookieMiddleware (or use SessionMiddlewareStack)"
-            )
-        key = usable_session_key(scope["cookies"].get(settings.SESSION_COOKIE_NAME))
-        session = LazySession(functools.partial(session_store_class(), key))
-        scope = {**scope, "session": session}
+        wrapper = InstanceSessionWrapper(scope, send)
+        await wrapper.resolve_session()
         if scope["type"] == "http":
-            send = _SessionSavingSend(scope, send)
-        return await self.inner(scope, receive, send)
+            # Only an HTTP response can carry the cookie; WebSocket frames
+            # skip the extra hop.
+            send = wrapper.send
+        return await self.inner(wrapper.scope, receive, send)
 
 
-class _SessionSavingSend:
-    """Wraps an HTTP ``send``: saves the session and sets its cookie on start.
+class InstanceSessionWrapper:
+    """One connection's session: puts it in a copy of the scope and wraps
+    ``send`` so that it is saved, and its cookie set or deleted, when the
+    response starts.
 
     The rules are those of Django's ``SessionMiddleware.process_response``.
+    ``scope["session"]`` is a :class:`LazySession` for the cookie's key,
+    built on first use; ``resolve_session`` is where a subclass may choose
+    the session another way, by setting ``self.scope["session"]._wrapped``
+    to a store (Channels' subclasses do exactly that).  A scope that already
+    has a session is passed through, and ``send`` then does nothing extra
+    (``activated`` is false).
     """
 
-    def __init__(self, scope: dict, send) -> None:
-        self.scope = scope
-        self.send = send
+    #: Message types on which a changed session is saved.
+    save_message_types = ["http.response.start"]
+    #: Message types that can carry the session cookie back to the browser.
+    cookie_response_message_types = ["http.response.start"]
 
-    async def __call__(self, message: dict) -> None:
-        if message["type"] == "http.response.start":
+    def __init__(self, scope: dict, send) -> None:
+        self.cookie_name = settings.SESSION_COOKIE_NAME
+        self.session_store = session_store_class()
+        self.scope = dict(scope)
+        self.real_send = send
+        self.activated = "session" not in self.scope
+        if self.activated:
+            if "cookies" not in self.scope:
+                raise ValueError(
+                    "SessionMiddleware found no 'cookies' in the scope; put it "
+                    "inside CookieMiddleware (or use SessionMiddlewareStack)"
+                )
+            key = usable_session_key(self.scope["cookies"].get(self.cookie_name))
+            self.scope["session"] = LazySession(
+                functools.partial(self.session_store, key)
+            )
+
+    async def resolve_session(self) -> None:
+        """Nothing by default: the session is built when first used."""
+
+    async def send(self, message: dict) -> None:
+        if self.activated and message["type"] in self.save_message_types:
             message = await self.finish_session(dict(message))
-        await self.send(message)
+        await self.real_send(message)
 
     async def finish_session(self, message: dict) -> dict:
-        session: LazySession = self.scope["session"]
-        name = settings.SESSION_COOKIE_NAME
+        """Save the session if it needs saving and set the cookie to match."""
+        session: SessionBase = self.scope["session"]
+        carries_cookies = message["type"] in self.cookie_response_message_types
         empty_session = session.is_empty()
-        if name in self.scope["cookies"] and empty_session:
-            CookieMiddleware.delete_cookie(
-                message,
-                name,
-                path=settings.SESSION_COOKIE_PATH,
-                domain=settings.SESSION_COOKIE_DOMAIN,
-                samesite=settings.SESSION_COOKIE_SAMESITE,
-            )
+        if self.cookie_name in self.scope["cookies"] and empty_session:
+            if carries_cookies:
+                CookieMiddleware.delete_cookie(
+                    message,
+                    self.cookie_name,
+                    path=settings.SESSION_COOKIE_PATH,
+                    domain=settings.SESSION_COOKIE_DOMAIN,
+                    samesite=settings.SESSION_COOKIE_SAMESITE,
+                )
             vary = True
         else:
             vary = session.accessed
             wants_save = session.modified or settings.SESSION_SAVE_EVERY_REQUEST
             if wants_save and not empty_session and message.get("status", 200) < 500:
-                await database_sync_to_async(self.save_and_set_cookie)(session, message)
+                await self.save_session()
+                if carries_cookies:
+                    CookieMiddleware.set_cookie(
+                        message,
+                        self.cookie_name,
+                        session.session_key,
+                        **session_cookie_options(session),
+                    )
                 vary = True
-        if vary:
+        if vary and carries_cookies:
             _add_vary_cookie(message)
         return message
 
+    async def save_session(self) -> None:
+        """Save the session in a thread that tidies database connections."""
+        await database_sync_to_async(self._save)(self.scope["session"])
+
     @staticmethod
-    def save_and_set_cookie(session: SessionBase, message: dict) -> None:
+    def _save(session: SessionBase) -> None:
         try:
             session.save()
         except UpdateError:
@@ -282,12 +324,6 @@ class _SessionSavingSend:
                 "The session was deleted before the request completed; the user "
                 "may have logged out in a concurrent request."
             )
-        CookieMiddleware.set_cookie(
-            message,
-            settings.SESSION_COOKIE_NAME,
-            session.session_key,
-            **session_cookie_options(session),
-        )
 
 
 def SessionMiddlewareStack(inner: Any) -> CookieMiddleware:

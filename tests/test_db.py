@@ -1,6 +1,7 @@
 """Database connection hygiene: fresh connections when needed, no hop otherwise."""
 
 import asyncio
+import contextvars
 import math
 from unittest import mock
 
@@ -104,6 +105,26 @@ async def test_database_sync_to_async_closes_before_and_after():
     ):
         assert await work() == 42
     assert calls == ["close", "work", "close"]
+
+
+async def test_database_sync_to_async_runs_in_a_given_context():
+    # asgiref's ``context`` argument: the call sees (and changes) that
+    # context instead of a copy of the caller's.
+    var = contextvars.ContextVar("test_db_var", default="caller")
+    chosen = contextvars.copy_context()
+    chosen.run(var.set, "chosen")
+
+    def read_and_set():
+        seen = var.get()
+        var.set("changed")
+        return seen
+
+    with mock.patch("channels_app.db.close_old_connections"):
+        assert await database_sync_to_async(read_and_set, context=chosen)() == (
+            "chosen"
+        )
+    assert chosen[var] == "changed"
+    assert var.get() == "caller"
 
 
 async def test_communicator_keeps_connections_open_for_test_transactions():

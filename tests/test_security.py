@@ -2,6 +2,7 @@
 
 import io
 import logging
+from urllib.parse import ParseResult, urlparse
 
 import pytest
 from django.core import checks
@@ -150,6 +151,90 @@ def test_invalid_patterns_fail_at_startup():
         OriginValidator(hello, ["http://example.com:port"])
     with pytest.raises(ValueError, match="example.com/path"):
         OriginValidator(hello, ["https://example.com/path"])
+
+
+async def test_several_origin_headers_pass_only_the_wildcard():
+    assert await handshake(
+        OriginValidator(hello, ["*"]), ["http://example.com", "http://evil.example"]
+    )
+
+
+class PortBlind(OriginValidator):
+    """Treats every origin as if it came on port 8000."""
+
+    def get_origin_port(self, origin):
+        return 8000
+
+
+async def test_get_origin_port_override_changes_the_decision():
+    allowed = ["http://example.com:8000"]
+    assert not await handshake(OriginValidator(hello, allowed), ["http://example.com"])
+    assert await handshake(PortBlind(hello, allowed), ["http://example.com"])
+
+
+class Recording(OriginValidator):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seen = []
+
+    def match_allowed_origin(self, parsed_origin, pattern):
+        self.seen.append((parsed_origin, pattern))
+        return super().match_allowed_origin(parsed_origin, pattern)
+
+
+async def test_match_allowed_origin_gets_a_parse_result_for_each_pattern():
+    validator = Recording(hello, ["a.example", "https://b.example"])
+    assert await handshake(validator, ["https://b.example"])
+    [(origin, first), (again, second)] = validator.seen
+    assert isinstance(origin, ParseResult) and origin is again
+    assert (origin.scheme, origin.hostname) == ("https", "b.example")
+    assert (first, second) == ("a.example", "https://b.example")
+
+
+def test_get_origin_port_defaults_by_scheme():
+    validator = OriginValidator(hello, [])
+    assert validator.get_origin_port(urlparse("wss://a.example")) == 443
+    assert validator.get_origin_port(urlparse("ws://a.example")) == 80
+    assert validator.get_origin_port(urlparse("http://a.example:81")) == 81
+    assert validator.get_origin_port(urlparse("ftp://a.example")) is None
+
+
+@pytest.mark.parametrize(
+    ("allowed", "allow_missing", "expected"),
+    [(["a.example"], None, False), (["*"], None, True), (["a.example"], True, True)],
+)
+def test_validate_origin_answers_for_a_missing_origin(allowed, allow_missing, expected):
+    validator = OriginValidator(hello, allowed, allow_missing_origin=allow_missing)
+    assert validator.validate_origin(None) is expected
+    assert validator.valid_origin(None) is expected
+
+
+def test_validators_route_like_the_app_they_wrap():
+    router = URLRouter([path("live/", hello)])
+    assert OriginValidator(router, ["*"])._path_routing is True
+    assert AllowedHostsOriginValidator(AuthMiddlewareStack(router))._path_routing
+    assert OriginValidator(hello, ["*"])._path_routing is False
+
+
+async def test_validator_behind_a_router_reaches_the_nested_routes():
+    application = URLRouter(
+        [
+            path(
+                "ws/",
+                AllowedHostsOriginValidator(
+                    AuthMiddlewareStack(URLRouter([path("chat/", hello)]))
+                ),
+            )
+        ]
+    )
+    assert await handshake(application, ["http://testserver"], path="/ws/chat/")
+    assert not await handshake(application, ["http://evil.example"], path="/ws/chat/")
+
+
+def test_application_can_be_assigned_as_in_channels():
+    validator = OriginValidator(None, ["*"])
+    validator.application = hello
+    assert validator.inner is hello and validator.application is hello
 
 
 async def test_websocket_denier_closes_the_handshake():

@@ -12,6 +12,7 @@ from django.conf import settings as django_settings
 from channels_app.db import database_sync_to_async
 from channels_app.sessions import (
     CookieMiddleware,
+    InstanceSessionWrapper,
     SessionMiddleware,
     SessionMiddlewareStack,
 )
@@ -170,8 +171,8 @@ def test_delete_cookie_expires_it_in_the_past():
 # --- SessionMiddleware over HTTP --------------------------------------------
 
 
-def http_app(action, status=200, headers=()):
-    """SessionMiddlewareStack around a tiny app running ``action(session)``."""
+def session_action_app(action, status=200, headers=()):
+    """A tiny HTTP app answering with the result of ``action(session)``."""
 
     async def app(scope, receive, send):
         await receive()
@@ -181,7 +182,12 @@ def http_app(action, status=200, headers=()):
         )
         await send({"type": "http.response.body", "body": repr(result).encode()})
 
-    return SessionMiddlewareStack(app)
+    return app
+
+
+def http_app(action, status=200, headers=()):
+    """SessionMiddlewareStack around ``session_action_app``."""
+    return SessionMiddlewareStack(session_action_app(action, status, headers))
 
 
 async def http_request(application, cookie=None):
@@ -353,6 +359,63 @@ async def test_outer_session_middleware_wins():
 async def test_session_middleware_needs_cookie_middleware():
     with pytest.raises(ValueError, match="CookieMiddleware"):
         await SessionMiddleware(None)({"type": "http", "headers": []}, None, None)
+
+
+# --- InstanceSessionWrapper -------------------------------------------------
+
+
+class KeyFromHeader(InstanceSessionWrapper):
+    """Picks the session from an ``x-session`` header, as projects built on
+    Channels do by overriding ``resolve_session``."""
+
+    async def resolve_session(self):
+        headers = dict(self.scope["headers"])
+        key = headers.get(b"x-session", b"").decode() or None
+        self.scope["session"]._wrapped = await database_sync_to_async(
+            self.session_store
+        )(key)
+
+
+class HeaderSessionMiddleware(SessionMiddleware):
+    async def __call__(self, scope, receive, send):
+        wrapper = KeyFromHeader(scope, send)
+        await wrapper.resolve_session()
+        return await self.inner(wrapper.scope, receive, wrapper.send)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_wrapper_subclass_chooses_the_session_and_still_saves_it():
+    first = await http_request(http_app(set_value))
+    key = set_cookie_headers(first["headers"])["sessionid"].value
+
+    application = CookieMiddleware(
+        HeaderSessionMiddleware(session_action_app(set_value))
+    )
+    response = await HttpCommunicator(
+        application, "GET", "/", headers=[(b"x-session", key.encode())]
+    ).get_response(timeout=10)
+    assert response["body"] == b"2"
+    assert set_cookie_headers(response["headers"])["sessionid"].value == key
+    assert (await database_sync_to_async(load_session)(key))["n"] == 2
+
+
+async def test_wrapper_passes_an_existing_session_through():
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    marker = object()
+    wrapper = InstanceSessionWrapper({"type": "http", "session": marker}, send)
+    assert wrapper.activated is False
+    assert wrapper.scope["session"] is marker
+    await wrapper.send({"type": "http.response.start", "status": 200})
+    assert sent == [{"type": "http.response.start", "status": 200}]
+
+
+def test_wrapper_needs_cookies():
+    with pytest.raises(ValueError, match="CookieMiddleware"):
+        InstanceSessionWrapper({"type": "http", "headers": []}, None)
 
 
 # --- SessionMiddleware over WebSocket ---------------------------------------

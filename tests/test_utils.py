@@ -1,8 +1,10 @@
 import asyncio
+import functools
+from unittest import mock
 
 import pytest
 
-from channels_app.utils import await_many_dispatch
+from channels_app.utils import await_many_dispatch, name_that_thing
 
 
 async def test_dispatches_from_every_source_and_cancels_on_exit():
@@ -83,3 +85,50 @@ async def test_cancelling_from_outside_is_a_cancellation():
     await b.put("late")
     await asyncio.sleep(0.01)
     assert b.qsize() == 1
+
+
+# --- name_that_thing ----------------------------------------------------------
+
+
+class Named:
+    def method(self):
+        pass
+
+    @classmethod
+    def factory(cls):
+        pass
+
+
+def named_function():
+    pass
+
+
+@pytest.mark.parametrize(
+    ("thing", "name"),
+    [
+        (named_function, "tests.test_utils.named_function"),
+        (Named, "tests.test_utils.Named"),
+        (Named(), "tests.test_utils.Named"),
+        (Named.method, "tests.test_utils.Named.method"),
+        (Named().method, "tests.test_utils.Named.method"),
+        (Named.factory, "tests.test_utils.Named.factory"),
+        (len, "builtins.len"),
+        ([].append, "builtins.list.append"),
+        ("text", "builtins.str"),
+        (None, "builtins.NoneType"),
+        (functools.partial(named_function), "functools.partial"),
+        (functools, "functools"),
+        (mock.Mock(), "<mock>"),
+        (mock.MagicMock(), "<mock>"),
+    ],
+)
+def test_name_that_thing(thing, name):
+    assert name_that_thing(thing) == name
+
+
+def test_name_that_thing_names_a_consumer_application_after_its_class():
+    from channels_app.generic.websocket import WebsocketConsumer
+
+    assert name_that_thing(WebsocketConsumer.as_asgi()) == (
+        "channels_app.generic.websocket.WebsocketConsumer"
+    )

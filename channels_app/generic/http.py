@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..consumer import AsyncConsumer
+from ..db import aclose_old_connections  # noqa: F401 - reachable here, as in Channels
 from ..exceptions import StopConsumer
 
 

@@ -29,9 +29,8 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import ParseResult, urlparse
 
 from django.conf import settings
 from django.http.request import is_same_domain
@@ -50,47 +49,59 @@ DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 #: What Django's host validation allows when DEBUG is on and ALLOWED_HOSTS is empty.
 DEBUG_HOSTS = [".localhost", "127.0.0.1", "[::1]"]
 
+#: Stands for an Origin header that cannot be read as one origin (several
+#: headers, or bytes that are not ASCII): like ``Origin: null``, only ``"*"``
+#: admits it, and hooks written for Channels see a value without a hostname.
+_OPAQUE_ORIGIN = urlparse("null")
 
-@dataclass(frozen=True)
-class Origin:
-    """The parts of an origin (or of a pattern) that matching compares."""
 
-    scheme: str | None
-    host: str
-    port: int | None
+def _is_origin(parts: ParseResult) -> bool:
+    """Whether ``parts`` is ``scheme://host[:port]`` and nothing more.
 
-    @classmethod
-    def parse(cls, value: str, *, pattern: bool = False) -> Origin:
-        """Split ``scheme://host[:port]``; a pattern may leave out the scheme.
+    A browser never sends anything else; a value with a path, credentials
+    or an impossible port is forged or broken, so it matches no pattern.
+    """
+    if not parts.scheme or not parts.hostname or parts.username is not None:
+        return False
+    if parts.path not in ("", "/") or parts.params or parts.query or parts.fragment:
+        return False
+    try:
+        parts.port  # noqa: B018 - raises for ports out of range or not numbers
+    except ValueError:
+        return False
+    return True
 
-        Raises ``ValueError`` for anything without a usable host or port.
-        """
-        has_scheme = "://" in value
-        if not has_scheme and not pattern:
-            raise ValueError(f"an origin needs a scheme: {value!r}")
-        parts = urlsplit(value if has_scheme else f"//{value}")
-        host = parts.hostname
-        if not host or parts.path not in ("", "/") or parts.query or parts.username:
-            raise ValueError(f"not an origin: {value!r}")
-        port = parts.port  # ValueError when out of range or not a number
-        scheme = parts.scheme.lower() if has_scheme else None
-        # A leading dot survives urlsplit, which is what subdomain patterns need.
-        return cls(scheme, host.lower(), port)
 
-    @property
-    def effective_port(self) -> int | None:
-        return self.port if self.port is not None else DEFAULT_PORTS.get(self.scheme)
+@functools.lru_cache(maxsize=256)
+def _parse_pattern(pattern: str) -> ParseResult:
+    """``pattern`` split like an origin; a pattern may leave out the scheme.
 
-    def admits(self, origin: Origin) -> bool:
-        """Whether this pattern matches ``origin``."""
-        if not is_same_domain(origin.host, self.host):
-            return False
-        if self.scheme is not None:
-            return (
-                self.scheme == origin.scheme
-                and self.effective_port == origin.effective_port
-            )
-        return self.port is None or self.port == origin.effective_port
+    Raises ``ValueError`` for anything that could never match an origin, so
+    a typo in ``allowed_origins`` fails when the validator is built instead
+    of silently refusing every handshake.
+    """
+    has_scheme = "://" in pattern
+    parts = urlparse(pattern.lower() if has_scheme else f"//{pattern}")
+    if has_scheme and not parts.scheme:
+        raise ValueError("no scheme before '://'")
+    if not parts.hostname:
+        raise ValueError("no host")
+    if parts.path not in ("", "/") or parts.params or parts.query or parts.fragment:
+        raise ValueError("a pattern is scheme://host[:port], without a path")
+    if parts.username is not None:
+        raise ValueError("a pattern cannot carry credentials")
+    parts.port  # noqa: B018 - ValueError when out of range or not a number
+    return parts
+
+
+def _check_patterns(allowed: Iterable[str]) -> None:
+    for pattern in allowed:
+        if pattern == "*":
+            continue
+        try:
+            _parse_pattern(pattern)
+        except ValueError as exc:
+            raise ValueError(f"Invalid allowed origin {pattern!r}: {exc}") from None
 
 
 class OriginValidator:
@@ -98,7 +109,18 @@ class OriginValidator:
 
     Refusal closes the handshake before accepting, which servers answer with
     HTTP 403; the consumer never runs.
+
+    The decision goes through the methods Channels' validator has, so a
+    subclass written for Channels keeps working: ``valid_origin`` (handles a
+    missing header) calls ``validate_origin`` (tries each pattern), which
+    calls ``match_allowed_origin`` for one pattern, which uses
+    ``get_origin_port`` for default ports.  Origins arrive as
+    ``urllib.parse.ParseResult`` objects, or ``None`` when the handshake has
+    no ``Origin`` header.  Override any of them to change the decision.
     """
+
+    #: ``None``: admit a handshake without Origin only if ``"*"`` is allowed.
+    allow_missing_origin: bool | None = None
 
     def __init__(
         self,
@@ -114,12 +136,25 @@ class OriginValidator:
         self.inner = application
         self.allowed_origins = list(allowed_origins)
         self.allow_missing_origin = allow_missing_origin
-        _compile_patterns(tuple(self.allowed_origins))  # Fail early on typos.
+        _check_patterns(self.allowed_origins)  # Fail early on typos.
 
     @property
     def application(self) -> Any:
         """The wrapped application (Channels' name for ``inner``)."""
         return self.inner
+
+    @application.setter
+    def application(self, value: Any) -> None:
+        # Subclasses written for Channels assign it in their own __init__.
+        self.inner = value
+
+    @property
+    def _path_routing(self) -> bool:
+        """Whether the wrapped app routes on the path, so a ``URLRouter``
+        that routes to this validator treats it as a nested router (its
+        route matches a path prefix and the rest is left for the inner one).
+        """
+        return getattr(self.inner, "_path_routing", False) is True
 
     async def __call__(self, scope: dict, receive, send) -> Any:
         if scope["type"] != "websocket":
@@ -130,7 +165,7 @@ class OriginValidator:
         origins = [
             value for name, value in scope.get("headers", []) if name == b"origin"
         ]
-        if self.valid_origin(origins):
+        if self.valid_origin(self.parse_origin(origins)):
             return await self.inner(scope, receive, send)
         logger.warning(
             "Refused a WebSocket handshake to %s from origin %s",
@@ -139,35 +174,80 @@ class OriginValidator:
         )
         return await WebsocketDenier.as_asgi()(scope, receive, send)
 
-    def valid_origin(self, origins: list[bytes]) -> bool:
-        """Whether the ``Origin`` header values (normally one) are allowed."""
-        allowed = self.allowed_origins
+    @staticmethod
+    def parse_origin(origins: list[bytes]) -> ParseResult | None:
+        """The ``Origin`` header values (normally one) as the hooks see them.
+
+        ``None`` when there is none.  Several values are ambiguous (browsers
+        send exactly one) and so are non-ASCII bytes: both become an opaque
+        origin, which only ``"*"`` admits.
+        """
         if not origins:
-            if self.allow_missing_origin is None:
-                return "*" in allowed
-            return self.allow_missing_origin
-        if "*" in allowed:
-            return True
+            return None
         if len(origins) > 1:
-            return False  # Ambiguous: browsers send exactly one.
+            return _OPAQUE_ORIGIN
         try:
-            origin = Origin.parse(origins[0].decode("ascii"))
-        except (UnicodeDecodeError, ValueError):
-            return False  # Includes "null" and garbage.
-        return any(p.admits(origin) for p in _compile_patterns(tuple(allowed)))
+            return urlparse(origins[0].decode("ascii"))
+        except UnicodeDecodeError:
+            return _OPAQUE_ORIGIN
 
+    def missing_origin_allowed(self) -> bool:
+        """Whether a handshake without an ``Origin`` header may go through."""
+        if self.allow_missing_origin is None:
+            return "*" in self.allowed_origins
+        return bool(self.allow_missing_origin)
 
-@functools.lru_cache(maxsize=32)
-def _compile_patterns(allowed: tuple[str, ...]) -> tuple[Origin, ...]:
-    patterns = []
-    for value in allowed:
-        if value == "*":
-            continue
+    def valid_origin(self, parsed_origin: ParseResult | None) -> bool:
+        """Whether the handshake's origin (``None``: no header) is allowed."""
+        if parsed_origin is None and not self.missing_origin_allowed():
+            return False
+        return self.validate_origin(parsed_origin)
+
+    def validate_origin(self, parsed_origin: ParseResult | None) -> bool:
+        """Whether ``parsed_origin`` matches one of ``allowed_origins``.
+
+        ``None`` (no header) reaches it only when missing origins are
+        allowed, and the answer then is yes; an override may still say no.
+        """
+        if parsed_origin is None:
+            return self.missing_origin_allowed()
+        return any(
+            pattern == "*" or self.match_allowed_origin(parsed_origin, pattern)
+            for pattern in self.allowed_origins
+        )
+
+    def match_allowed_origin(
+        self, parsed_origin: ParseResult | None, pattern: str
+    ) -> bool:
+        """Whether ``parsed_origin`` matches the one ``pattern`` (not ``"*"``).
+
+        Hosts compare as Django compares ``ALLOWED_HOSTS`` (a leading dot
+        takes in subdomains); a pattern with a port needs that port; one
+        with a scheme needs that scheme and port, with default ports as
+        ``get_origin_port`` gives them.  An origin that is not exactly
+        ``scheme://host[:port]`` matches nothing.
+        """
+        if parsed_origin is None or not _is_origin(parsed_origin):
+            return False
         try:
-            patterns.append(Origin.parse(value, pattern=True))
-        except ValueError as exc:
-            raise ValueError(f"Invalid allowed origin {value!r}: {exc}")
-    return tuple(patterns)
+            parsed_pattern = _parse_pattern(pattern)
+        except ValueError:
+            return False  # An ALLOWED_HOSTS entry no origin can have.
+        if not is_same_domain(parsed_origin.hostname, parsed_pattern.hostname):
+            return False
+        origin_port = self.get_origin_port(parsed_origin)
+        if parsed_pattern.scheme:
+            return (
+                parsed_pattern.scheme == parsed_origin.scheme
+                and self.get_origin_port(parsed_pattern) == origin_port
+            )
+        return parsed_pattern.port is None or parsed_pattern.port == origin_port
+
+    def get_origin_port(self, origin: ParseResult) -> int | None:
+        """``origin``'s port, else its scheme's default (80 or 443), else None."""
+        if origin.port is not None:
+            return origin.port
+        return DEFAULT_PORTS.get(origin.scheme)
 
 
 class AllowedHostsOriginValidator(OriginValidator):
