@@ -30,29 +30,56 @@ def get_handler_name(message: dict) -> str:
     return message_type.replace(".", "_")
 
 
+def _refused_initkwargs(cls: type, initkwargs: dict) -> str | None:
+    """Why ``cls(**initkwargs)`` is certain to fail, or None if it may work.
+
+    Only a signature that rejects the keywords counts: a constructor taking
+    ``**kwargs`` may consume them in ways no inspection can predict, so it is
+    given the benefit of the doubt rather than refused by mistake.
+    """
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):  # no introspectable signature
+        return None
+    try:
+        signature.bind(**initkwargs)
+    except TypeError as exc:
+        return str(exc)
+    return None
+
+
 class AsyncConsumer:
     """Base consumer whose handlers are coroutines run on the event loop.
 
     Messages from the client and from the consumer's channel on the layer are
     dispatched to ``self.<type_with_underscores>(message)`` one at a time.
+
+    There is deliberately no ``__init__``: as in Channels, the keywords given
+    to :meth:`as_asgi` reach the constructor of the subclass, and a class
+    that does not define one accepts none.
     """
 
+    #: True for consumers whose handlers run in a worker thread.  Read by
+    #: ``__call__`` to make ``base_send`` a blocking callable for them, and
+    #: by code that serves both kinds of consumer (the same flag as Channels).
+    _sync = False
     channel_layer_alias = DEFAULT_CHANNEL_LAYER
-
-    def __init__(self, **initkwargs: Any) -> None:
-        for key, value in initkwargs.items():
-            setattr(self, key, value)
 
     async def __call__(self, scope: dict, receive, send) -> None:
         self.scope = scope
-        self.base_send = send
+        # Sync handlers run in a thread and cannot await; they get a send
+        # that blocks until the event loop has passed the message on.
+        self.base_send = async_to_sync(send) if self._sync else send
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         sources = [receive]
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
-            sources.append(
-                functools.partial(self.channel_layer.receive, self.channel_name)
+            # Public like the rest of Channels' consumer state: code that
+            # overrides __call__ or waits for one layer message reads it.
+            self.channel_receive = functools.partial(
+                self.channel_layer.receive, self.channel_name
             )
+            sources.append(self.channel_receive)
         try:
             await await_many_dispatch(sources, self.dispatch)
         except StopConsumer:
@@ -81,16 +108,39 @@ class AsyncConsumer:
 
     @classmethod
     def as_asgi(cls, **initkwargs: Any):
-        """An ASGI application that runs a fresh instance for every connection."""
-        for key in initkwargs:
-            if not hasattr(cls, key):
+        """An ASGI application that runs ``cls(**initkwargs)`` for every connection.
+
+        The keywords are passed to the constructor unchanged, each connection
+        getting a fresh instance, so consumers that take arguments in
+        ``__init__`` (a GraphQL schema, say) can be configured per route.
+        Keywords the constructor's signature cannot take are refused here,
+        when the routes are built, rather than on the first connection.
+        """
+        if initkwargs:
+            refused = _refused_initkwargs(cls, initkwargs)
+            if refused is not None:
                 raise TypeError(
-                    f"{cls.__name__}.as_asgi() got {key!r}, which is not an "
-                    f"attribute of the class; only existing attributes can be set"
+                    f"{cls.__qualname__}.as_asgi() got keyword(s) "
+                    f"{', '.join(map(repr, initkwargs))} that "
+                    f"{cls.__qualname__}() does not accept ({refused}); "
+                    f"as_asgi() passes its keywords to the consumer's "
+                    f"constructor, so define __init__ to take them"
                 )
 
         async def app(scope, receive, send):
-            return await cls(**initkwargs)(scope, receive, send)
+            try:
+                consumer = cls(**initkwargs)
+            except TypeError as exc:
+                if initkwargs:
+                    # The signature looked fine, so a constructor further up
+                    # the chain refused them; say where the keywords came from.
+                    exc.add_note(
+                        f"while creating {cls.__qualname__}(**initkwargs) with "
+                        f"the keywords given to as_asgi(): "
+                        f"{', '.join(map(repr, initkwargs))}"
+                    )
+                raise
+            return await consumer(scope, receive, send)
 
         app.consumer_class = cls
         app.consumer_initkwargs = initkwargs
@@ -102,13 +152,12 @@ class SyncConsumer(AsyncConsumer):
     """Consumer whose handlers are plain functions run in a worker thread.
 
     Handlers run through :func:`~channels_app.db.database_sync_to_async`, so
-    they may use the ORM freely; ``send`` is synchronous.  Coroutine handlers
-    (such as the generic consumers' protocol handlers) run on the loop.
+    they may use the ORM freely; ``send`` and ``base_send`` are synchronous.
+    Coroutine handlers (such as the generic consumers' protocol handlers)
+    run on the loop.
     """
 
-    async def __call__(self, scope: dict, receive, send) -> None:
-        self._blocking_send = async_to_sync(send)
-        await super().__call__(scope, receive, send)
+    _sync = True
 
     async def dispatch(self, message: dict) -> None:
         handler = self._handler_for(message)
@@ -119,4 +168,4 @@ class SyncConsumer(AsyncConsumer):
 
     def send(self, message: dict) -> None:
         """Send an ASGI message to the client (call from the handler's thread)."""
-        self._blocking_send(message)
+        self.base_send(message)

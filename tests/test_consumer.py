@@ -43,20 +43,128 @@ async def test_async_consumer_dispatches_by_type_in_order():
     await comm.wait()
 
 
-async def test_as_asgi_initkwargs_set_attributes_per_instance():
-    app = Echo.as_asgi(greeting="hello")
-    assert app.consumer_class is Echo
+class Greeter(AsyncConsumer):
+    """Takes its configuration in ``__init__``, as Channels consumers may."""
+
+    def __init__(self, greeting="hi", **kwargs):
+        super().__init__(**kwargs)
+        self.greeting = greeting
+
+    async def test_ping(self, message):
+        await self.send({"type": "test.pong", "greeting": self.greeting})
+
+
+async def test_as_asgi_passes_keywords_to_the_constructor_per_connection():
+    app = Greeter.as_asgi(greeting="hello")
+    assert app.consumer_class is Greeter
     assert app.consumer_initkwargs == {"greeting": "hello"}
+    assert app.__name__ == "Greeter" and app.__doc__ == Greeter.__doc__
+    for _ in range(2):
+        comm = ApplicationCommunicator(app, {"type": "test"})
+        await comm.send_input({"type": "test.ping"})
+        assert (await comm.receive_output())["greeting"] == "hello"
+        comm.stop(exceptions=False)
+    # The route keeps the keywords; no class state was changed to apply them.
+    assert not hasattr(Greeter, "greeting")
+
+
+def test_as_asgi_refuses_keywords_the_constructor_cannot_take():
+    # Echo defines no __init__, so (as in Channels) it takes no keywords; the
+    # mistake is reported when the routes are built, naming both sides.
+    with pytest.raises(TypeError, match=r"Echo\.as_asgi\(\).*'colour'"):
+        Echo.as_asgi(colour="blue")
+    # A class attribute of that name does not make the keyword acceptable:
+    # as_asgi() is not as_view(), it never sets attributes.
+    with pytest.raises(TypeError, match="'greeting'"):
+        Echo.as_asgi(greeting="hello")
+
+    class Strict(AsyncConsumer):
+        def __init__(self, greeting="hi"):
+            self.greeting = greeting
+
+    Strict.as_asgi(greeting="hello")
+    with pytest.raises(TypeError, match=r"Strict\.as_asgi\(\).*'colour'"):
+        Strict.as_asgi(greeting="hello", colour="blue")
+
+
+class PassesEverythingOn(AsyncConsumer):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+
+
+async def test_keywords_refused_further_up_fail_the_connection_naming_them():
+    # The signature takes **kwargs, so as_asgi() cannot know; the connection
+    # fails, and the error says which consumer and keywords were involved.
+    app = PassesEverythingOn.as_asgi(colour="blue")
     comm = ApplicationCommunicator(app, {"type": "test"})
-    await comm.send_input({"type": "test.ping", "n": 1})
-    assert (await comm.receive_output())["greeting"] == "hello"
-    assert Echo.greeting == "hi"
+    with pytest.raises(TypeError) as caught:
+        await comm.wait()
+    notes = "\n".join(getattr(caught.value, "__notes__", []))
+    assert "PassesEverythingOn" in notes and "'colour'" in notes
+
+
+def test_sync_flag_names_the_flavour():
+    assert AsyncConsumer._sync is False
+    assert SyncConsumer._sync is True
+    assert Threaded._sync is True and Echo._sync is False
+
+
+class RawSyncSender(SyncConsumer):
+    """Sends through ``base_send`` itself, as Channels' sync consumers may."""
+
+    def test_ping(self, message):
+        result = self.base_send({"type": "test.pong", "n": message["n"]})
+        self.send({"type": "test.result", "was": repr(result)})
+
+
+async def test_sync_consumers_base_send_is_a_blocking_callable():
+    comm = ApplicationCommunicator(RawSyncSender.as_asgi(), {"type": "test"})
+    await comm.send_input({"type": "test.ping", "n": 7})
+    assert await comm.receive_output() == {"type": "test.pong", "n": 7}
+    # Not a coroutine left unawaited: the message was sent by the call.
+    assert await comm.receive_output() == {"type": "test.result", "was": "None"}
     comm.stop(exceptions=False)
 
 
-def test_as_asgi_refuses_unknown_initkwargs():
-    with pytest.raises(TypeError, match="'colour'"):
-        Echo.as_asgi(colour="blue")
+class Remembered(AsyncConsumer):
+    async def test_hello(self, message):
+        self.scope["instances"].append(self)
+        await self.send({"type": "test.hello"})
+
+    async def test_stop(self, message):
+        raise StopConsumer()
+
+
+async def test_channel_receive_reads_the_consumers_own_channel(settings):
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_app.layers.InMemoryChannelLayer"}
+    }
+    instances = []
+    comm = ApplicationCommunicator(
+        Remembered.as_asgi(), {"type": "test", "instances": instances}
+    )
+    await comm.send_input({"type": "test.hello"})
+    await comm.receive_output()
+    await comm.send_input({"type": "test.stop"})
+    await comm.wait()
+    (consumer,) = instances
+    # With the consumer finished nothing else reads its channel, so the
+    # callable's meaning can be checked directly.
+    await consumer.channel_layer.send(consumer.channel_name, {"type": "x.y", "n": 1})
+    assert await consumer.channel_receive() == {"type": "x.y", "n": 1}
+
+
+async def test_no_channel_receive_without_a_layer():
+    instances = []
+    comm = ApplicationCommunicator(
+        Remembered.as_asgi(), {"type": "test", "instances": instances}
+    )
+    await comm.send_input({"type": "test.hello"})
+    await comm.receive_output()
+    await comm.send_input({"type": "test.stop"})
+    await comm.wait()
+    assert instances[0].channel_layer is None
+    assert not hasattr(instances[0], "channel_receive")
 
 
 async def test_unknown_message_type_raises_clear_error():

@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-from collections.abc import Iterable
+import warnings
 from typing import Any
 
 from ..consumer import AsyncConsumer, SyncConsumer
@@ -27,9 +27,25 @@ from ..exceptions import (
 
 logger = logging.getLogger("channels_app.websocket")
 
-#: Close codes from RFC 6455 used when the client sends something unusable.
-UNSUPPORTED_DATA = 1003
-INVALID_PAYLOAD = 1007
+#: Close code for a binary frame sent to a JSON consumer: RFC 6455's 1003
+#: ("unsupported data") plus 3000.
+#:
+#: Why not 1003 itself: an ASGI server may refuse to send a code outside 1000
+#: and 3000-4999.  Daphne does (Autobahn raises ``invalid close code``): the
+#: consumer crashed and the client saw 1011, the opposite of a clear signal.
+#: Codes 4000-4999 are the application's to define, so every server sends
+#: them as they are; keeping the RFC number in the last digits keeps the
+#: meaning readable.
+UNSUPPORTED_DATA = 4003
+
+#: Close code for a text frame that is not valid JSON: RFC 6455's 1007
+#: ("invalid frame payload data") plus 3000, for the reason given at
+#: :data:`UNSUPPORTED_DATA`.
+INVALID_PAYLOAD = 4007
+
+#: A close frame's payload is at most 125 bytes, two of them the code; servers
+#: refuse or cut longer reasons, so ours are trimmed to fit.
+MAX_CLOSE_REASON_BYTES = 123
 
 
 class UnacceptableFrame(Exception):
@@ -41,18 +57,22 @@ class UnacceptableFrame(Exception):
         self.reason = reason
 
 
-def _header_bytes(value: str | bytes) -> bytes:
-    return value.encode("latin-1") if isinstance(value, str) else value
+def _fit_close_reason(reason: str) -> str:
+    encoded = reason.encode("utf-8")
+    if len(encoded) <= MAX_CLOSE_REASON_BYTES:
+        return reason
+    return encoded[:MAX_CLOSE_REASON_BYTES].decode("utf-8", errors="ignore")
 
 
-def accept_message(
-    subprotocol: str | None = None,
-    headers: Iterable[tuple[str | bytes, str | bytes]] | None = None,
-) -> dict:
+def accept_message(subprotocol: str | None = None, headers: Any = None) -> dict:
     message: dict[str, Any] = {"type": "websocket.accept", "subprotocol": subprotocol}
     if headers:
+        # As Channels does: the pairs go to the server exactly as given (a
+        # list of lists stays one), in a new list so later changes to the
+        # caller's object cannot alter a message already sent.  A dict is
+        # taken as name -> value rather than as a list of its names.
         items = headers.items() if isinstance(headers, dict) else headers
-        message["headers"] = [(_header_bytes(k), _header_bytes(v)) for k, v in items]
+        message["headers"] = list(items)
     return message
 
 
@@ -76,14 +96,50 @@ def close_message(code: int | bool | None = None, reason: str | None = None) -> 
     return message
 
 
+def frame_arguments(message: dict) -> dict:
+    """The keyword ``receive()`` gets for a ``websocket.receive`` message.
+
+    Only one keyword, as Channels passes it: ``text_data`` when the message
+    carries text that is not None, ``bytes_data`` otherwise.  Servers may send
+    the unused key as None (the ASGI spec allows it), so presence alone does
+    not decide.  Passing a single keyword lets ``def receive(self,
+    text_data)`` -- the Channels tutorial's signature -- work.
+    """
+    text = message.get("text")
+    if text is not None:
+        return {"text_data": text}
+    return {"bytes_data": message.get("bytes")}
+
+
 class WebsocketProtocol:
     """The WebSocket handlers shared by every WebSocket consumer."""
 
     groups: list[str] | None = None
 
-    def __init__(self, **initkwargs: Any) -> None:
-        super().__init__(**initkwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Like Channels' WebSocket consumers: arguments are accepted and
+        # ignored (subclasses that take some consume them first), and the
+        # __init__ chain ends here, so a mixin after this class in the MRO
+        # is not initialised here either.  A copy, so one connection
+        # changing its groups cannot change another's.
         self.groups = list(self.groups or [])
+
+    @classmethod
+    def as_asgi(cls, **initkwargs: Any):
+        if initkwargs and cls.__init__ is WebsocketProtocol.__init__:
+            # No subclass defines __init__, so these keywords are certainly
+            # thrown away.  Channels drops them silently; warn instead of
+            # refusing, so code that runs under Channels still runs.
+            warnings.warn(
+                f"{cls.__qualname__}.as_asgi() got "
+                f"{', '.join(map(repr, initkwargs))}, which "
+                f"{cls.__qualname__}() ignores: as_asgi() passes keywords to "
+                f"the constructor, and this consumer defines no __init__ "
+                f"taking them",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return super().as_asgi(**initkwargs)
 
     async def call_hook(self, hook, *args: Any, **kwargs: Any) -> Any:
         if inspect.iscoroutinefunction(hook):
@@ -114,12 +170,10 @@ class WebsocketProtocol:
 
     async def websocket_receive(self, message: dict) -> None:
         try:
-            await self.call_hook(
-                self.receive,
-                text_data=message.get("text"),
-                bytes_data=message.get("bytes"),
-            )
+            await self.call_hook(self.receive, **frame_arguments(message))
         except UnacceptableFrame as exc:
+            # One line, no traceback: the client sent something unusable,
+            # which is the client's problem, not a bug on the server.
             logger.warning(
                 "%s closed a WebSocket on %s with code %s: %s",
                 type(self).__qualname__,
@@ -127,7 +181,9 @@ class WebsocketProtocol:
                 exc.code,
                 exc.reason,
             )
-            await self.call_hook(self.close, code=exc.code, reason=exc.reason)
+            await self.call_hook(
+                self.close, code=exc.code, reason=_fit_close_reason(exc.reason)
+            )
 
     async def websocket_disconnect(self, message: dict) -> None:
         try:
@@ -138,26 +194,19 @@ class WebsocketProtocol:
 
 
 class JsonFrames:
-    """JSON encoding shared by the JSON consumers; override to customise."""
+    """What the JSON consumers share: which frames can hold JSON, and why not."""
 
-    @classmethod
-    def decode_json(cls, text_data: str) -> Any:
-        return json.loads(text_data)
-
-    @classmethod
-    def encode_json(cls, content: Any) -> str:
-        return json.dumps(content)
-
-    def content_of(self, text_data: str | None, bytes_data: bytes | None) -> Any:
-        """Decode a frame, or raise :class:`UnacceptableFrame` saying why not."""
+    def json_text(self, text_data: str | None) -> str:
+        """The frame's text, or :class:`UnacceptableFrame` for a binary frame."""
         if text_data is None:
             raise UnacceptableFrame(
                 UNSUPPORTED_DATA, "expected a text frame holding JSON, got binary"
             )
-        try:
-            return self.decode_json(text_data)
-        except ValueError as exc:
-            raise UnacceptableFrame(INVALID_PAYLOAD, f"malformed JSON: {exc}")
+        return text_data
+
+    @staticmethod
+    def malformed(exc: ValueError) -> UnacceptableFrame:
+        return UnacceptableFrame(INVALID_PAYLOAD, f"malformed JSON: {exc}")
 
 
 class WebsocketConsumer(WebsocketProtocol, SyncConsumer):
@@ -167,18 +216,18 @@ class WebsocketConsumer(WebsocketProtocol, SyncConsumer):
         self.accept()
 
     def accept(self, subprotocol: str | None = None, headers=None) -> None:
-        self._blocking_send(accept_message(subprotocol, headers))
+        self.base_send(accept_message(subprotocol, headers))
 
     def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
         pass
 
     def send(self, text_data=None, bytes_data=None, close: bool | int = False) -> None:
-        self._blocking_send(frame_message(text_data, bytes_data))
+        self.base_send(frame_message(text_data, bytes_data))
         if close:
             self.close(close)
 
     def close(self, code: int | bool | None = None, reason: str | None = None):
-        self._blocking_send(close_message(code, reason))
+        self.base_send(close_message(code, reason))
 
     def disconnect(self, code: int) -> None:
         pass
@@ -211,8 +260,13 @@ class AsyncWebsocketConsumer(WebsocketProtocol, AsyncConsumer):
 class JsonWebsocketConsumer(JsonFrames, WebsocketConsumer):
     """Sync WebSocket consumer speaking JSON: implement ``receive_json``."""
 
-    def receive(self, text_data=None, bytes_data=None) -> None:
-        self.receive_json(self.content_of(text_data, bytes_data))
+    def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        text = self.json_text(text_data)
+        try:
+            content = self.decode_json(text)
+        except ValueError as exc:
+            raise self.malformed(exc) from None
+        self.receive_json(content, **kwargs)
 
     def receive_json(self, content: Any, **kwargs: Any) -> None:
         pass
@@ -220,15 +274,47 @@ class JsonWebsocketConsumer(JsonFrames, WebsocketConsumer):
     def send_json(self, content: Any, close: bool | int = False) -> None:
         self.send(text_data=self.encode_json(content), close=close)
 
+    @classmethod
+    def decode_json(cls, text_data: str) -> Any:
+        return json.loads(text_data)
+
+    @classmethod
+    def encode_json(cls, content: Any) -> str:
+        return json.dumps(content)
+
+
+async def _resolved(value: Any) -> Any:
+    # Overrides written for Channels are coroutines; plain functions (written
+    # for the sync consumer and reused) work too.
+    return await value if inspect.isawaitable(value) else value
+
 
 class AsyncJsonWebsocketConsumer(JsonFrames, AsyncWebsocketConsumer):
-    """Async WebSocket consumer speaking JSON: implement ``receive_json``."""
+    """Async WebSocket consumer speaking JSON: implement ``receive_json``.
 
-    async def receive(self, text_data=None, bytes_data=None) -> None:
-        await self.receive_json(self.content_of(text_data, bytes_data))
+    As in Channels, ``decode_json`` and ``encode_json`` are coroutines here,
+    so an override may await (a decoder that looks things up, say).
+    """
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        text = self.json_text(text_data)
+        try:
+            content = await _resolved(self.decode_json(text))
+        except ValueError as exc:
+            raise self.malformed(exc) from None
+        await self.receive_json(content, **kwargs)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         pass
 
     async def send_json(self, content: Any, close: bool | int = False) -> None:
-        await self.send(text_data=self.encode_json(content), close=close)
+        text = await _resolved(self.encode_json(content))
+        await self.send(text_data=text, close=close)
+
+    @classmethod
+    async def decode_json(cls, text_data: str) -> Any:
+        return json.loads(text_data)
+
+    @classmethod
+    async def encode_json(cls, content: Any) -> str:
+        return json.dumps(content)
