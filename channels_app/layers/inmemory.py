@@ -17,8 +17,9 @@ import itertools
 import logging
 import secrets
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from time import monotonic
+from time import time as wall_clock
 from typing import Any
 
 from ..exceptions import ChannelFull
@@ -45,6 +46,156 @@ class _Channel:
         self.waiters: deque[asyncio.Future] = deque()
         #: Whether the expiry heap holds an entry for this channel.
         self.armed = False
+
+
+def _held(queue: _Channel) -> bool:
+    """Whether Channels would still list this channel: messages or receivers.
+
+    An empty channel may stay in our table until its expiry deadline (so
+    sending to it again needs no new heap entry); Channels drops it at once.
+    """
+    return bool(queue.messages or queue.waiters)
+
+
+def _wall_clock_offset() -> float:
+    """What to add to one of our monotonic instants to get Channels' time.time()."""
+    return wall_clock() - monotonic()
+
+
+class _QueueView:
+    """What Channels' ``layer.channels[name]`` is: a queue of (expiry, message).
+
+    Read-only: it reports on the channel's live state (``qsize``, ``empty``,
+    ``full``, ``maxsize``, and ``_queue`` to peek) the way an ``asyncio.Queue``
+    would, with expiry on the wall clock as Channels stores it.  Messages go
+    in and out through ``send`` and ``receive`` only, so that waiting
+    receivers, capacity and expiry stay consistent.
+    """
+
+    __slots__ = ("_layer", "_name")
+
+    def __init__(self, layer: InMemoryChannelLayer, name: str) -> None:
+        self._layer = layer
+        self._name = name
+
+    def _messages(self) -> deque[tuple[float, dict]]:
+        queue = self._layer._channels.get(self._name)
+        return queue.messages if queue is not None else deque()
+
+    @property
+    def maxsize(self) -> int:
+        queue = self._layer._channels.get(self._name)
+        if queue is not None:
+            return queue.capacity
+        return self._layer.get_capacity(self._name)
+
+    def qsize(self) -> int:
+        return len(self._messages())
+
+    def empty(self) -> bool:
+        return not self._messages()
+
+    def full(self) -> bool:
+        return len(self._messages()) >= self.maxsize
+
+    @property
+    def _queue(self) -> deque[tuple[float, dict]]:
+        """A snapshot of the queued ``(expires_at, message)``, oldest first."""
+        offset = _wall_clock_offset()
+        return deque((at + offset, message) for at, message in self._messages())
+
+    def __repr__(self) -> str:
+        size = self.qsize()
+        return f"<channel queue {self._name!r} maxsize={self.maxsize} qsize={size}>"
+
+
+class _ChannelsView(Mapping):
+    """``layer.channels``: the channels holding messages or waited on.
+
+    That is the set Channels keeps (it drops a channel once a receive leaves
+    it empty), so ``len()``, ``in`` and ``keys()`` answer the same.  Looking
+    one name up is O(1); ``len()`` and iteration visit every channel the
+    layer holds, which suits the tests and debugging they are for.
+    """
+
+    __slots__ = ("_layer",)
+
+    def __init__(self, layer: InMemoryChannelLayer) -> None:
+        self._layer = layer
+
+    def __getitem__(self, name: str) -> _QueueView:
+        queue = self._layer._channels.get(name)
+        if queue is None or not _held(queue):
+            raise KeyError(name)
+        return _QueueView(self._layer, name)
+
+    def __contains__(self, name: object) -> bool:
+        queue = self._layer._channels.get(name)  # type: ignore[call-overload]
+        return queue is not None and _held(queue)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([name for name, q in self._layer._channels.items() if _held(q)])
+
+    def __len__(self) -> int:
+        return sum(1 for queue in self._layer._channels.values() if _held(queue))
+
+    def __repr__(self) -> str:
+        return repr({name: self[name] for name in self})
+
+
+class _MembersView(Mapping):
+    """``layer.groups[group]``: member channel -> when it joined (``time.time()``)."""
+
+    __slots__ = ("_group", "_layer")
+
+    def __init__(self, layer: InMemoryChannelLayer, group: str) -> None:
+        self._layer = layer
+        self._group = group
+
+    def _members(self) -> dict[str, float]:
+        return self._layer._groups.get(self._group, {})
+
+    def __getitem__(self, channel: str) -> float:
+        return self._members()[channel] + _wall_clock_offset()
+
+    def __contains__(self, channel: object) -> bool:
+        return channel in self._members()
+
+    def __iter__(self) -> Iterator[str]:
+        # A snapshot: leaving the group while iterating it must not fail.
+        return iter(list(self._members()))
+
+    def __len__(self) -> int:
+        return len(self._members())
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
+class _GroupsView(Mapping):
+    """``layer.groups``: group -> its members, as Channels exposes them; O(1) reads."""
+
+    __slots__ = ("_layer",)
+
+    def __init__(self, layer: InMemoryChannelLayer) -> None:
+        self._layer = layer
+
+    def __getitem__(self, group: str) -> _MembersView:
+        if group not in self._layer._groups:
+            raise KeyError(group)
+        return _MembersView(self._layer, group)
+
+    def __contains__(self, group: object) -> bool:
+        return group in self._layer._groups
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._layer._groups))
+
+    def __len__(self) -> int:
+        return len(self._layer._groups)
+
+    def __repr__(self) -> str:
+        return repr({group: dict(self[group].items()) for group in self})
 
 
 class InMemoryChannelLayer(BaseChannelLayer):
@@ -75,7 +226,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         super().__init__(
             expiry=expiry, capacity=capacity, channel_capacity=channel_capacity
         )
-        for _, value in self.channel_capacity:
+        for _, value in self._capacity_rules:
             _require_positive("channel_capacity values", value, integer=True)
         self.group_expiry = group_expiry
         self.require_portable_messages = require_portable_messages
@@ -114,8 +265,9 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """
         if channel not in self._channels:
             self.require_valid_channel_name(channel)
-        now = monotonic()
-        self._expire_due(now)
+        now = self._clean_expired()
+        if type(now) is not float:  # replaced by a test double: read the clock
+            now = monotonic()
         queue = self._channel(channel)
         while queue.messages:
             expires_at, message = queue.messages.popleft()
@@ -183,8 +335,9 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """
         self.require_valid_group_name(group)
         template = self._copy(message)
-        now = monotonic()
-        self._expire_due(now)
+        now = self._clean_expired()
+        if type(now) is not float:  # replaced by a test double: read the clock
+            now = monotonic()
         members = self._groups.get(group)
         if not members:
             return 0
@@ -226,6 +379,26 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def close(self) -> None:
         """Stop the idle sweep timer; the layer remains usable."""
         self._cancel_timer()
+
+    @property
+    def channels(self) -> Mapping[str, _QueueView]:
+        """Channels' ``channels`` dict, as a live read-only view.
+
+        Test suites written for Channels read it (``len(layer.channels)``,
+        ``name in layer.channels``, ``layer.channels[name].qsize()``).  It is
+        built on demand from our own structures, so keeping it costs the
+        layer's operations nothing.
+        """
+        return _ChannelsView(self)
+
+    @property
+    def groups(self) -> Mapping[str, Mapping[str, float]]:
+        """Channels' ``groups`` (group -> {channel: joined at}), read-only and live.
+
+        Join times are ``time.time()`` values, as in Channels, although the
+        layer itself keeps time on the monotonic clock.
+        """
+        return _GroupsView(self)
 
     def stats(self) -> dict[str, int]:
         """Sizes of the internal structures and running totals, for monitoring."""
@@ -326,13 +499,12 @@ class InMemoryChannelLayer(BaseChannelLayer):
             queue = heapq.heappop(deadlines)[2]
             queue.armed = False
             messages = queue.messages
-            expired = False
             while messages and messages[0][0] <= now:
                 messages.popleft()
                 self.expired_messages += 1
-                expired = True
-            if expired:
-                self._leave_all_groups(queue.name)
+                # Per message, as Channels does, so a spy counts the same calls;
+                # after the first one it finds no groups left: O(1).
+                self._remove_from_groups(queue.name)
             if messages:
                 self._arm(queue, messages[0][0])
             else:
@@ -352,10 +524,24 @@ class InMemoryChannelLayer(BaseChannelLayer):
                     memberships, (deadline, next(self._tiebreak), group, channel)
                 )
 
+    def _clean_expired(self) -> float:
+        """Drop every message and membership whose time is up; return the time.
+
+        Channels' name for its full sweep, which ``receive`` and
+        ``group_send`` run first; ours run it at the same moments, through
+        ``self`` so a fixture wrapping it sees each call.  Here it only visits
+        what is due (heap order), so it is O(1) when nothing is.  Returning
+        the instant it used spares those callers a second clock read (Channels
+        returns None; a wrapper that returns what it wraps passes it on).
+        """
+        now = monotonic()
+        self._expire_due(now)
+        return now
+
     def _message_expired(self, queue: _Channel) -> None:
         """A receiver found an expired message: its channel leaves its groups."""
         self.expired_messages += 1
-        self._leave_all_groups(queue.name)
+        self._remove_from_groups(queue.name)
 
     def _leave(self, group: str, channel: str) -> None:
         members = self._groups.get(group)
@@ -370,8 +556,14 @@ class InMemoryChannelLayer(BaseChannelLayer):
             if not groups:
                 del self._groups_of[channel]
 
-    def _leave_all_groups(self, channel: str) -> None:
-        """Unread messages expiring mean nobody reads ``channel``: drop it."""
+    def _remove_from_groups(self, channel: str) -> None:
+        """Unread messages expiring mean nobody reads ``channel``: drop it.
+
+        Channels' name and meaning (take ``channel`` out of every group), and
+        called through ``self`` whenever a message expires, so test fixtures
+        that wrap it see the same calls; the reverse index makes it cost the
+        channel's own groups only.
+        """
         for group in self._groups_of.pop(channel, ()):
             members = self._groups.get(group)
             if members is not None and members.pop(channel, None) is not None:
