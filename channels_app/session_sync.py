@@ -35,12 +35,19 @@ Why it is safe (db, cache, cached_db, file and other server-side engines):
   ``clearsessions`` removes unredeemed ones), which redeeming deletes.
   It never contains the session key, so a script on the page cannot
   learn the key the ``HttpOnly`` cookie hides.
-- It is bound to the session cookie the browser held when the socket
-  opened (an HMAC of it, never the value).  A script that steals the
-  ticket (XSS) cannot redeem it from another browser, since it cannot read
-  that ``HttpOnly`` cookie.  The consumer's ``scope["cookies"]`` is updated
-  to the new value, so a later ticket on the same socket (logout after
-  login) binds to the cookie the browser got from the previous one.
+- Redeeming is atomic in the session engine's own store (a database row
+  deleted by exactly one request, a cache key or a file removed once), so
+  two servers sharing that store never both accept one ticket.
+- It is bound to the ``HttpOnly`` cookies the browser held when the socket
+  opened: the session cookie and the binding cookie (an HMAC of them, never
+  the values).  A script that steals the ticket (XSS) cannot redeem it from
+  another browser, since it cannot read those cookies.  A browser on a login
+  page usually has no session yet, so that page's view must set the binding
+  cookie (decorate it with :func:`ensure_sync_binding`); without either
+  cookie ``create_sync_ticket`` refuses, rather than issue a ticket any
+  cookie-less browser could redeem.  The consumer's ``scope["cookies"]`` is
+  updated to the new session, so a later ticket on the same socket (logout
+  after login) binds to the cookie the browser got from the previous one.
 - The view wants POST with Django's CSRF token (and passes its Origin
   check), so another site cannot make a victim's browser redeem the
   attacker's ticket and be logged in as the attacker (login CSRF).
@@ -61,16 +68,25 @@ fails.
 
 from __future__ import annotations
 
+import os
+import secrets
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.contrib import auth as django_auth
 from django.contrib.sessions.backends.base import SessionBase
+from django.contrib.sessions.backends.cache import SessionStore as CacheStore
+from django.contrib.sessions.backends.db import SessionStore as DatabaseStore
+from django.contrib.sessions.backends.file import SessionStore as FileStore
 from django.contrib.sessions.backends.signed_cookies import (
     SessionStore as SignedCookieStore,
 )
 from django.core import signing
-from django.http import HttpRequest, JsonResponse
+from django.core.cache import caches
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token, rotate_token
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.views.decorators.cache import never_cache
@@ -82,15 +98,20 @@ from .db import database_sync_to_async
 from .sessions import session_cookie_options, session_store_class, usable_session_key
 
 __all__ = [
+    "BINDING_COOKIE_NAME",
     "TICKET_MAX_AGE",
     "InvalidSyncTicket",
     "create_sync_ticket",
+    "ensure_sync_binding",
     "redeem_sync_ticket",
     "session_sync_view",
 ]
 
 #: Seconds a ticket stays valid; the page redeems it right away.
 TICKET_MAX_AGE = 60
+
+#: The ``HttpOnly`` cookie that ties a ticket to a browser without a session.
+BINDING_COOKIE_NAME = "channels_app_sync"
 
 _SALT = "channels_app.session_sync"
 _TARGET = "_channels_app_sync_target"
@@ -100,8 +121,48 @@ class InvalidSyncTicket(Exception):
     """The ticket is forged, expired, already used or for another browser."""
 
 
-def _binding(cookie_value: str | None) -> str:
-    return salted_hmac(f"{_SALT}.binding", cookie_value or "").hexdigest()
+def _binding(cookies: dict[str, str]) -> str | None:
+    """An HMAC of the browser's secret cookies, or None if it holds neither."""
+    session_cookie = cookies.get(settings.SESSION_COOKIE_NAME) or ""
+    binding_cookie = cookies.get(BINDING_COOKIE_NAME) or ""
+    if not session_cookie and not binding_cookie:
+        return None
+    value = f"{session_cookie}\n{binding_cookie}"
+    return salted_hmac(f"{_SALT}.binding", value).hexdigest()
+
+
+def ensure_sync_binding(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Give the browser a binding cookie with the page, unless it has one.
+
+    Use it on every page that may log in (or otherwise ask for a ticket) over
+    a WebSocket before the browser has a session, such as a login page.
+    """
+
+    def add_cookie(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if not request.COOKIES.get(BINDING_COOKIE_NAME):
+            response.set_cookie(
+                BINDING_COOKIE_NAME,
+                secrets.token_urlsafe(32),
+                path=settings.SESSION_COOKIE_PATH,
+                domain=settings.SESSION_COOKIE_DOMAIN,
+                secure=settings.SESSION_COOKIE_SECURE or None,
+                httponly=True,
+                samesite=settings.SESSION_COOKIE_SAMESITE,
+            )
+        return response
+
+    if iscoroutinefunction(view):
+
+        async def async_view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            return add_cookie(request, await view(request, *args, **kwargs))
+
+        return markcoroutinefunction(wraps(view)(async_view))
+
+    @wraps(view)
+    def sync_view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        return add_cookie(request, view(request, *args, **kwargs))
+
+    return sync_view
 
 
 def _keeps_data_server_side(store_class: type[SessionBase]) -> bool:
@@ -125,7 +186,14 @@ def _create_sync_ticket(scope: dict) -> str:
         session.save()
     target = "" if session.is_empty() else session.session_key
     cookies = scope.setdefault("cookies", {})
-    binding = _binding(cookies.get(settings.SESSION_COOKIE_NAME))
+    binding = _binding(cookies)
+    if binding is None:
+        raise ValueError(
+            "create_sync_ticket() found neither a session cookie nor the "
+            f"{BINDING_COOKIE_NAME!r} cookie on this socket, so a ticket could "
+            "be redeemed by any browser. Decorate the view of the page that "
+            "opens the socket with channels_app.session_sync.ensure_sync_binding."
+        )
 
     store_class = session_store_class()
     if _keeps_data_server_side(store_class):
@@ -166,15 +234,40 @@ def redeem_sync_ticket(request: HttpRequest, ticket: str) -> SessionBase:
     store_class = session_store_class()
     target: Any = payload["r"]
     if _keeps_data_server_side(store_class):
-        current = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
-        if not constant_time_compare(payload["b"], _binding(current)):
+        current = _binding(request.COOKIES) or ""
+        if not constant_time_compare(payload["b"], current):
             raise InvalidSyncTicket("the ticket was issued to another browser session")
         record = store_class(usable_session_key(payload["r"]))
         target = record.get(_TARGET)
-        if target is None:
+        if target is None or not _use_up(record):
             raise InvalidSyncTicket("the ticket was already used or has expired")
-        record.delete()
     return store_class(usable_session_key(target))
+
+
+def _use_up(record: SessionBase) -> bool:
+    """Delete the ticket's record; True only for the one caller that did.
+
+    Reading and then deleting is not enough with two processes: both may
+    read before either deletes.  Each engine's store decides it instead.
+    """
+    key = record.session_key
+    if key is None:
+        return False
+    if isinstance(record, DatabaseStore):  # db and cached_db
+        deleted, _ = record.get_model_class().objects.filter(session_key=key).delete()
+        record.delete()  # cached_db: the cached copy too
+        return deleted > 0
+    if isinstance(record, CacheStore):
+        return bool(caches[settings.SESSION_CACHE_ALIAS].delete(record.cache_key))
+    if isinstance(record, FileStore):
+        try:
+            os.remove(record._key_to_file(key))
+        except FileNotFoundError:
+            return False
+        return True
+    # Another engine: as atomic as its own delete().
+    record.delete()
+    return True
 
 
 @require_POST

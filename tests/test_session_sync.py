@@ -4,11 +4,15 @@ Runs the auth site in-process (Django views through Django's ASGI handler,
 AccountConsumer through AuthMiddlewareStack) on every real session engine.
 """
 
+import asyncio
 import json
+import threading
 
 import pytest
 from django.conf import settings as django_settings
 from django.core import signing
+from django.db import connections
+from django.test import RequestFactory
 
 from channels_app import session_sync
 from tests.auth_support import (  # noqa: F401
@@ -132,6 +136,74 @@ async def test_a_ticket_is_bound_to_the_browser_that_asked(server_side_site):
     # The failed attempt did not use the ticket up.
     assert (await victim.sync(reply["ticket"]))["status"] == 200
     assert await victim.whoami() == "alice"
+
+
+async def test_a_browser_without_a_session_gets_a_ticket_only_it_can_redeem(
+    server_side_site,
+):
+    victim = Browser(server_side_site)
+    await victim.request("GET", "/login-page/")
+    assert "sessionid" not in victim.cookies
+    assert session_sync.BINDING_COOKIE_NAME in victim.cookies
+    socket, reply = await login_over_socket(victim)
+    await socket.disconnect()
+
+    # Another browser on the login page, and one that dropped the binding
+    # cookie: neither can use the ticket (both had matched an empty binding).
+    thief = Browser(server_side_site)
+    await thief.request("GET", "/login-page/")
+    cookieless = Browser(server_side_site)
+    await cookieless.request("GET", "/login-page/")
+    del cookieless.cookies[session_sync.BINDING_COOKIE_NAME]
+    for browser in (thief, cookieless):
+        stolen = await browser.sync(reply["ticket"])
+        assert stolen["status"] == 400
+        assert "another browser" in stolen["json"]["error"]
+        assert await browser.whoami() is None
+
+    assert (await victim.sync(reply["ticket"]))["status"] == 200
+    assert await victim.whoami() == "alice"
+
+
+async def test_no_ticket_for_a_socket_without_a_secret_cookie(server_side_site):
+    browser = Browser(server_side_site)  # never loaded a page of the site
+    socket = browser.websocket()
+    assert (await socket.connect(timeout=10))[0]
+    with pytest.raises(ValueError, match="ensure_sync_binding"):
+        await ask(socket, action="login", username="alice", password="alice-pw")
+
+
+async def test_two_processes_never_both_redeem_one_ticket(server_side_site):
+    """Each ticket is redeemed by two threads at once (as by two servers)."""
+    store_class = session_sync.session_store_class()
+    cookies = {"sessionid": "the-browsers-cookie"}
+    tickets = []
+    for n in range(20):
+        session = store_class()
+        session["n"] = n
+        await asyncio.to_thread(session.save)
+        scope = {"session": session, "cookies": dict(cookies)}
+        tickets.append(await session_sync.create_sync_ticket(scope))
+
+    def redeem(ticket, barrier):
+        request = RequestFactory().post("/session-sync/")
+        request.COOKIES = dict(cookies)
+        barrier.wait()
+        try:
+            session_sync.redeem_sync_ticket(request, ticket)
+            return True
+        except session_sync.InvalidSyncTicket:
+            return False
+        finally:
+            connections.close_all()
+
+    for ticket in tickets:
+        barrier = threading.Barrier(2)
+        outcomes = await asyncio.gather(
+            asyncio.to_thread(redeem, ticket, barrier),
+            asyncio.to_thread(redeem, ticket, barrier),
+        )
+        assert sorted(outcomes) == [False, True]
 
 
 async def test_expired_and_tampered_tickets_are_refused(

@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.http import HttpResponse
 from django.urls import include, path
 
-from channels_app.session_sync import session_sync_view
+from channels_app.session_sync import ensure_sync_binding, session_sync_view
 from chat import views as chat_views
 
 
@@ -12,7 +12,13 @@ def health(request):
 
 urlpatterns = [
     path("", include("chat.urls")),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    # The login page logs in over a WebSocket before the browser has a
+    # session: its ticket is bound to the cookie this decorator sets.
+    path(
+        "accounts/login/",
+        ensure_sync_binding(auth_views.LoginView.as_view()),
+        name="login",
+    ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", chat_views.signup, name="signup"),
     path("accounts/session-sync/", session_sync_view, name="session-sync"),

@@ -6,5 +6,6 @@ from . import views
 
 urlpatterns = [
     path("whoami/", views.whoami),
+    path("login-page/", views.login_page),
     path("session-sync/", session_sync_view),
 ]

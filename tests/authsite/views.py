@@ -1,6 +1,8 @@
 from django.http import JsonResponse
 from django.middleware.csrf import get_token
 
+from channels_app.session_sync import ensure_sync_binding
+
 
 def whoami(request):
     """The request's user; counts visits so anonymous browsers get a session too."""
@@ -13,3 +15,9 @@ def whoami(request):
             "csrftoken": get_token(request),
         }
     )
+
+
+@ensure_sync_binding
+def login_page(request):
+    """A login page: it gives a CSRF token and a binding cookie, no session."""
+    return JsonResponse({"csrftoken": get_token(request)})

@@ -5,14 +5,16 @@ import logging
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.test import override_settings
+from django.test import Client, override_settings
 
 from channels_app.layers import get_channel_layer
-from channels_app.testing import ApplicationCommunicator
+from channels_app.testing import ApplicationCommunicator, WebsocketCommunicator
 from chat import posting
 from chat.models import Message, Presence
 from tests.demo.clients import (
+    ORIGIN,
     EventStream,
+    application,
     open_socket,
     presence_becomes,
     receive_until,
@@ -385,8 +387,14 @@ async def test_a_full_moderation_queue_does_not_lose_the_message(lobby, ada, cap
     assert await sync_to_async(Message.objects.count)() == 2
 
 
-async def login_over_socket(frames):
-    comm, connected, _ = await open_socket(path="/ws/account/")
+async def login_over_socket(frames, cookies=None):
+    """Send ``frames`` to the account socket, opened with ``cookies`` (a Client's)."""
+    headers = [ORIGIN]
+    if cookies:
+        value = "; ".join(f"{m.key}={m.value}" for m in cookies.values())
+        headers.append((b"cookie", value.encode()))
+    comm = WebsocketCommunicator(application(), "/ws/account/", headers=headers)
+    connected, _ = await comm.connect()
     assert connected
     replies = []
     for frame in frames:
@@ -415,24 +423,35 @@ async def test_a_wrong_login_over_the_socket_is_refused(ada):
     ]
 
 
+def browser_on_the_login_page():
+    """A browser (Django's test client) that loaded the login page: no session."""
+    browser = Client()
+    assert browser.get("/accounts/login/").status_code == 200
+    assert "sessionid" not in browser.cookies
+    return browser
+
+
 async def test_login_over_the_socket_gives_a_ticket_for_the_cookie(ada):
     await sync_to_async(ada.set_password)("right-password")
     await sync_to_async(ada.save)()
+    browser = await sync_to_async(browser_on_the_login_page)()
     [reply] = await login_over_socket(
-        [{"type": "login", "username": "ada", "password": "right-password"}]
+        [{"type": "login", "username": "ada", "password": "right-password"}],
+        cookies=browser.cookies,
     )
     assert (reply["type"], reply["username"]) == ("logged_in", "ada")
 
     def redeem(ticket):
-        from django.test import Client
-
-        browser = Client()
+        # Another browser that loaded the login page cannot use the ticket.
+        thief = browser_on_the_login_page()
+        stolen = thief.post("/accounts/session-sync/", {"ticket": ticket})
         first = browser.post("/accounts/session-sync/", {"ticket": ticket})
         again = browser.post("/accounts/session-sync/", {"ticket": ticket})
         rooms = browser.get("/")
-        return first, again, rooms
+        return stolen, first, again, rooms
 
-    first, again, rooms = await sync_to_async(redeem)(reply["ticket"])
+    stolen, first, again, rooms = await sync_to_async(redeem)(reply["ticket"])
+    assert stolen.status_code == 400, "a ticket works only in its browser"
     assert first.status_code == 200 and first.json()["authenticated"] is True
     assert again.status_code == 400, "a ticket works once"
     assert rooms.status_code == 200 and rooms.context["user"].username == "ada"
