@@ -130,7 +130,7 @@ async def test_a_frame_that_is_not_json_closes_the_socket(lobby, ada):
     await receive_until(alice_ws, "presence")
     await alice_ws.send_to(text_data="{not json")
     closing = await alice_ws.receive_output()
-    assert (closing["type"], closing["code"]) == ("websocket.close", 1007)
+    assert (closing["type"], closing["code"]) == ("websocket.close", 4007)
     await alice_ws.disconnect()
     assert await sync_to_async(Presence.objects.count)() == 0
 
