@@ -15,11 +15,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import get_commands
-from django.utils.module_loading import import_string
 
 from .exceptions import InvalidChannelLayerError
 from .layers import channel_layers
+from .routing import load_application
 from .worker import close_layer
 
 TAG = "channels"
@@ -32,7 +33,12 @@ REACH_TIMEOUT = 5.0
 def check_asgi_application(
     app_configs=None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
-    """ASGI_APPLICATION is set and names something importable."""
+    """ASGI_APPLICATION is set and names something importable.
+
+    The module is imported the way runserver imports it, so the check shows
+    the same real error (file, line, "Did you mean") rather than Django's
+    rewording of any AttributeError as a missing attribute.
+    """
     path = getattr(settings, "ASGI_APPLICATION", None)
     if not path:
         return [
@@ -47,17 +53,19 @@ def check_asgi_application(
             )
         ]
     try:
-        import_string(path)
-    except Exception as exc:
-        return [
-            checks.Error(
-                f"ASGI_APPLICATION {path!r} cannot be imported: "
-                f"{type(exc).__name__}: {exc}",
-                hint="Use the dotted path 'package.module.attribute' of your "
-                "root application and make sure that module imports cleanly.",
-                id="channels_app.E002",
+        load_application(path)
+    except ImproperlyConfigured as exc:
+        if exc.__cause__ is None:
+            hint = (
+                "Use the dotted path 'package.module.attribute' of your root "
+                "application."
             )
-        ]
+        else:
+            hint = (
+                "Fix the error shown (it is where Python raised it); the module "
+                "must import cleanly and define the attribute."
+            )
+        return [checks.Error(str(exc), hint=hint, id="channels_app.E002")]
     return []
 
 
@@ -177,21 +185,66 @@ async def _round_trip(alias: str, timeout: float) -> None:
             await close_layer(layer)
 
 
+#: The old id of the runserver check, from when it was a warning.  A project
+#: that silenced it chose another app's runserver on purpose, so silencing it
+#: still silences ``RUNSERVER_SHADOWED``.
+RUNSERVER_SHADOWED_OLD = "channels_app.W001"
+RUNSERVER_SHADOWED = "channels_app.E007"
+
+
 @checks.register(TAG)
 def check_runserver_not_shadowed(
     app_configs=None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
-    """``manage.py runserver`` is ours, not another app's listed earlier."""
+    """``manage.py runserver`` is ours, not another app's listed earlier.
+
+    An error, not a warning: the other command starts and looks as if it
+    works, and what is missing (WebSockets, or the workers and lifespan
+    hooks) shows up later as failures that do not point here.
+    """
     owner = get_commands().get("runserver")
     if owner in (None, "channels_app", "django.core"):
         return []
+    if RUNSERVER_SHADOWED_OLD in getattr(settings, "SILENCED_SYSTEM_CHECKS", []):
+        return []
+    listed = (
+        f"'manage.py runserver' comes from {owner!r}, which is listed before "
+        f"'channels_app' in INSTALLED_APPS."
+    )
+    if owner == "django.contrib.staticfiles":
+        message = (
+            f"{listed} It starts Django's WSGI development server: every "
+            f"WebSocket connection gets a 404, and channels_app's in-process "
+            f"workers and lifespan hooks (on_startup/on_shutdown) never run."
+        )
+        hint = (
+            "List 'channels_app' before 'django.contrib.staticfiles' in "
+            "INSTALLED_APPS; channels_app's runserver serves static files too."
+        )
+    elif owner == "daphne":
+        message = (
+            f"{listed} Daphne's runserver serves ASGI_APPLICATION, WebSockets "
+            f"included, but without channels_app's in-process workers (the "
+            f"ChannelNameRouter's consumers get nothing unless 'manage.py "
+            f"runworker' runs too) and without lifespan, so the on_startup and "
+            f"on_shutdown hooks never run."
+        )
+        hint = (
+            "Remove 'daphne' from INSTALLED_APPS (Channels 4 projects list it "
+            "first; channels_app's runserver runs Daphne itself) or list "
+            "'channels_app' before it."
+        )
+    else:
+        message = (
+            f"{listed} channels_app's runserver (WebSockets, in-process "
+            f"workers, lifespan hooks) is not used."
+        )
+        hint = f"List 'channels_app' before {owner!r} in INSTALLED_APPS."
     return [
-        checks.Warning(
-            f"'manage.py runserver' comes from {owner!r}, which is listed before "
-            f"'channels_app' in INSTALLED_APPS, so channels_app's runserver "
-            f"(WebSockets, in-process workers, lifespan) is not used.",
-            hint=f"Move 'channels_app' above {owner!r} in INSTALLED_APPS; "
-            f"channels_app's runserver also serves static files.",
-            id="channels_app.W001",
+        checks.Error(
+            message,
+            hint=hint
+            + f" If the other runserver is wanted, silence {RUNSERVER_SHADOWED}.",
+            id=RUNSERVER_SHADOWED,
         )
     ]

@@ -2,30 +2,123 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import inspect
+import io
 import logging
+import os
+import re
+import sys
+import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.urls.resolvers import RoutePattern, URLResolver
-from django.utils.module_loading import import_string
+from django.urls.exceptions import Resolver404
+from django.urls.resolvers import RegexPattern, RoutePattern, URLResolver
 
 
 def get_default_application() -> Any:
-    """The application named by ``settings.ASGI_APPLICATION``."""
+    """The application named by ``settings.ASGI_APPLICATION``.
+
+    Any failure is an ``ImproperlyConfigured`` chained from the real error,
+    whose message shows that error as Python would (file, line, "Did you
+    mean"), since a typo in ``asgi.py`` or a module it imports is the usual
+    cause and the real error is what the user has to fix.
+    """
     path = getattr(settings, "ASGI_APPLICATION", None)
     if not path:
         raise ImproperlyConfigured(
             "ASGI_APPLICATION is not set. Point it at your root application, "
             "e.g. ASGI_APPLICATION = 'myproject.asgi.application'."
         )
+    return load_application(path)
+
+
+def load_application(path: str, setting: str = "ASGI_APPLICATION") -> Any:
+    """Import the module part of the dotted ``path`` and return its attribute.
+
+    Django's ``import_string`` is not used on purpose: it reports *any*
+    AttributeError raised while the module is imported as the module not
+    defining the attribute, so ``consumers.ChatConsumr.as_asgi()`` in a
+    routing module came out as 'Module "mysite.asgi" does not define a
+    "application" attribute'.  Importing first and looking the attribute up
+    second keeps the two failures apart.
+    """
+    module_path, _, name = str(path).rpartition(".")
+    if not module_path or not name:
+        raise ImproperlyConfigured(
+            f"{setting} {path!r} is not a dotted path; it names the root "
+            f"application as 'package.module.attribute', e.g. "
+            f"'myproject.asgi.application'."
+        )
     try:
-        return import_string(path)
-    except ImportError as exc:
-        raise ImproperlyConfigured(f"Cannot import ASGI_APPLICATION {path!r}: {exc}")
+        module = importlib.import_module(module_path)
+    except Exception as exc:
+        raise ImproperlyConfigured(
+            f"{setting} {path!r} cannot be imported: importing {module_path!r} "
+            f"failed:\n{describe_error(exc)}"
+        ) from exc
+    try:
+        return getattr(module, name)
+    except AttributeError as exc:
+        where = getattr(module, "__file__", None)
+        raise ImproperlyConfigured(
+            f"{setting} {path!r} cannot be imported: {describe_error(exc)}"
+            + (f"\n(the module is {where})" if where else "")
+        ) from exc
+
+
+def describe_error(exc: BaseException) -> str:
+    """``exc`` as Python's traceback would end, without the import machinery.
+
+    The frames of ``importlib`` and of this module are left out, so what
+    remains starts at the user's own module (``asgi.py``, then whatever it
+    imported) and ends at the line that raised.
+    """
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not _is_import_machinery(frame.filename)
+    ]
+    lines = traceback.StackSummary.from_list(frames).format() if frames else []
+    return "".join(lines) + _exception_only(exc)
+
+
+_IMPORTLIB_DIR = os.path.dirname(importlib.__file__)
+
+
+def _is_import_machinery(filename: str) -> bool:
+    return (
+        filename.startswith("<frozen ")
+        or os.path.dirname(filename) == _IMPORTLIB_DIR
+        or filename == __file__
+    )
+
+
+def _exception_only(exc: BaseException) -> str:
+    """The last line(s) of a traceback, with the interpreter's "Did you mean"."""
+    text = "".join(traceback.format_exception_only(type(exc), exc)).rstrip("\n")
+    if isinstance(exc, (AttributeError, NameError)) and "Did you mean" not in text:
+        # Before 3.12 the suggestion is computed only by the interpreter's own
+        # exception display (in C), not by the traceback module.
+        text += _interpreter_suggestion(exc)
+    return text
+
+
+def _interpreter_suggestion(exc: BaseException) -> str:
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            sys.__excepthook__(type(exc), exc, exc.__traceback__)
+    except Exception:
+        return ""
+    lines = captured.getvalue().rstrip("\n").splitlines()
+    found = re.search(r"\. Did you mean: .*\?$", lines[-1]) if lines else None
+    return found.group(0) if found else ""
 
 
 class ProtocolTypeRouter:
@@ -61,14 +154,29 @@ class ProtocolTypeRouter:
         return await application(scope, receive, send)
 
 
+#: Set on a Resolver404 raised by an endpoint (a consumer), so that routers
+#: above it do not mistake it for a nested router's "no route here".
+_FROM_ENDPOINT = "_channels_app_from_endpoint"
+
+
 class URLRouter:
     """Route on the connection's path with Django ``path()``/``re_path()`` entries.
 
-    A route whose application is another ``URLRouter`` matches as a prefix and
-    hands the rest of the path on; if the inner router has no match, the outer
-    one keeps looking.  Captured arguments from every level are merged into
-    ``scope["url_route"]``.
+    A route whose application does path routing of its own (its
+    ``_path_routing`` attribute is True: another ``URLRouter``, middleware
+    around one, or any third-party application following Channels'
+    convention) matches as a prefix and gets the rest of the path as
+    ``scope["path_remaining"]``.  If it has no route for the rest it raises
+    ``Resolver404`` and this router keeps looking.  Captured arguments from
+    every level are merged into ``scope["url_route"]``.
+
+    The outermost router (no ``path_remaining`` in the scope yet) first
+    removes the server's ``root_path``; a path outside it matches nothing.
     """
+
+    #: Channels' marker for "route on the rest of the path": routes to such
+    #: applications must match only a prefix.
+    _path_routing = True
 
     def __init__(self, routes: list[Any]) -> None:
         self.routes = [self._prepare(route) for route in routes]
@@ -90,61 +198,78 @@ class URLRouter:
                 f"Route {route.pattern} points at the class {callback.__name__}; "
                 f"use {callback.__name__}.as_asgi()"
             )
-        if _leads_to_router(callback) and isinstance(route.pattern, RoutePattern):
-            # path() compiled the route as an endpoint; a nested router (even
-            # one wrapped in middleware) needs it to match only a prefix.
-            route.pattern = RoutePattern(
-                route.pattern._route, name=route.pattern.name, is_endpoint=False
-            )
+        pattern = route.pattern
+        if routes_paths(callback):
+            # path() compiled the route as an endpoint (the whole path must
+            # match); a nested router needs it to match only a prefix.
+            if isinstance(pattern, RoutePattern):
+                route.pattern = RoutePattern(
+                    pattern._route, name=pattern.name, is_endpoint=False
+                )
+            elif isinstance(pattern, RegexPattern):
+                route.pattern = RegexPattern(
+                    pattern._regex, name=pattern.name, is_endpoint=False
+                )
         return route
 
-    def resolve(self, path: str, args: tuple, kwargs: dict) -> tuple | None:
-        """Find ``(application, remaining_path, args, kwargs)`` for ``path``."""
+    async def __call__(self, scope: dict, receive, send) -> Any:
+        nested = "path_remaining" in scope
+        if nested:
+            path = scope["path_remaining"]
+        else:
+            path = scope.get("path")
+            if path is None:
+                raise ValueError("No 'path' key in connection scope, cannot route URLs")
+            root_path = scope.get("root_path", "")
+            if root_path:
+                if not path.startswith(root_path):
+                    # The server mounts the site at root_path: anything
+                    # outside it is not this application's.
+                    raise ValueError(f"No route found for path {path!r}.")
+                path = path[len(root_path) :]
+        # Django's URLconf ignores the leading "/"; so do Channels' routers.
+        path = path.lstrip("/")
+        outer = scope.get("url_route", {})
         for route in self.routes:
             match = route.pattern.match(path)
             if not match:
                 continue
-            remaining, route_args, route_kwargs = match
-            found_args = args + tuple(route_args)
-            found_kwargs = {**kwargs, **route_kwargs, **route.default_args}
-            if isinstance(route.callback, URLRouter):
-                inner = route.callback.resolve(remaining, found_args, found_kwargs)
-                if inner is not None:
-                    return inner
+            remaining, args, kwargs = match
+            child_scope = {
+                **scope,
+                "path_remaining": remaining,
+                "url_route": {
+                    "args": tuple(outer.get("args", ())) + tuple(args),
+                    "kwargs": {
+                        **outer.get("kwargs", {}),
+                        **kwargs,
+                        **route.default_args,
+                    },
+                },
+            }
+            application = route.callback
+            try:
+                return await application(child_scope, receive, send)
+            except Resolver404 as exc:
+                if not routes_paths(application):
+                    setattr(exc, _FROM_ENDPOINT, True)
+                    raise
+                if getattr(exc, _FROM_ENDPOINT, False):
+                    raise
+                # The nested router had no route for the rest of the path.
                 continue
-            return route.callback, remaining, found_args, found_kwargs
-        return None
-
-    async def __call__(self, scope: dict, receive, send) -> Any:
-        path = scope.get("path_remaining")
-        if path is None:
-            path = scope["path"]
-            root_path = scope.get("root_path", "")
-            if root_path and path.startswith(root_path):
-                path = path[len(root_path) :]
-            path = path.removeprefix("/")
-        outer = scope.get("url_route", {})
-        found = self.resolve(
-            path, tuple(outer.get("args", ())), dict(outer.get("kwargs", {}))
-        )
-        if found is None:
-            raise ValueError(f"No route found for path {scope['path']!r}.")
-        application, remaining, args, kwargs = found
-        scope = {
-            **scope,
-            "path_remaining": remaining,
-            "url_route": {"args": args, "kwargs": kwargs},
-        }
-        return await application(scope, receive, send)
+        if nested:
+            raise Resolver404(f"No route found for path {path!r}.")
+        raise ValueError(f"No route found for path {scope['path']!r}.")
 
 
-def _leads_to_router(application: Any) -> bool:
-    """Whether ``application`` is a URLRouter, possibly wrapped in middleware."""
-    while application is not None:
-        if isinstance(application, URLRouter):
-            return True
-        application = getattr(application, "inner", None)
-    return False
+def routes_paths(application: Any) -> bool:
+    """Whether ``application`` routes on ``scope["path_remaining"]`` itself.
+
+    Channels' convention: an application with ``_path_routing = True``
+    (``URLRouter``, and middleware around one).
+    """
+    return getattr(application, "_path_routing", False) is True
 
 
 class ChannelNameRouter:

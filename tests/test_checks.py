@@ -11,6 +11,7 @@ from channels_app.checks import (
     check_channel_layers_reachable,
     check_runserver_not_shadowed,
 )
+from tests.compat import checks_typo
 from tests.servers import free_port
 from tests.serving import redis_layers
 
@@ -39,8 +40,8 @@ def test_missing_asgi_application(settings):
     "path, reason",
     [
         ("tests.no_such_module.application", "No module named"),
-        ("tests.test_checks.missing", 'does not define a "missing"'),
-        ("application", "doesn't look like a module path"),
+        ("tests.test_checks.missing", "has no attribute 'missing'"),
+        ("application", "is not a dotted path"),
     ],
 )
 def test_unimportable_asgi_application_says_why(settings, path, reason):
@@ -49,6 +50,20 @@ def test_unimportable_asgi_application_says_why(settings, path, reason):
     assert error.id == "channels_app.E002"
     assert path in error.msg and reason in error.msg
     assert error.hint
+
+
+def test_a_typo_inside_the_asgi_modules_imports_is_reported_as_itself(settings):
+    # Django's import_string turned this into 'Module "...asgi" does not
+    # define a "application" attribute', which sends the user to the wrong
+    # file.
+    settings.ASGI_APPLICATION = "tests.compat.checks_typo.asgi.application"
+    [error] = check_asgi_application()
+    assert error.id == "channels_app.E002"
+    routing = checks_typo.HERE / "routing.py"
+    assert f'File "{routing}", line {checks_typo.typo_line()}' in error.msg
+    assert "has no attribute 'ChatConsumr'" in error.msg
+    assert "Did you mean: 'ChatConsumer'?" in error.msg
+    assert "does not define" not in error.msg
 
 
 def test_no_channel_layers_is_fine(settings):
@@ -140,17 +155,38 @@ def test_reachability_is_a_deployment_check(settings):
         call_command("check", "--deploy", tags=["channels"])
 
 
-def test_runserver_shadowed_by_an_app_listed_first(settings):
+def test_staticfiles_listed_first_is_an_error_saying_websockets_fail(settings):
     settings.INSTALLED_APPS = [
         "django.contrib.staticfiles",
         "channels_app",
         "django.contrib.contenttypes",
         "django.contrib.auth",
     ]
-    [warning] = check_runserver_not_shadowed()
-    assert warning.id == "channels_app.W001"
-    assert "'django.contrib.staticfiles'" in warning.msg
-    assert "Move 'channels_app' above 'django.contrib.staticfiles'" in warning.hint
+    [error] = check_runserver_not_shadowed()
+    assert error.id == "channels_app.E007"
+    assert error.level == checks.ERROR
+    assert (
+        "'manage.py runserver' comes from 'django.contrib.staticfiles', which is "
+        "listed before 'channels_app' in INSTALLED_APPS." in error.msg
+    )
+    assert "WSGI development server" in error.msg
+    assert "every WebSocket connection gets a 404" in error.msg
+    assert (
+        "List 'channels_app' before 'django.contrib.staticfiles' in INSTALLED_APPS"
+        in error.hint
+    )
+
+
+def test_silencing_the_old_warning_id_still_silences_the_error(settings):
+    # The project chose the other runserver when this was channels_app.W001.
+    settings.INSTALLED_APPS = [
+        "django.contrib.staticfiles",
+        "channels_app",
+        "django.contrib.contenttypes",
+        "django.contrib.auth",
+    ]
+    settings.SILENCED_SYSTEM_CHECKS = ["channels_app.W001"]
+    assert check_runserver_not_shadowed() == []
 
 
 def test_runserver_is_ours_when_channels_app_comes_first(settings):

@@ -1,11 +1,21 @@
-"""runserver's server pieces: the per-connection inbox and the lifespan client."""
+"""runserver: its server pieces (the per-connection inbox, the lifespan client)
+and, through real ``manage.py runserver`` processes, what it does when
+``ASGI_APPLICATION`` cannot be imported."""
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from channels_app.routing import ProtocolTypeRouter
 from channels_app.server import Inbox, LifespanClient, LifespanFailed
+from tests.compat import checks_typo
+from tests.servers import free_port, wait_for_port
 
 
 async def test_inbox_hands_over_events_in_order():
@@ -78,3 +88,94 @@ async def test_lifespan_client_gives_up_on_a_silent_application():
     client = LifespanClient(silent, timeout=0.1)
     with pytest.raises(LifespanFailed, match="no answer"):
         await client.startup()
+
+
+def wait_for_output(
+    log: Path, process: subprocess.Popen, text: str, timeout: float = 60
+) -> str:
+    """The process's output once it contains ``text``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        output = log.read_text(errors="replace")
+        if text in output:
+            return output
+        if process.poll() is not None:
+            raise AssertionError(
+                f"runserver exited without printing {text!r}:\n{output}"
+            )
+        time.sleep(0.05)
+    raise AssertionError(f"runserver did not print {text!r} within {timeout}s")
+
+
+@pytest.mark.e2e
+def test_runserver_without_the_reloader_shows_the_real_import_error_and_fails(
+    tmp_path,
+):
+    project = checks_typo.copy_to(tmp_path)
+    routing = project / "checks_typo" / "routing.py"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "runserver",
+            "--noreload",
+            f"127.0.0.1:{free_port()}",
+        ],
+        cwd=project,
+        env=checks_typo.manage_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stderr
+    assert (
+        "CommandError: ASGI_APPLICATION 'checks_typo.asgi.application' cannot be "
+        "imported" in result.stderr
+    )
+    assert f'File "{routing}", line {checks_typo.typo_line(routing)}' in result.stderr
+    assert (
+        "has no attribute 'ChatConsumr'. Did you mean: 'ChatConsumer'?" in result.stderr
+    )
+
+
+@pytest.mark.e2e
+def test_runserver_under_the_reloader_shows_the_error_then_starts_once_fixed(
+    tmp_path,
+):
+    # As Django's runserver does for a broken URLconf: the real traceback is
+    # printed and the server waits; saving the fix starts it.  The failing
+    # files are not in sys.modules, so before they were handed to the
+    # reloader, saving the fix restarted nothing.
+    project = checks_typo.copy_to(tmp_path)
+    routing = project / "checks_typo" / "routing.py"
+    port = free_port()
+    log = tmp_path / "runserver.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"],
+            cwd=project,
+            # The reloader's debug log says when it watches a file.
+            env=checks_typo.manage_env(CHECKS_TYPO_AUTORELOAD_LOG="1"),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group: the reloader's child too
+        )
+    try:
+        printed = wait_for_output(
+            log,
+            process,
+            "has no attribute 'ChatConsumr'. Did you mean: 'ChatConsumer'?",
+        )
+        assert f'File "{routing}", line {checks_typo.typo_line(routing)}' in printed
+        assert "cannot be imported" in printed
+        wait_for_output(log, process, f"File {routing.resolve()} first seen")
+        assert process.poll() is None  # waiting for a fix, not gone
+        routing.write_text(routing.read_text().replace("ChatConsumr", "ChatConsumer"))
+        wait_for_port(port, process, timeout=60)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -12,14 +12,17 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import traceback
 from datetime import datetime
 from typing import Any
 
 from django.apps import apps
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError
 from django.core.management.commands.runserver import Command as RunserverCommand
 from django.db import connections
+from django.utils import autoreload
 
 from ... import DEFAULT_CHANNEL_LAYER
 from ...checks import layer_unreachable_reason
@@ -128,9 +131,9 @@ class Command(RunserverCommand):
             return StaticFilesHandler(handler)
         return handler
 
-    def get_application(self, options: dict) -> Any:
+    def get_application(self, options: dict, root: Any = None) -> Any:
         """The ASGI application to serve: ``ASGI_APPLICATION``, plus static files."""
-        application = get_default_application()
+        application = get_default_application() if root is None else root
         if self.serves_static(options):
             from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
@@ -142,9 +145,8 @@ class Command(RunserverCommand):
     def inner_run(self, *args: Any, **options: Any) -> None:
         if not options["use_asgi"]:
             return super().inner_run(*args, **options)
-        from django.utils import autoreload
-
         autoreload.raise_last_exception()
+        root = self.load_root_application(options)
         if not options["skip_checks"]:
             self.stdout.write("Performing system checks...\n\n")
             self.check(display_num_errors=True)
@@ -152,11 +154,10 @@ class Command(RunserverCommand):
         for connection in connections.all(initialized_only=True):
             connection.close()
 
-        root = get_default_application()
         self.report_unreachable_layers()
         workers = self.in_process_workers(root, options)
         server = DevelopmentServer(
-            self.get_application(options),
+            self.get_application(options, root),
             workers=workers,
             endpoints=[self.endpoint()],
             signal_handlers=not options["use_reloader"],
@@ -186,6 +187,61 @@ class Command(RunserverCommand):
         shutdown_message = options.get("shutdown_message", "")
         if shutdown_message:
             self.stdout.write(shutdown_message)
+
+    def run(self, **options: Any) -> None:
+        """Import ``ASGI_APPLICATION`` in the process that serves, then serve.
+
+        The import happens here, before the autoreloader's thread starts,
+        because a failed import takes modules out of ``sys.modules`` again,
+        and a reloader scanning ``sys.modules`` at that moment dies with a
+        ``KeyError`` (Django guards its URLconf the same way, by importing
+        it before the reloader's first scan).  Under the reloader only the
+        child process serves; the parent just restarts it.
+        """
+        self.root_application = self.root_error = None
+        serves_here = not options["use_reloader"] or (
+            os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV) == "true"
+        )
+        if options["use_asgi"] and serves_here:
+            try:
+                self.root_application = get_default_application()
+            except ImproperlyConfigured as exc:
+                self.root_error = exc
+        super().run(**options)
+
+    def load_root_application(self, options: dict) -> Any:
+        """``ASGI_APPLICATION``, or the real reason it cannot be imported.
+
+        Asked before the system checks, so that a broken ``asgi.py`` (or a
+        module it imports) is reported as its real error, the way Django's
+        runserver reports a broken URLconf.  Without the autoreloader that
+        is a ``CommandError`` (exit status 1).  Under the autoreloader the
+        real exception is raised again, so that, as for a broken URLconf,
+        its traceback is printed and the server waits, restarting as soon as
+        a fix is saved: the files the error went through are not in
+        ``sys.modules`` (their import failed), so they are handed to the
+        reloader to watch.
+        """
+        root = getattr(self, "root_application", None)
+        error = getattr(self, "root_error", None)
+        if root is None and error is None:  # inner_run called without run()
+            try:
+                return get_default_application()
+            except ImproperlyConfigured as exc:
+                error = exc
+        if error is None:
+            return root
+        cause = error.__cause__
+        if cause is None or not options["use_reloader"]:
+            raise CommandError(str(error)) from cause
+        self.stderr.write(
+            self.style.ERROR(
+                f"Error: {str(error).splitlines()[0].rstrip(':')}. The "
+                f"traceback follows; the server starts when a fix is saved."
+            )
+        )
+        watch_files_of(cause)
+        raise cause
 
     def endpoint(self) -> str:
         host = self.addr.strip("[]").replace(":", r"\:")
@@ -289,6 +345,26 @@ class Command(RunserverCommand):
                     details["client"],
                     extra={"server_time": _server_time()},
                 )
+
+
+def watch_files_of(error: BaseException) -> None:
+    """Have Django's autoreloader watch every file ``error`` was raised through.
+
+    Django keeps such a list itself (``autoreload._error_files``) for the
+    file that raised an error in its main thread, but only the innermost
+    one: the ``asgi.py`` that imported a broken ``routing.py``, or the file
+    of an ``ImportError`` raised inside importlib, would not be watched, and
+    saving the fix there would restart nothing.
+    """
+    watched = getattr(autoreload, "_error_files", None)
+    if not isinstance(watched, list):
+        return  # Django's innermost-file rule still applies.
+    files = [frame.filename for frame in traceback.extract_tb(error.__traceback__)]
+    if isinstance(error, SyntaxError) and error.filename:
+        files.append(error.filename)
+    for filename in files:
+        if os.path.isfile(filename) and filename not in watched:
+            watched.append(filename)
 
 
 def _server_time() -> str:
