@@ -113,19 +113,23 @@ class AsyncConsumer:
         The keywords are passed to the constructor unchanged, each connection
         getting a fresh instance, so consumers that take arguments in
         ``__init__`` (a GraphQL schema, say) can be configured per route.
-        Keywords the constructor's signature cannot take are refused here,
-        when the routes are built, rather than on the first connection.
+        Keywords the constructor's signature cannot take (or required ones
+        left out) are refused here, when the routes are built, rather than
+        on every connection.
         """
-        if initkwargs:
-            refused = _refused_initkwargs(cls, initkwargs)
-            if refused is not None:
-                raise TypeError(
-                    f"{cls.__qualname__}.as_asgi() got keyword(s) "
-                    f"{', '.join(map(repr, initkwargs))} that "
-                    f"{cls.__qualname__}() does not accept ({refused}); "
-                    f"as_asgi() passes its keywords to the consumer's "
-                    f"constructor, so define __init__ to take them"
-                )
+        refused = _refused_initkwargs(cls, initkwargs)
+        if refused is not None:
+            given = (
+                f"keyword(s) {', '.join(map(repr, initkwargs))}"
+                if initkwargs
+                else "no keywords"
+            )
+            raise TypeError(
+                f"{cls.__qualname__}.as_asgi() got {given}, which "
+                f"{cls.__qualname__}() does not accept ({refused}); as_asgi() "
+                f"passes its keywords to the consumer's constructor for every "
+                f"connection, so they must match its __init__"
+            )
 
         async def app(scope, receive, send):
             try:

@@ -86,6 +86,14 @@ def test_as_asgi_refuses_keywords_the_constructor_cannot_take():
     with pytest.raises(TypeError, match=r"Strict\.as_asgi\(\).*'colour'"):
         Strict.as_asgi(greeting="hello", colour="blue")
 
+    class NeedsSchema(AsyncConsumer):
+        def __init__(self, schema):
+            self.schema = schema
+
+    # Every connection would fail the same way, so the route already does.
+    with pytest.raises(TypeError, match=r"NeedsSchema\.as_asgi\(\).*'schema'"):
+        NeedsSchema.as_asgi()
+
 
 class PassesEverythingOn(AsyncConsumer):
     def __init__(self, **kwargs):

@@ -148,6 +148,12 @@ class GreetingConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=f"{self.greeting}, {text_data}")
 
 
+class HeadersConsumer(AsyncWebsocketConsumer):
+    async def connect(self):
+        # Pairs as lists, passed to the server exactly as written.
+        await self.accept(headers=[[b"x-compat", b"as-given"]])
+
+
 #: The flavour-specific consumers, by the name that routes them.
 FLAVOURS = {
     "sync": {
@@ -169,6 +175,7 @@ websocket_urlpatterns = [
     re_path(r"ws/async-chat/(?P<room_name>\w+)/$", AsyncChatConsumer.as_asgi()),
     path("ws/greet/", GreetingConsumer.as_asgi()),
     path("ws/greet-fr/", GreetingConsumer.as_asgi(greeting="bonjour")),
+    path("ws/headers/", HeadersConsumer.as_asgi()),
     *(
         path(f"ws/{flavour}/{name}/", consumer.as_asgi())
         for flavour, consumers in FLAVOURS.items()

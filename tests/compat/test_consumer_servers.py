@@ -29,6 +29,7 @@ def server(request, tmp_path_factory):
         tmp_path_factory.mktemp(request.param),
         "tests.compat.consumer_site:application",
     )
+    server.kind = request.param
     yield server
     server.stop()
 
@@ -142,3 +143,12 @@ async def test_as_asgi_keywords_configure_each_route(server):
         async with websockets.connect(f"{server.ws_url}/ws/{route}/") as ws:
             await ws.send("ada")
             assert await asyncio.wait_for(ws.recv(), WAIT) == f"{greeting}, ada"
+
+
+async def test_accept_headers_given_as_lists(server, new_log):
+    async with websockets.connect(f"{server.ws_url}/ws/headers/") as ws:
+        sent = ws.response.headers.get("x-compat")
+    # uvicorn sends accept()'s headers; Daphne ignores them (it takes only the
+    # subprotocol from websocket.accept), but still accepts the connection.
+    assert sent == {"uvicorn": "as-given", "daphne": None}[server.kind]
+    assert_no_traceback(new_log())
