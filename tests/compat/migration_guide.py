@@ -136,20 +136,12 @@ def guide_commands() -> list[list[str]]:
     return commands
 
 
-def use_test_redis(project: Path, prefix: str | None = None) -> dict:
-    """Point the copy at the test Redis under a key prefix of its own.
-
-    Adds ``mysite/test_run_settings.py`` (the project's settings plus the
-    layer's ``hosts`` and ``prefix``) and returns the environment that selects
-    it, so the guide's edits to ``settings.py`` are all that is tested there.
-    """
-    prefix = prefix or f"tut{uuid.uuid4().hex[:10]}"
+def use_run_settings(project: Path, additions: str = "") -> dict:
+    """Add ``mysite/test_run_settings.py`` (the project's settings plus
+    ``additions``) and return the environment that selects it, so the guide's
+    edits to ``settings.py`` are all that is tested there."""
     (project / "mysite" / "test_run_settings.py").write_text(
-        "from mysite.settings import *  # noqa: F403\n\n"
-        'CHANNEL_LAYERS["default"]["CONFIG"] = {\n'
-        f'    "hosts": [{REDIS_URL!r}],\n'
-        f'    "prefix": {prefix!r},\n'
-        "}\n"
+        "from mysite.settings import *  # noqa: F403\n\n" + additions
     )
     env = dict(os.environ)
     env.update(
@@ -159,6 +151,45 @@ def use_test_redis(project: Path, prefix: str | None = None) -> dict:
         PYTHONUNBUFFERED="1",
     )
     return env
+
+
+def use_test_redis(project: Path, prefix: str | None = None) -> dict:
+    """Point the copy's channels_redis layer at the test Redis, under a key
+    prefix of its own (concurrent runs share the database)."""
+    prefix = prefix or f"tut{uuid.uuid4().hex[:10]}"
+    return use_run_settings(
+        project,
+        'CHANNEL_LAYERS["default"]["CONFIG"] = {\n'
+        f'    "hosts": [{REDIS_URL!r}],\n'
+        f'    "prefix": {prefix!r},\n'
+        "}\n",
+    )
+
+
+#: The tutorial's layer setting, and the in-memory one as Channels documents it.
+REDIS_LAYERS = """CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [("127.0.0.1", 6379)],
+        },
+    },
+}
+"""
+IN_MEMORY_LAYERS = """CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels.layers.InMemoryChannelLayer"
+    }
+}
+"""
+
+
+def use_in_memory_layer(project: Path) -> None:
+    """Before migrating: the project on Channels' in-memory layer instead."""
+    settings = project / "mysite" / "settings.py"
+    text = settings.read_text()
+    assert text.count(REDIS_LAYERS) == 1
+    settings.write_text(text.replace(REDIS_LAYERS, IN_MEMORY_LAYERS))
 
 
 def manage(project: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
@@ -191,20 +222,31 @@ def run_guide_commands(project: Path, env: dict) -> list[subprocess.CompletedPro
 class Migrated:
     project: Path
     env: dict
+    layer: str
     #: What the guide's script printed.
     rewritten: str
     #: The guide's commands (``migrate``, ``check``) as they ran.
     commands: list[subprocess.CompletedProcess]
 
 
-def migrated_tutorial(destination: Path, consumer: str = "sync") -> Migrated:
+def migrated_tutorial(
+    destination: Path, consumer: str = "sync", layer: str = "redis"
+) -> Migrated:
     """The tutorial copied to ``destination`` and migrated by the guide's steps:
-    the import rewrite, the settings edit, then ``migrate`` and ``check``."""
+    the import rewrite, the settings edit, then ``migrate`` and ``check``.
+
+    ``layer`` is ``"redis"`` (the tutorial's channels_redis, on the test Redis)
+    or ``"memory"`` (``channels.layers.InMemoryChannelLayer`` before the
+    rewrite).
+    """
     project = copy_tutorial(destination, consumer)
+    if layer == "memory":
+        use_in_memory_layer(project)
     rewritten = rewrite_imports(project)
     edit_settings(project)
-    env = use_test_redis(project)
-    return Migrated(project, env, rewritten, run_guide_commands(project, env))
+    env = use_test_redis(project) if layer == "redis" else use_run_settings(project)
+    commands = run_guide_commands(project, env)
+    return Migrated(project, env, layer, rewritten, commands)
 
 
 # -- serving the copy ----------------------------------------------------------

@@ -136,13 +136,20 @@ def test_the_settings_hunk_replaces_daphne_by_channels_app_at_the_top():
 # -- the migrated tutorial, run ------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=["sync", "async"])
+@pytest.fixture(
+    scope="module",
+    params=[("sync", "redis"), ("async", "redis"), ("sync", "memory")],
+    ids=lambda param: "-".join(param),
+)
 def migrated(request, tmp_path_factory):
     """The tutorial migrated by the guide: part 2's synchronous consumer or
-    part 3's asynchronous one."""
-    require("redis")
+    part 3's asynchronous one; on channels_redis as in the tutorial, or on
+    the in-memory layer (its BACKEND is one of the paths the script rewrites)."""
+    consumer, layer = request.param
+    if layer == "redis":
+        require("redis")
     return migrated_tutorial(
-        tmp_path_factory.mktemp(f"tutorial-{request.param}"), request.param
+        tmp_path_factory.mktemp(f"tutorial-{consumer}-{layer}"), consumer, layer
     )
 
 
@@ -159,6 +166,7 @@ def test_the_guide_leaves_no_channels_import_and_no_daphne(migrated):
         "rewrote chat/consumers.py",
         "rewrote chat/tests.py",
         "rewrote mysite/asgi.py",
+        *(["rewrote mysite/settings.py"] if migrated.layer == "memory" else []),
     ]
     for path in migrated.project.rglob("*.py"):
         assert not CHANNELS_IMPORT.search(path.read_text()), path
@@ -166,14 +174,19 @@ def test_the_guide_leaves_no_channels_import_and_no_daphne(migrated):
         "from django.conf import settings; "
         "from django.core.management import get_commands; "
         "print(settings.INSTALLED_APPS[0], 'daphne' in settings.INSTALLED_APPS, "
-        "get_commands()['runserver'])"
+        "get_commands()['runserver'], settings.CHANNEL_LAYERS['default']['BACKEND'])"
     )
     result = manage(migrated.project, migrated.env, "shell", "-c", code)
+    backend = {
+        "redis": "channels_redis.core.RedisChannelLayer",
+        "memory": "channels_app.layers.InMemoryChannelLayer",
+    }
     # The last line: Django 5.2's shell first says what it imported.
     assert result.stdout.splitlines()[-1].split() == [
         "channels_app",
         "False",
         "channels_app",
+        backend[migrated.layer],
     ]
 
 
