@@ -34,6 +34,8 @@ class HttpCommunicator(ApplicationCommunicator):
         if not isinstance(body, bytes):
             raise TypeError(f"body must be bytes, not {type(body).__name__}")
         self.body = body
+        #: Whether ``get_response`` sent the request (it sends it only once).
+        self.sent_request = False
         super().__init__(application, scope)
 
     async def get_response(self, timeout: float = 1) -> dict:
@@ -41,7 +43,9 @@ class HttpCommunicator(ApplicationCommunicator):
 
         Streamed bodies are joined; each wait is bounded by ``timeout``.
         """
-        await self.send_input({"type": "http.request", "body": self.body})
+        if not self.sent_request:
+            self.sent_request = True
+            await self.send_input({"type": "http.request", "body": self.body})
         start = await self.receive_output(timeout)
         if start["type"] != "http.response.start":
             raise AssertionError(f"Expected http.response.start, got {start!r}")
