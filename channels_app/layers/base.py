@@ -11,6 +11,7 @@ import fnmatch
 import re
 import warnings
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from ..exceptions import MessageTooLarge
@@ -75,7 +76,9 @@ class BaseChannelLayer:
     extensions: list[str] = []
 
     #: What :meth:`get_capacity` consults; kept in step with ``channel_capacity``.
-    _capacity_rules: list[tuple[Any, int]] = []
+    #: The class defaults serve layers that never call our ``__init__``.
+    _capacity_rules: tuple[tuple[Any, int], ...] | list[tuple[Any, int]] = ()
+    _channel_capacity: Any = MappingProxyType({})
 
     def __init__(
         self,

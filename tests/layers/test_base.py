@@ -69,6 +69,31 @@ def test_capacity_patterns_first_match_wins(base):
     assert compiled.get_capacity("http.request") == 9
     with pytest.raises(TypeError, match="glob strings or compiled"):
         BaseChannelLayer(channel_capacity={3: 1})
+    with pytest.raises(TypeError, match="must be a dict of glob patterns"):
+        BaseChannelLayer(channel_capacity=5)
+
+
+def test_assigning_channel_capacity_takes_effect_and_reads_back_as_assigned(base):
+    base.channel_capacity = {"fast.*": 50}
+    assert base.channel_capacity == {"fast.*": 50}
+    assert base.get_capacity("fast.lane") == 50
+    assert base.get_capacity("slow.lane") == 5  # the old rules are gone
+    compiled = base.compile_capacities({"slow.*": 2})
+    base.channel_capacity = compiled
+    assert base.channel_capacity is compiled
+    assert base.get_capacity("slow.lane") == 2
+    base.channel_capacity = None
+    assert base.get_capacity("slow.lane") == 5
+
+
+def test_a_layer_that_skips_the_base_init_still_has_capacities():
+    class Bare(BaseChannelLayer):
+        def __init__(self):
+            self.capacity = 7
+
+    bare = Bare()
+    assert bare.get_capacity("any") == 7
+    assert dict(bare.channel_capacity) == {}
 
 
 def test_portable_copy_is_independent_and_keeps_values():
@@ -119,3 +144,12 @@ def test_require_portable_message_estimates_size_and_enforces_a_limit(base):
         base.require_portable_message({"body": "a" * 1000}, max_size=500)
     with pytest.raises(TypeError, match=r"message\['bad'\]"):
         base.require_portable_message({"bad": {1}})
+
+
+def test_the_deprecated_channel_check_honours_receive(base):
+    # Channels' alias drops ``receive``; ours passes it on, so the receive rule
+    # (a process channel is received from by its prefix) is not skipped.
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="prefix"):
+        base.valid_channel_name("specific.abc!def", receive=True)
+    with pytest.warns(DeprecationWarning):
+        assert base.valid_channel_name("specific.abc!", receive=True)
