@@ -234,3 +234,25 @@ async def test_new_channel_names(layer):
 def test_bad_configuration_is_explained(config, explains):
     with pytest.raises(ValueError, match=explains):
         InMemoryChannelLayer(**config)
+
+
+async def test_the_channels_and_groups_views_stay_live(layer):
+    channels, groups = layer.channels, layer.groups
+    await layer.send("later", {"type": "test"})
+    await layer.group_add("room", "later")
+    members = groups["room"]
+    assert list(channels) == ["later"] and list(members) == ["later"]
+    await layer.flush()
+    assert len(channels) == 0 and len(groups) == 0 and len(members) == 0
+    await layer.send("again", {"type": "test"})
+    assert "again" in channels
+
+
+async def test_a_drained_channel_leaves_the_view_but_keeps_its_expiry_entry(layer):
+    # Sending to it again must not push a second deadline onto the heap.
+    await layer.send("busy", {"type": "1"})
+    await layer.receive("busy")
+    assert "busy" not in layer.channels
+    await layer.send("busy", {"type": "2"})
+    assert layer.stats()["deadlines"] == 1
+    assert layer.channels["busy"].qsize() == 1
