@@ -291,6 +291,34 @@ async def test_the_async_json_codec_is_awaitable_as_in_channels():
     assert JsonWebsocketConsumer.decode_json("[1]") == [1]
 
 
+class RawPrefixing(JsonWebsocketConsumer):
+    def send(self, text_data=None, bytes_data=None, close=False):
+        super().send(text_data=f"raw:{text_data}", close=close)
+
+    def receive_json(self, content):
+        self.send(text_data="frame")
+        self.send_json(content)
+
+
+class AsyncRawPrefixing(AsyncJsonWebsocketConsumer):
+    async def send(self, text_data=None, bytes_data=None, close=False):
+        await super().send(text_data=f"raw:{text_data}", close=close)
+
+    async def receive_json(self, content):
+        await self.send(text_data="frame")
+        await self.send_json(content)
+
+
+@pytest.mark.parametrize("consumer", [RawPrefixing, AsyncRawPrefixing])
+async def test_send_json_bypasses_a_subclass_send_as_in_channels(consumer):
+    comm = WebsocketCommunicator(consumer.as_asgi(), "/")
+    await comm.connect()
+    await comm.send_json_to({"a": 1})
+    assert await comm.receive_from() == "raw:frame"
+    assert await comm.receive_json_from() == {"a": 1}
+    await comm.disconnect()
+
+
 class HeaderAccepter(AsyncWebsocketConsumer):
     async def connect(self):
         await self.accept(headers=self.scope["reply_headers"])
