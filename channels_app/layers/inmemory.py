@@ -208,6 +208,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
     channel was full; :meth:`stats` reports sizes and running totals.
     Meant for one event loop; a send made on another thread's loop (such as
     ``async_to_sync`` in a plain thread) still wakes a waiting receiver safely.
+
+    Test suites written for Channels keep working: ``channels`` and ``groups``
+    are read-only views shaped like Channels' dicts, and ``_clean_expired`` /
+    ``_remove_from_groups`` exist and are called at Channels' moments.
     """
 
     extensions = ["groups", "flush"]
