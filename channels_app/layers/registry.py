@@ -30,7 +30,7 @@ class ChannelLayerManager:
 
     def make_backend(self, name: str) -> Any:
         """Build the layer for alias ``name`` from its ``CONFIG``."""
-        return self._make_backend(name, "CONFIG")
+        return self._build(name, "CONFIG")
 
     def make_test_backend(self, name: str) -> Any:
         """Build the layer for alias ``name`` from ``TEST_CONFIG`` (else ``CONFIG``).
@@ -39,9 +39,7 @@ class ChannelLayerManager:
         database without touching the production settings.
         """
         entry = self._entry(name)
-        return self._make_backend(
-            name, "TEST_CONFIG" if "TEST_CONFIG" in entry else "CONFIG"
-        )
+        return self._build(name, "TEST_CONFIG" if "TEST_CONFIG" in entry else "CONFIG")
 
     def _entry(self, name: str) -> dict:
         try:
@@ -59,7 +57,13 @@ class ChannelLayerManager:
             )
         return entry
 
-    def _make_backend(self, name: str, config_key: str) -> Any:
+    def _make_backend(self, name: str, config: dict) -> Any:
+        """Build alias ``name``'s BACKEND with ``config`` (Channels' hook: the
+        dict itself, for subclasses and callers written against Channels)."""
+        return self._build(name, "the given config", config)
+
+    def _build(self, name: str, config_key: str, config: Any = None) -> Any:
+        """Build alias ``name``'s BACKEND from ``config``, or its ``config_key``."""
         entry = self._entry(name)
         where = f"CHANNEL_LAYERS[{name!r}]"
         if "ROUTING" in entry:
@@ -79,7 +83,8 @@ class ChannelLayerManager:
             raise InvalidChannelLayerError(
                 f"{where} BACKEND {backend_path!r} cannot be imported: {exc}"
             )
-        config = entry.get(config_key) or {}
+        if config is None:
+            config = entry.get(config_key) or {}
         if not isinstance(config, dict):
             raise InvalidChannelLayerError(
                 f"{where} {config_key} must be a dict of keyword arguments for "

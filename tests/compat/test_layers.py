@@ -119,6 +119,20 @@ def test_get_channel_layer_of_the_default_alias():
         assert channel_layers[DEFAULT_CHANNEL_LAYER] is layer
 
 
+def test_a_manager_subclass_can_build_a_layer_from_a_config_of_its_own():
+    """``_make_backend(name, config)`` takes the config dict, as in Channels."""
+
+    class SmallLayers(type(channel_layers)):
+        def make_backend(self, name):
+            return self._make_backend(name, {"capacity": 3})
+
+    config = {"default": {"BACKEND": "channels_app.layers.InMemoryChannelLayer"}}
+    with override_settings(CHANNEL_LAYERS=config):
+        layer = SmallLayers()["default"]
+    assert isinstance(layer, InMemoryChannelLayer)
+    assert layer.capacity == 3
+
+
 # -- layer.channels and layer.groups ----------------------------------------------
 
 
