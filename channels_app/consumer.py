@@ -48,6 +48,28 @@ def _refused_initkwargs(cls: type, initkwargs: dict) -> str | None:
     return None
 
 
+def blocking_form(coroutine_function):
+    """The plain-function form of a coroutine handler, for sync consumers.
+
+    In Channels a ``SyncConsumer``'s protocol handlers are plain methods, so
+    an override written for it calls ``super().websocket_receive(message)``
+    without awaiting, from its worker thread.  This form lets such code work
+    while the handler keeps a single, coroutine, implementation: called from
+    a worker thread, it runs the coroutine on the event loop and waits.
+    When the handler is not overridden, :meth:`SyncConsumer.dispatch` runs
+    the coroutine itself (``coroutine_form``), without the thread hop.
+    """
+
+    def handler(self, message):
+        return async_to_sync(coroutine_function)(self, message)
+
+    handler.__name__ = coroutine_function.__name__
+    handler.__qualname__ = coroutine_function.__qualname__
+    handler.__doc__ = coroutine_function.__doc__
+    handler.coroutine_form = coroutine_function
+    return handler
+
+
 class AsyncConsumer:
     """Base consumer whose handlers are coroutines run on the event loop.
 
@@ -135,14 +157,18 @@ class AsyncConsumer:
             try:
                 consumer = cls(**initkwargs)
             except TypeError as exc:
-                if initkwargs:
-                    # The signature looked fine, so a constructor further up
-                    # the chain refused them; say where the keywords came from.
-                    exc.add_note(
-                        f"while creating {cls.__qualname__}(**initkwargs) with "
-                        f"the keywords given to as_asgi(): "
-                        f"{', '.join(map(repr, initkwargs))}"
-                    )
+                if not initkwargs:
+                    raise
+                # The signature looked fine, so a constructor further up the
+                # chain refused them; say where the keywords came from.
+                note = (
+                    f"while creating {cls.__qualname__}(**initkwargs) with the "
+                    f"keywords given to as_asgi(): "
+                    f"{', '.join(map(repr, initkwargs))}"
+                )
+                if not hasattr(exc, "add_note"):  # Python 3.10
+                    raise TypeError(f"{exc}; {note}") from exc
+                exc.add_note(note)
                 raise
             return await consumer(scope, receive, send)
 
@@ -165,7 +191,10 @@ class SyncConsumer(AsyncConsumer):
 
     async def dispatch(self, message: dict) -> None:
         handler = self._handler_for(message)
-        if inspect.iscoroutinefunction(handler):
+        coroutine_form = getattr(handler, "coroutine_form", None)
+        if coroutine_form is not None:
+            await coroutine_form(self, message)
+        elif inspect.iscoroutinefunction(handler):
             await handler(message)
         else:
             await database_sync_to_async(handler)(message)

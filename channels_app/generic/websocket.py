@@ -16,7 +16,7 @@ import logging
 import warnings
 from typing import Any
 
-from ..consumer import AsyncConsumer, SyncConsumer
+from ..consumer import AsyncConsumer, SyncConsumer, blocking_form
 from ..db import database_sync_to_async
 from ..exceptions import (
     AcceptConnection,
@@ -211,6 +211,12 @@ class JsonFrames:
 
 class WebsocketConsumer(WebsocketProtocol, SyncConsumer):
     """WebSocket consumer with synchronous hooks (run in a thread; ORM allowed)."""
+
+    # Plain methods, as in Channels, so a sync override can call them through
+    # super(); the work is still WebsocketProtocol's coroutines.
+    websocket_connect = blocking_form(WebsocketProtocol.websocket_connect)
+    websocket_receive = blocking_form(WebsocketProtocol.websocket_receive)
+    websocket_disconnect = blocking_form(WebsocketProtocol.websocket_disconnect)
 
     def connect(self) -> None:
         self.accept()

@@ -246,6 +246,61 @@ async def test_accept_and_deny_connection_exceptions(consumer):
     assert await communicator.connect() == (False, 1000)
 
 
+# -- Overriding the protocol handlers, calling the base class ---------------
+
+
+class AuditingConsumer(WebsocketConsumer):
+    """Sync overrides of the protocol handlers that defer to the base class,
+    as code written against Channels' plain-method handlers does."""
+
+    def websocket_connect(self, message):
+        self.scope["audit"].append("connect")
+        super().websocket_connect(message)
+
+    def websocket_receive(self, message):
+        self.scope["audit"].append(("frame", message.get("text")))
+        super().websocket_receive(message)
+
+    def receive(self, text_data=None, bytes_data=None):
+        self.send(text_data=text_data.upper())
+
+    def websocket_disconnect(self, message):
+        self.scope["audit"].append(("disconnect", message["code"]))
+        super().websocket_disconnect(message)
+
+
+class AsyncAuditingConsumer(AsyncWebsocketConsumer):
+    async def websocket_connect(self, message):
+        self.scope["audit"].append("connect")
+        await super().websocket_connect(message)
+
+    async def websocket_receive(self, message):
+        self.scope["audit"].append(("frame", message.get("text")))
+        await super().websocket_receive(message)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        await self.send(text_data=text_data.upper())
+
+    async def websocket_disconnect(self, message):
+        self.scope["audit"].append(("disconnect", message["code"]))
+        await super().websocket_disconnect(message)
+
+
+@pytest.mark.parametrize("consumer", [AuditingConsumer, AsyncAuditingConsumer])
+async def test_protocol_handler_overrides_calling_super(consumer):
+    audit = []
+    communicator = WebsocketCommunicator(consumer.as_asgi(), "/testws/")
+    communicator.scope["audit"] = audit
+    connected, _ = await communicator.connect()
+    assert connected
+    await communicator.send_to(text_data="hi")
+    assert await communicator.receive_from() == "HI"
+    # disconnect() waits for the consumer to end: the base handler's
+    # StopConsumer got through the override.
+    await communicator.disconnect(code=1001)
+    assert audit == ["connect", ("frame", "hi"), ("disconnect", 1001)]
+
+
 # -- Consumers topic: the JSON consumers -----------------------------------
 
 
