@@ -41,7 +41,9 @@ class HttpCommunicator(ApplicationCommunicator):
     async def get_response(self, timeout: float = 1) -> dict:
         """Send the request and return ``{"status", "headers", "body"}``.
 
-        Streamed bodies are joined; each wait is bounded by ``timeout``.
+        Streamed bodies are joined; each wait is bounded by ``timeout``.  It
+        then waits for the application to finish, so an exception it raises
+        after responding fails the test instead of going unnoticed.
         """
         if not self.sent_request:
             self.sent_request = True
@@ -58,8 +60,9 @@ class HttpCommunicator(ApplicationCommunicator):
             if not part.get("more_body", False):
                 break
         await self.wait(timeout)
-        return {
-            "status": start["status"],
-            "headers": list(start.get("headers", [])),
-            "body": b"".join(chunks),
-        }
+        # Any other keys of the start message (``trailers``, an extension's)
+        # stay in the answer, as Channels' communicator leaves them.
+        response = {key: value for key, value in start.items() if key != "type"}
+        response["headers"] = list(start.get("headers", []))
+        response["body"] = b"".join(chunks)
+        return response
