@@ -16,8 +16,13 @@ import logging
 import warnings
 from typing import Any
 
+from asgiref.sync import async_to_sync  # noqa: F401 - reachable here, as in Channels
+
 from ..consumer import AsyncConsumer, SyncConsumer, blocking_form
-from ..db import database_sync_to_async
+from ..db import (  # noqa: F401 - aclose_old_connections reachable here, as in Channels
+    aclose_old_connections,
+    database_sync_to_async,
+)
 from ..exceptions import (
     AcceptConnection,
     DenyConnection,
