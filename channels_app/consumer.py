@@ -141,16 +141,16 @@ class AsyncConsumer:
         """
         refused = _refused_initkwargs(cls, initkwargs)
         if refused is not None:
+            name = cls.__qualname__
             given = (
-                f"keyword(s) {', '.join(map(repr, initkwargs))}"
+                f"with keyword(s) {', '.join(map(repr, initkwargs))}"
                 if initkwargs
-                else "no keywords"
+                else "without keywords"
             )
             raise TypeError(
-                f"{cls.__qualname__}.as_asgi() got {given}, which "
-                f"{cls.__qualname__}() does not accept ({refused}); as_asgi() "
-                f"passes its keywords to the consumer's constructor for every "
-                f"connection, so they must match its __init__"
+                f"{name}.as_asgi() cannot create {name}() {given}: {refused}; "
+                f"as_asgi() passes its keywords to the consumer's constructor "
+                f"for every connection, so they must match its __init__"
             )
 
         async def app(scope, receive, send):
