@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management import get_commands
+from django.core.management import get_commands, load_command_class
 
 from .exceptions import InvalidChannelLayerError
 from .layers import channel_layers
@@ -200,40 +200,48 @@ def check_runserver_not_shadowed(
 
     An error, not a warning: the other command starts and looks as if it
     works, and what is missing (WebSockets, or the workers and lifespan
-    hooks) shows up later as failures that do not point here.
+    hooks) shows up later as failures that do not point here.  A project's
+    own runserver that subclasses ours is ours.
     """
     owner = get_commands().get("runserver")
     if owner in (None, "channels_app", "django.core"):
         return []
     if RUNSERVER_SHADOWED_OLD in getattr(settings, "SILENCED_SYSTEM_CHECKS", []):
         return []
+    kind = _runserver_kind(owner)
+    if kind == "ours":
+        return []
     listed = (
         f"'manage.py runserver' comes from {owner!r}, which is listed before "
         f"'channels_app' in INSTALLED_APPS."
     )
-    if owner == "django.contrib.staticfiles":
+    if kind == "wsgi":
         message = (
             f"{listed} It starts Django's WSGI development server: every "
             f"WebSocket connection gets a 404, and channels_app's in-process "
             f"workers and lifespan hooks (on_startup/on_shutdown) never run."
         )
-        hint = (
-            "List 'channels_app' before 'django.contrib.staticfiles' in "
-            "INSTALLED_APPS; channels_app's runserver serves static files too."
-        )
-    elif owner == "daphne":
+        hint = f"List 'channels_app' before {owner!r} in INSTALLED_APPS"
+        if owner == "django.contrib.staticfiles":
+            hint += "; channels_app's runserver serves static files too."
+        else:
+            hint += "."
+    elif kind == "daphne":
         message = (
-            f"{listed} Daphne's runserver serves ASGI_APPLICATION, WebSockets "
-            f"included, but without channels_app's in-process workers (the "
-            f"ChannelNameRouter's consumers get nothing unless 'manage.py "
-            f"runworker' runs too) and without lifespan, so the on_startup and "
-            f"on_shutdown hooks never run."
+            f"{listed} It is Daphne's runserver: it serves ASGI_APPLICATION, "
+            f"WebSockets included, but without channels_app's in-process "
+            f"workers (the ChannelNameRouter's consumers get nothing unless "
+            f"'manage.py runworker' runs too) and without lifespan, so the "
+            f"on_startup and on_shutdown hooks never run."
         )
-        hint = (
-            "Remove 'daphne' from INSTALLED_APPS (Channels 4 projects list it "
-            "first; channels_app's runserver runs Daphne itself) or list "
-            "'channels_app' before it."
-        )
+        if owner == "daphne":
+            hint = (
+                "Remove 'daphne' from INSTALLED_APPS (Channels 4 projects list "
+                "it first; channels_app's runserver runs Daphne itself) or list "
+                "'channels_app' before it."
+            )
+        else:
+            hint = f"List 'channels_app' before {owner!r} in INSTALLED_APPS."
     else:
         message = (
             f"{listed} channels_app's runserver (WebSockets, in-process "
@@ -248,3 +256,25 @@ def check_runserver_not_shadowed(
             id=RUNSERVER_SHADOWED,
         )
     ]
+
+
+def _runserver_kind(owner: str) -> str:
+    """What the winning runserver is: ``ours`` (a subclass of channels_app's),
+    ``daphne``, ``wsgi`` (Django's, e.g. staticfiles' or whitenoise's) or
+    ``other``.
+
+    Judged by the command's classes, by module name, so that checking does
+    not import channels_app's own command (and with it Daphne and Twisted).
+    """
+    try:
+        command = load_command_class(owner, "runserver")
+    except Exception:
+        return "other"
+    modules = [cls.__module__ for cls in type(command).__mro__]
+    if "channels_app.management.commands.runserver" in modules:
+        return "ours"
+    if any(module.split(".")[0] == "daphne" for module in modules):
+        return "daphne"
+    if "django.core.management.commands.runserver" in modules:
+        return "wsgi"
+    return "other"

@@ -260,7 +260,7 @@ class URLRouter:
                 continue
         if nested:
             raise Resolver404(f"No route found for path {path!r}.")
-        raise ValueError(f"No route found for path {scope['path']!r}.")
+        raise ValueError(f"No route found for path {path!r}.")
 
 
 def routes_paths(application: Any) -> bool:

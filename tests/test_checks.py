@@ -197,3 +197,31 @@ def test_runserver_is_ours_when_channels_app_comes_first(settings):
         "django.contrib.auth",
     ]
     assert check_runserver_not_shadowed() == []
+
+
+def test_a_projects_runserver_extending_ours_is_ours(settings):
+    settings.INSTALLED_APPS = [
+        "tests.compat.checks_apps.own_runserver",
+        "channels_app",
+        "django.contrib.contenttypes",
+        "django.contrib.auth",
+    ]
+    assert check_runserver_not_shadowed() == []
+
+
+def test_another_wsgi_runserver_listed_first_is_named_as_such(settings):
+    # whitenoise.runserver_nostatic is one: Django's WSGI server again.
+    settings.INSTALLED_APPS = [
+        "tests.compat.checks_apps.nostatic",
+        "channels_app",
+        "django.contrib.staticfiles",
+        "django.contrib.contenttypes",
+        "django.contrib.auth",
+    ]
+    [error] = check_runserver_not_shadowed()
+    assert error.id == "channels_app.E007"
+    assert "comes from 'tests.compat.checks_apps.nostatic'" in error.msg
+    assert "every WebSocket connection gets a 404" in error.msg
+    assert (
+        "List 'channels_app' before 'tests.compat.checks_apps.nostatic'" in error.hint
+    )

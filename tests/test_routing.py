@@ -61,8 +61,9 @@ async def test_url_router_first_match_wins_and_re_path_args():
 
 
 async def test_url_router_no_match_names_path():
+    # Channels' wording: the path as matched (root_path and "/" removed).
     router = URLRouter([path("a/", Recorder())])
-    with pytest.raises(ValueError, match="No route found for path '/nowhere/'"):
+    with pytest.raises(ValueError, match=r"^No route found for path 'nowhere/'\.$"):
         await router(ws_scope("/nowhere/"), None, None)
 
 
@@ -191,7 +192,7 @@ async def test_a_consumers_own_resolver404_is_not_taken_for_a_miss():
 
 async def test_nested_miss_at_the_top_is_a_value_error_naming_the_path():
     outer = URLRouter([path("a/", URLRouter([path("b/", Recorder())]))])
-    with pytest.raises(ValueError, match="No route found for path '/a/c/'"):
+    with pytest.raises(ValueError, match=r"^No route found for path 'a/c/'\.$"):
         await outer(ws_scope("/a/c/"), None, None)
 
 

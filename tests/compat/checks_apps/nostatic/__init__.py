@@ -1,0 +1,1 @@
+"""An app with Django's WSGI runserver, as whitenoise.runserver_nostatic has."""

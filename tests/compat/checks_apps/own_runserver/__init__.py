@@ -1,0 +1,1 @@
+"""A project app whose runserver extends channels_app's."""
