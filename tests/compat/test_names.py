@@ -426,6 +426,9 @@ async def running_consumer_attributes(base: type, sync: bool) -> set[str]:
     return seen
 
 
+# Consumers tidy database connections around their handlers, which may touch
+# a connection an earlier test left open.
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("module", "name"), CONSUMERS, ids=lambda v: str(v))
 async def test_running_consumers_have_channels_attributes(module, name):
     theirs = getattr(channels_module(f".{module}"), name)
