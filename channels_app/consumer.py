@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
+import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -13,6 +16,8 @@ from .db import aclose_old_connections, connection_activity, database_sync_to_as
 from .exceptions import StopConsumer
 from .layers import get_channel_layer
 from .utils import await_many_dispatch
+
+logger = logging.getLogger("channels_app.consumer")
 
 
 def get_handler_name(message: dict) -> str:
@@ -86,9 +91,12 @@ class AsyncConsumer:
     #: by code that serves both kinds of consumer (the same flag as Channels).
     _sync = False
     channel_layer_alias = DEFAULT_CHANNEL_LAYER
+    _loop: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, scope: dict, receive, send) -> None:
         self.scope = scope
+        self._loop = asyncio.get_running_loop()
+        self._tasks: set[asyncio.Task] = set()
         # Sync handlers run in a thread and cannot await; they get a send
         # that blocks until the event loop has passed the message on.
         self.base_send = async_to_sync(send) if self._sync else send
@@ -106,6 +114,58 @@ class AsyncConsumer:
             await await_many_dispatch(sources, self.dispatch)
         except StopConsumer:
             pass
+        finally:
+            await self._cancel_tasks()
+
+    def start_task(
+        self, coroutine: Coroutine[Any, Any, Any], *, name: str | None = None
+    ) -> asyncio.Task:
+        """Run ``coroutine`` beside the consumer, until the consumer ends.
+
+        The task is cancelled (and awaited) when the consumer finishes for any
+        reason -- a disconnect, ``StopConsumer``, an exception in a handler, the
+        server cancelling it -- so a heartbeat or a poller cannot outlive its
+        connection.  An exception in the task is logged, not raised.  Callable
+        from the event loop and from a sync consumer's handler thread.
+        """
+        loop = self._loop
+        if loop is None:
+            coroutine.close()
+            raise RuntimeError(
+                "start_task() needs a running consumer: call it from connect() "
+                "or a handler, not from __init__"
+            )
+        if _running_loop() is loop:
+            return self._track(loop.create_task(coroutine, name=name))
+        # A sync handler's thread: create it on the consumer's loop.
+        return async_to_sync(self._start_on_loop)(coroutine, name)
+
+    async def _start_on_loop(
+        self, coroutine: Coroutine[Any, Any, Any], name: str | None
+    ) -> asyncio.Task:
+        return self._track(asyncio.get_running_loop().create_task(coroutine, name=name))
+
+    def _track(self, task: asyncio.Task) -> asyncio.Task:
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "Background task %s of %s failed",
+                task.get_name(),
+                type(self).__qualname__,
+                exc_info=task.exception(),
+            )
+
+    async def _cancel_tasks(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _handler_for(self, message: dict):
         handler = getattr(self, get_handler_name(message), None)
@@ -176,6 +236,13 @@ class AsyncConsumer:
         app.consumer_initkwargs = initkwargs
         functools.update_wrapper(app, cls, updated=())
         return app
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class SyncConsumer(AsyncConsumer):

@@ -207,3 +207,102 @@ async def test_communicator_timeout_raises_instead_of_hanging():
     comm = ApplicationCommunicator(Echo.as_asgi(), {"type": "test"})
     with pytest.raises(asyncio.TimeoutError):
         await comm.receive_output(timeout=0.05)
+
+
+# -- background tasks that end with their consumer ---------------------------------
+
+
+class Ticker(AsyncConsumer):
+    """Starts a never-ending task, as a heartbeat does; records its fate."""
+
+    fates: list  # set per test
+
+    async def test_start(self, message):
+        self.start_task(self.tick(), name="ticker")
+        await self.send({"type": "test.started"})
+
+    async def tick(self):
+        try:
+            while True:
+                await asyncio.sleep(0.01)
+                await self.send({"type": "test.tick"})
+        except asyncio.CancelledError:
+            self.fates.append("cancelled")
+            raise
+
+    async def test_stop(self, message):
+        raise StopConsumer()
+
+    async def test_explode(self, message):
+        raise RuntimeError("handler blew up")
+
+
+class SyncTicker(SyncConsumer):
+    fates: list
+
+    def test_start(self, message):
+        assert threading.current_thread() is not threading.main_thread()
+        self.start_task(self.tick())
+        self.send({"type": "test.started"})
+
+    async def tick(self):
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.fates.append("cancelled")
+            raise
+
+    def test_explode(self, message):
+        raise RuntimeError("handler blew up")
+
+
+@pytest.mark.parametrize(
+    "consumer_class, ending",
+    [(Ticker, "test.stop"), (Ticker, "test.explode"), (SyncTicker, "test.explode")],
+)
+async def test_tasks_a_consumer_started_end_with_it(consumer_class, ending):
+    fates = []
+    consumer_class.fates = fates
+    comm = ApplicationCommunicator(consumer_class.as_asgi(), {"type": "test"})
+    await comm.send_input({"type": "test.start"})
+    assert (await comm.receive_output())["type"] == "test.started"
+    await comm.send_input({"type": ending})
+    if ending == "test.explode":
+        with pytest.raises(RuntimeError, match="handler blew up"):
+            await comm.wait(timeout=2)
+    else:
+        await comm.wait(timeout=2)
+    # However the consumer ended, its task was cancelled before it returned.
+    assert fates == ["cancelled"]
+
+
+async def test_a_failing_task_is_logged_and_the_consumer_goes_on(caplog):
+    class Flaky(AsyncConsumer):
+        async def test_start(self, message):
+            self.start_task(self.fail(), name="flaky")
+
+        async def fail(self):
+            await self.send({"type": "test.failing"})
+            raise ValueError("task broke")
+
+        async def test_ping(self, message):
+            await self.send({"type": "test.pong"})
+
+    comm = ApplicationCommunicator(Flaky.as_asgi(), {"type": "test"})
+    await comm.send_input({"type": "test.start"})
+    assert (await comm.receive_output())["type"] == "test.failing"
+    await comm.send_input({"type": "test.ping"})
+    assert (await comm.receive_output())["type"] == "test.pong"
+    await comm.send_input({"type": "test.stop"})
+    with pytest.raises(ValueError, match="No handler"):
+        await comm.wait(timeout=2)
+    assert "Background task flaky of " in caplog.text
+    assert "task broke" in caplog.text
+
+
+def test_start_task_outside_a_running_consumer_says_why():
+    async def nothing():
+        pass
+
+    with pytest.raises(RuntimeError, match="needs a running consumer"):
+        Ticker().start_task(nothing())

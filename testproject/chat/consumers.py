@@ -55,7 +55,11 @@ class RoomMember:
         await self.channel_layer.group_add(room.group_name, self.channel_name)
         await database_sync_to_async(presence.join)(room, user, self.channel_name)
         await self.presence_changed_in_room()
-        self._heartbeat_task = asyncio.create_task(self._heartbeat_loop())
+        # start_task: cancelled with the consumer however it ends (a crash
+        # included), so a heartbeat never outlives its connection.
+        self._heartbeat_task = self.start_task(
+            self._heartbeat_loop(), name="presence heartbeat"
+        )
 
     async def leave_room(self) -> None:
         if self.room is None:

@@ -135,6 +135,27 @@ async def test_a_frame_that_is_not_json_closes_the_socket(lobby, ada):
     assert await sync_to_async(Presence.objects.count)() == 0
 
 
+def heartbeat_tasks():
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if task.get_name() == "presence heartbeat" and not task.done()
+    ]
+
+
+async def test_a_crashed_consumer_leaves_no_heartbeat_running(lobby, ada):
+    alice_ws, _, _ = await open_socket(ada)
+    await receive_until(alice_ws, "presence")
+    assert len(heartbeat_tasks()) == 1
+    # An event it has no handler for makes the consumer raise.
+    layer = get_channel_layer()
+    [channel] = layer.groups[lobby.group_name]
+    await layer.send(channel, {"type": "no.such.event"})
+    with pytest.raises(ValueError, match="No handler for message type"):
+        await alice_ws.wait(timeout=2)
+    assert heartbeat_tasks() == []
+
+
 async def test_reconnecting_with_after_replays_what_was_missed(lobby, ada, bob):
     texts = ["one", "two", "three"]
     ids = [
