@@ -116,6 +116,18 @@ async def test_json_round_trip(consumer):
 
 
 @pytest.mark.parametrize("consumer", [SyncJson, AsyncJson])
+async def test_json_nested_too_deep_closes_with_4007(consumer):
+    # json.loads raises RecursionError here, which is not a ValueError.
+    comm = WebsocketCommunicator(consumer.as_asgi(), "/")
+    await comm.connect()
+    await comm.send_to(text_data="[" * 100_000 + "]" * 100_000)
+    closed = await comm.receive_output()
+    assert (closed["type"], closed["code"]) == ("websocket.close", 4007)
+    assert closed["reason"] == "malformed JSON: nested too deep"
+    await comm.disconnect()
+
+
+@pytest.mark.parametrize("consumer", [SyncJson, AsyncJson])
 async def test_malformed_json_closes_with_4007_and_logs_one_line(consumer, caplog):
     comm = WebsocketCommunicator(consumer.as_asgi(), "/chat/")
     await comm.connect()

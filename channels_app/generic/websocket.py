@@ -210,7 +210,10 @@ class JsonFrames:
         return text_data
 
     @staticmethod
-    def malformed(exc: ValueError) -> UnacceptableFrame:
+    def malformed(exc: ValueError | RecursionError) -> UnacceptableFrame:
+        if isinstance(exc, RecursionError):
+            # json raises it, not ValueError, for arrays nested thousands deep.
+            return UnacceptableFrame(INVALID_PAYLOAD, "malformed JSON: nested too deep")
         return UnacceptableFrame(INVALID_PAYLOAD, f"malformed JSON: {exc}")
 
 
@@ -275,7 +278,7 @@ class JsonWebsocketConsumer(JsonFrames, WebsocketConsumer):
         text = self.json_text(text_data)
         try:
             content = self.decode_json(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise self.malformed(exc) from None
         self.receive_json(content, **kwargs)
 
@@ -313,7 +316,7 @@ class AsyncJsonWebsocketConsumer(JsonFrames, AsyncWebsocketConsumer):
         text = self.json_text(text_data)
         try:
             content = await _resolved(self.decode_json(text))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise self.malformed(exc) from None
         await self.receive_json(content, **kwargs)
 
