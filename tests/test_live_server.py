@@ -43,9 +43,10 @@ def fetch(url: str) -> bytes:
 @live_project
 class LiveServerTests(ChannelsLiveServerTestCase):
     def test_urls_point_at_one_loopback_port(self):
-        assert self.live_server_url.startswith("http://127.0.0.1:")
+        # "localhost", as in Channels and Django's live server test cases.
+        assert self.live_server_url.startswith("http://localhost:")
         port = self.live_server_url.rsplit(":", 1)[1]
-        assert self.live_server_ws_url == f"ws://127.0.0.1:{port}"
+        assert self.live_server_ws_url == f"ws://localhost:{port}"
 
     def test_django_view_sees_rows_the_test_wrote(self):
         User.objects.create_user("ada")

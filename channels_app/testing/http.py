@@ -24,8 +24,10 @@ class HttpCommunicator(ApplicationCommunicator):
             "method": method.upper(),
             "scheme": "http",
             "path": unquote(parts.path),
-            "raw_path": parts.path.encode("latin-1"),
-            "query_string": parts.query.encode("latin-1"),
+            # UTF-8, as Channels encodes them: a test may write non-ASCII text
+            # where a browser would send it percent-encoded.
+            "raw_path": parts.path.encode("utf-8"),
+            "query_string": parts.query.encode("utf-8"),
             "root_path": "",
             "headers": list(headers or []),
             "client": ("127.0.0.1", 0),

@@ -242,7 +242,9 @@ class ChannelsLiveServerTestCase(TransactionTestCase):
     that one is used.
     """
 
-    host = "127.0.0.1"
+    #: Channels and Django serve live tests on "localhost" too; it is what the
+    #: URLs say and what ALLOWED_HOSTS gets for the duration of the class.
+    host = "localhost"
     #: Runs the server; see :class:`LiveServerProcess` for what it must offer.
     ProtocolServerProcess: type = LiveServerProcess
     #: Serve ``STATIC_URL`` through staticfiles' finders, as runserver does.

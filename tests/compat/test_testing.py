@@ -243,3 +243,21 @@ class UsersLiveTests(ChannelsLiveServerTestCase):
     def test_the_server_is_at_the_case_host(self):
         assert self.live_server_url.startswith(f"http://{self.host}:")
         assert self.live_server_ws_url.startswith(f"ws://{self.host}:")
+
+
+class ScopeEcho(WebsocketConsumer):
+    def connect(self):
+        self.accept()
+        self.send(text_data=self.scope["path"])
+        self.send(bytes_data=self.scope["query_string"])
+
+
+async def test_non_ascii_paths_and_queries_are_utf8():
+    communicator = WebsocketCommunicator(ScopeEcho.as_asgi(), "/café/?q=€&n=%C3%A9")
+    assert (await communicator.connect())[0]
+    assert await communicator.receive_from() == "/café/"
+    assert await communicator.receive_from() == "q=€&n=%C3%A9".encode()
+    await communicator.disconnect()
+    http = HttpCommunicator(MyHttpConsumer.as_asgi(), "GET", "/test/?q=€")
+    assert http.scope["query_string"] == "q=€".encode()
+    assert (await http.get_response())["status"] == 200
