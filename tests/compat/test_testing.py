@@ -261,3 +261,15 @@ async def test_non_ascii_paths_and_queries_are_utf8():
     http = HttpCommunicator(MyHttpConsumer.as_asgi(), "GET", "/test/?q=€")
     assert http.scope["query_string"] == "q=€".encode()
     assert (await http.get_response())["status"] == 200
+
+
+async def test_get_response_returns_while_the_application_still_runs():
+    # Raw ASGI apps often wait for http.disconnect after responding.
+    async def app(scope, receive, send):
+        await receive()
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        await receive()  # Nothing more comes: the communicator sends nothing.
+
+    response = await HttpCommunicator(app, "GET", "/").get_response(timeout=0.2)
+    assert response["status"] == 204
