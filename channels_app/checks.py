@@ -236,9 +236,10 @@ def check_runserver_not_shadowed(
         )
         if owner == "daphne":
             hint = (
-                "Remove 'daphne' from INSTALLED_APPS (Channels 4 projects list "
-                "it first; channels_app's runserver runs Daphne itself) or list "
-                "'channels_app' before it."
+                "Remove 'daphne' or list 'channels_app' before it in "
+                "INSTALLED_APPS (Channels 4 projects list 'daphne' first; "
+                "channels_app's runserver runs Daphne itself, with the workers "
+                "and lifespan)."
             )
         else:
             hint = f"List 'channels_app' before {owner!r} in INSTALLED_APPS."

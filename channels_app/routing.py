@@ -110,6 +110,11 @@ def _exception_only(exc: BaseException) -> str:
 
 
 def _interpreter_suggestion(exc: BaseException) -> str:
+    """The " Did you mean: ...?" the interpreter would print after ``exc``.
+
+    Only reached on the way to reporting an error: ``sys.stderr`` is
+    swapped for the interpreter's display for that moment.
+    """
     captured = io.StringIO()
     try:
         with contextlib.redirect_stderr(captured):

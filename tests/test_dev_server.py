@@ -138,28 +138,41 @@ def test_runserver_without_the_reloader_shows_the_real_import_error_and_fails(
     )
 
 
-@pytest.mark.e2e
-def test_runserver_under_the_reloader_shows_the_error_then_starts_once_fixed(
-    tmp_path,
-):
-    # As Django's runserver does for a broken URLconf: the real traceback is
-    # printed and the server waits; saving the fix starts it.  The failing
-    # files are not in sys.modules, so before they were handed to the
-    # reloader, saving the fix restarted nothing.
-    project = checks_typo.copy_to(tmp_path)
-    routing = project / "checks_typo" / "routing.py"
-    port = free_port()
-    log = tmp_path / "runserver.log"
+def start_runserver(project: Path, port: int, log: Path) -> subprocess.Popen:
+    """``manage.py runserver`` with its autoreloader, in its own process group
+    (so the reloader's child is stopped with it)."""
     with open(log, "wb") as output:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"],
             cwd=project,
             # The reloader's debug log says when it watches a file.
             env=checks_typo.manage_env(CHECKS_TYPO_AUTORELOAD_LOG="1"),
             stdout=output,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own group: the reloader's child too
+            start_new_session=True,
         )
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.mark.e2e
+def test_runserver_under_the_reloader_shows_the_error_then_starts_once_fixed(
+    tmp_path,
+):
+    # As Django's runserver does for a broken URLconf: the real traceback is
+    # printed and the server waits; saving the fix starts it.
+    project = checks_typo.copy_to(tmp_path)
+    routing = project / "checks_typo" / "routing.py"
+    port = free_port()
+    log = tmp_path / "runserver.log"
+    process = start_runserver(project, port, log)
     try:
         printed = wait_for_output(
             log,
@@ -173,9 +186,33 @@ def test_runserver_under_the_reloader_shows_the_error_then_starts_once_fixed(
         routing.write_text(routing.read_text().replace("ChatConsumr", "ChatConsumer"))
         wait_for_port(port, process, timeout=60)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process)
+
+
+@pytest.mark.e2e
+def test_runserver_under_the_reloader_restarts_when_a_library_raised_the_error(
+    tmp_path,
+):
+    # A route name passed where path() takes its kwargs: Django raises the
+    # TypeError in django/urls/conf.py, the file Django's own rule would
+    # watch (the innermost frame's), and routing.py is not in sys.modules
+    # since its import failed.  Saving the fix must restart the server all
+    # the same.
+    project = checks_typo.copy_to(tmp_path)
+    routing = project / "checks_typo" / "routing.py"
+    good = "consumers.ChatConsumr.as_asgi())"
+    bad = 'consumers.ChatConsumer.as_asgi(), "chat")'
+    line = checks_typo.typo_line(routing)
+    routing.write_text(routing.read_text().replace(good, bad))
+    port = free_port()
+    log = tmp_path / "runserver.log"
+    process = start_runserver(project, port, log)
+    try:
+        printed = wait_for_output(log, process, "kwargs argument must be a dict")
+        assert f'File "{routing}", line {line}' in printed
+        wait_for_output(log, process, f"File {routing.resolve()} first seen")
+        fixed = 'consumers.ChatConsumer.as_asgi(), name="chat")'
+        routing.write_text(routing.read_text().replace(bad, fixed))
+        wait_for_port(port, process, timeout=60)
+    finally:
+        stop_group(process)

@@ -74,9 +74,8 @@ def test_daphne_kept_first_after_migrating_is_an_error_saying_what_to_do(project
     assert "without channels_app's in-process workers" in result.stderr
     assert "on_startup and on_shutdown hooks never run" in result.stderr
     assert (
-        "Remove 'daphne' from INSTALLED_APPS (Channels 4 projects list it first; "
-        "channels_app's runserver runs Daphne itself) or list 'channels_app' "
-        "before it." in result.stderr
+        "HINT: Remove 'daphne' or list 'channels_app' before it in INSTALLED_APPS"
+        in result.stderr
     )
 
 
@@ -92,7 +91,7 @@ def test_daphnes_runserver_refuses_to_start_with_the_same_error(project):
     )
     assert result.returncode == 1
     assert "(channels_app.E007)" in result.stderr
-    assert "Remove 'daphne' from INSTALLED_APPS" in result.stderr
+    assert "Remove 'daphne' or list 'channels_app' before it" in result.stderr
 
 
 def test_staticfiles_before_channels_app_is_an_error_about_websockets(project):

@@ -218,9 +218,7 @@ class Command(RunserverCommand):
         is a ``CommandError`` (exit status 1).  Under the autoreloader the
         real exception is raised again, so that, as for a broken URLconf,
         its traceback is printed and the server waits, restarting as soon as
-        a fix is saved: the files the error went through are not in
-        ``sys.modules`` (their import failed), so they are handed to the
-        reloader to watch.
+        a fix is saved (see ``watch_files_of`` for which files are watched).
         """
         root = getattr(self, "root_application", None)
         error = getattr(self, "root_error", None)
@@ -350,11 +348,12 @@ class Command(RunserverCommand):
 def watch_files_of(error: BaseException) -> None:
     """Have Django's autoreloader watch every file ``error`` was raised through.
 
-    Django keeps such a list itself (``autoreload._error_files``) for the
-    file that raised an error in its main thread, but only the innermost
-    one: the ``asgi.py`` that imported a broken ``routing.py``, or the file
-    of an ``ImportError`` raised inside importlib, would not be watched, and
-    saving the fix there would restart nothing.
+    Django keeps such a list itself (``autoreload._error_files``), but adds
+    only the file of the innermost frame.  When a library raised the error
+    (Django's ``path()`` refusing its arguments, ``URLRouter`` refusing a
+    consumer class), that is the library's file, and the user's module that
+    called it is not watched either, since a module whose import failed is
+    not in ``sys.modules``: saving the fix would restart nothing.
     """
     watched = getattr(autoreload, "_error_files", None)
     if not isinstance(watched, list):
