@@ -1,6 +1,7 @@
 """Worker: runs the project's consumers for messages on named channels."""
 
 import asyncio
+import io
 import logging
 import threading
 
@@ -17,6 +18,7 @@ from channels_app.worker import (
     routed_channels,
     select_channels,
 )
+from tests.services import require
 from tests.serving import redis_layers
 
 #: What the consumers did, in order.
@@ -289,6 +291,28 @@ def test_runworker_needs_channels_when_nothing_is_routed(project_settings):
 
 
 websocket_only = ProtocolTypeRouter({"websocket": URLRouter([])})
+
+
+def test_runworker_runs_the_commands_worker_class(project_settings):
+    """``Command.worker_class`` swaps in a project's Worker, as in Channels."""
+    from channels_app.management.commands.runworker import Command
+
+    require("redis")
+    started = []
+
+    class StopsAtOnce(Worker):
+        async def serve(self):
+            started.append(sorted(self.channels))
+            self.stop()
+            return await super().serve()
+
+    class MyCommand(Command):
+        worker_class = StopsAtOnce
+
+    output = io.StringIO()
+    call_command(MyCommand(), "jobs", stdout=output)
+    assert started == [["jobs"]]
+    assert "Worker stopped" in output.getvalue()
 
 
 def test_runserver_without_asgi_application_says_how_to_fix_it(settings):

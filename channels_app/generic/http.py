@@ -31,8 +31,9 @@ class AsyncHttpConsumer(AsyncConsumer):
     (long-poll).  ``disconnect()`` runs exactly once at the end either way.
     """
 
-    def __init__(self, **initkwargs: Any) -> None:
-        super().__init__(**initkwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Keywords from as_asgi() are for subclasses; like Channels' consumer,
+        # this one ignores what reaches it.
         self.body: list[bytes] = []
         self._response_complete = False
         self._disconnected = False

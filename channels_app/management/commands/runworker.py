@@ -20,7 +20,7 @@ from django.core.management import BaseCommand, CommandError
 from ... import DEFAULT_CHANNEL_LAYER
 from ...checks import layer_unreachable_reason
 from ...exceptions import InvalidChannelLayerError
-from ...layers import InMemoryChannelLayer, channel_layers
+from ...layers import InMemoryChannelLayer, channel_layers, get_channel_layer
 from ...routing import get_default_application
 from ...worker import (
     Worker,
@@ -31,9 +31,15 @@ from ...worker import (
 )
 from ...worker import logger as worker_logger
 
+__all__ = ["Command", "get_channel_layer"]  # the latter as Channels' module has it
+
 
 class Command(BaseCommand):
     help = "Runs the consumers for named channels, taking messages from a layer."
+
+    #: The class that runs the consumers; a project may put its own subclass
+    #: of :class:`~channels_app.worker.Worker` here, as with Channels.
+    worker_class = Worker
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
@@ -89,7 +95,7 @@ class Command(BaseCommand):
                 f"Channel layer {options['layer']!r} cannot be reached: {problem}"
             )
         self.configure_logging(options["verbosity"])
-        worker = Worker(
+        worker = self.worker_class(
             application,
             channels,
             layer,
