@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -126,6 +127,29 @@ def _interpreter_suggestion(exc: BaseException) -> str:
     return found.group(0) if found else ""
 
 
+def warn_unless_installed() -> None:
+    """Say so when the root router is built but ``channels_app`` is not an app.
+
+    A Channels project whose imports were rewritten but whose INSTALLED_APPS
+    still lists ``"daphne"`` runs without complaint on Daphne's runserver --
+    minus our runserver, in-process workers, lifespan hooks, system checks
+    and the database layer's tables -- because none of our checks is
+    registered.  Building the router is the one place such a project
+    certainly reaches.
+    """
+    from django.apps import apps
+
+    if apps.ready and not apps.is_installed("channels_app"):
+        warnings.warn(
+            "channels_app is not in INSTALLED_APPS, so its runserver, in-process "
+            "workers, lifespan hooks, system checks and database-layer tables "
+            "are missing. Add 'channels_app' at the top of INSTALLED_APPS (in "
+            "place of 'daphne' when migrating from Channels) and run migrate.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
 class ProtocolTypeRouter:
     """Send each connection to the application registered for ``scope["type"]``.
 
@@ -144,6 +168,7 @@ class ProtocolTypeRouter:
         self.application_mapping = application_mapping
         self.on_startup = list(on_startup)
         self.on_shutdown = list(on_shutdown)
+        warn_unless_installed()
 
     async def __call__(self, scope: dict, receive, send) -> Any:
         if scope["type"] == "lifespan" and "lifespan" not in self.application_mapping:

@@ -263,3 +263,19 @@ def test_a_missing_application_attribute_names_the_module_and_a_suggestion():
 def test_an_application_path_without_a_module_says_what_is_expected():
     with pytest.raises(ImproperlyConfigured, match="'package.module.attribute'"):
         get_default_application()
+
+
+def test_building_the_root_router_without_the_app_installed_warns():
+    from django.test import override_settings
+
+    apps_without_ours = ["django.contrib.auth", "django.contrib.contenttypes"]
+    with override_settings(INSTALLED_APPS=apps_without_ours):
+        with pytest.warns(
+            RuntimeWarning, match="channels_app is not in INSTALLED_APPS"
+        ):
+            ProtocolTypeRouter({})
+
+
+def test_building_the_root_router_with_the_app_installed_is_quiet(recwarn):
+    ProtocolTypeRouter({})
+    assert not [w for w in recwarn if "INSTALLED_APPS" in str(w.message)]
