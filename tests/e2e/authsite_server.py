@@ -1,4 +1,4 @@
-"""The auth site (tests/authsite) under a real Daphne, and a cookie-keeping client."""
+"""The auth site (tests/authsite) under a real server, and a cookie-keeping client."""
 
 from __future__ import annotations
 
@@ -13,17 +13,20 @@ from urllib.parse import urlencode
 
 import websockets
 
-from tests.servers import TESTPROJECT, ServerProcess, project_env, start_daphne
+from tests.servers import TESTPROJECT, ServerProcess, project_env, start_server
 
 SETTINGS = "tests.authsite.settings"
 
 
-def start_authsite(tmp_path, session_engine: str) -> ServerProcess:
-    """Daphne serving the auth site, with user ``alice`` (password ``alice-pw``)."""
+def start_authsite(
+    tmp_path, session_engine: str, kind: str = "daphne"
+) -> ServerProcess:
+    """``kind`` (Daphne, uvicorn) serving the auth site, with user ``alice``
+    (password ``alice-pw``)."""
     engine = f"django.contrib.sessions.backends.{session_engine}"
     extra = {"DJANGO_SETTINGS_MODULE": SETTINGS, "AUTHSITE_SESSION_ENGINE": engine}
-    server = start_daphne(
-        tmp_path, application="tests.authsite.asgi:application", **extra
+    server = start_server(
+        kind, tmp_path, application="tests.authsite.asgi:application", **extra
     )
     subprocess.run(
         [

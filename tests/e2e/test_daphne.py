@@ -1,4 +1,4 @@
-"""The demo project's consumers through real servers (Daphne, uvicorn) and real clients."""
+"""The demo project's consumers through real servers (Daphne, uvicorn), real clients."""
 
 import asyncio
 import json

@@ -1,4 +1,4 @@
-"""Login over a WebSocket, cookie sync over HTTP: a real Daphne, real clients."""
+"""Login over a WebSocket, cookie sync over HTTP: real servers, real clients."""
 
 import pytest
 
@@ -7,10 +7,15 @@ from tests.e2e.authsite_server import Client, ask, start_authsite
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module", params=["db", "signed_cookies"])
+@pytest.fixture(
+    scope="module",
+    params=[("db", "daphne"), ("signed_cookies", "daphne"), ("db", "uvicorn")],
+    ids=["db-daphne", "signed_cookies-daphne", "db-uvicorn"],
+)
 def server(request, tmp_path_factory):
-    server = start_authsite(tmp_path_factory.mktemp("sync"), request.param)
-    server.engine = request.param
+    engine, kind = request.param
+    server = start_authsite(tmp_path_factory.mktemp("sync"), engine, kind)
+    server.engine = engine
     yield server
     server.stop()
 
