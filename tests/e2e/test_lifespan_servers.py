@@ -19,21 +19,21 @@ def project(tmp_path):
     project.stop_all()
 
 
-def start_uvicorn(project: E2EProject) -> ServerProcess:
+def uvicorn(project: E2EProject, **env: str) -> ServerProcess:
+    """uvicorn starting on the serving project (not yet waited for)."""
     port = free_port()
     arguments = [word.format(port=port) for word in SERVER_COMMANDS["uvicorn"]]
-    server = ServerProcess(
+    return ServerProcess(
         [sys.executable, *arguments, "testproject.serving_e2e.asgi:application"],
         port,
         project.tmp_path / f"uvicorn-{port}.log",
-        project.env,
+        {**project.env, **env},
     )
-    wait_for_port(port, server.process)
-    return server
 
 
 async def test_startup_runs_before_serving_and_shutdown_on_sigterm(project):
-    server = start_uvicorn(project)
+    server = uvicorn(project)
+    wait_for_port(server.port, server.process)
     pid = server.process.pid
     try:
         # uvicorn only listens once the startup hooks have completed.
@@ -48,14 +48,7 @@ async def test_startup_runs_before_serving_and_shutdown_on_sigterm(project):
 
 
 def test_a_failing_startup_hook_stops_uvicorn_from_serving(project):
-    port = free_port()
-    arguments = [word.format(port=port) for word in SERVER_COMMANDS["uvicorn"]]
-    server = ServerProcess(
-        [sys.executable, *arguments, "testproject.serving_e2e.asgi:application"],
-        port,
-        project.tmp_path / "uvicorn-failing.log",
-        {**project.env, "E2E_FAIL_STARTUP": "1"},
-    )
+    server = uvicorn(project, E2E_FAIL_STARTUP="1")
     assert server.process.wait(30) != 0
     log = server.log()
     server.stop()
