@@ -188,6 +188,31 @@ class AsyncConsumer:
         """Send an ASGI message to the client."""
         await self.base_send(message)
 
+    async def channels_app_groups_lost(self, message: dict) -> None:
+        """The layer dropped this consumer's channel from ``message["groups"]``.
+
+        Sent (as :data:`~channels_app.layers.base.GROUPS_LOST`) when the layer
+        took the channel out of its groups while the consumer may be alive --
+        its messages expired unread, or its membership expired -- so that the
+        connection learns it instead of staying open and deaf.
+        """
+        groups = [g for g in message.get("groups", ()) if isinstance(g, str)]
+        hook = self.groups_lost
+        if inspect.iscoroutinefunction(hook):
+            await hook(groups)
+        else:
+            await database_sync_to_async(hook)(groups)
+
+    async def groups_lost(self, groups: list[str]) -> None:
+        """React to losing ``groups``: re-join them (override to, say, close).
+
+        Messages sent to those groups in between were missed, as with any
+        at-most-once delivery; a consumer that must not miss any can close
+        instead, so that its client reconnects and catches up.
+        """
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+
     @classmethod
     def as_asgi(cls, **initkwargs: Any):
         """An ASGI application that runs ``cls(**initkwargs)`` for every connection.

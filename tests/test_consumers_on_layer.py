@@ -174,3 +174,23 @@ async def test_a_layer_message_without_a_handler_is_a_clear_error(connect, layer
     await layer.send(channel, {"type": "chat.unknown"})
     with pytest.raises(ValueError, match="No handler for message type 'chat.unknown'"):
         await client.receive_from(timeout=1)
+
+
+async def test_a_consumer_told_it_lost_its_groups_joins_them_again(connect, layer):
+    """A layer that drops a live member sends GROUPS_LOST; it re-joins."""
+    from channels_app.layers.base import GROUPS_LOST
+
+    alice, alice_channel = await connect()
+    await layer.group_discard("lobby", alice_channel)
+    await layer.group_send("lobby", {"type": "chat.message", "text": "missed"})
+    assert await alice.receive_nothing(timeout=0.2)
+
+    await layer.send(alice_channel, {"type": GROUPS_LOST, "groups": ["lobby"]})
+    # The re-join runs in Alice's consumer; group messages reach her again.
+    for _attempt in range(50):
+        await layer.group_send("lobby", {"type": "chat.message", "text": "back"})
+        if not await alice.receive_nothing(timeout=0.1):
+            break
+    else:
+        pytest.fail("the consumer did not re-join its group")
+    assert await alice.receive_json_from(timeout=5) == {"text": "back"}

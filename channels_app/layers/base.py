@@ -23,6 +23,13 @@ from .messages import estimate_size, portable_copy, require_dict
 # code written against Channels' ``channel_name_regex.match(name)`` gets our rule.
 _CHANNEL_NAME = re.compile(r"[a-zA-Z0-9\-_.]+(![a-zA-Z0-9\-_.]*)?\Z")
 _GROUP_NAME = re.compile(r"[a-zA-Z0-9\-_.]+\Z")
+#: The message a layer sends to a channel it has dropped from groups while
+#: its consumer may still be alive (its messages expired unread, or its
+#: membership expired): ``{"type": GROUPS_LOST, "groups": [...]}``.  Consumers
+#: re-join those groups by default (``AsyncConsumer.groups_lost``), so a
+#: connection is never left open and deaf to its groups.
+GROUPS_LOST = "channels_app.groups.lost"
+
 _NAME_RULE = (
     "ASCII letters, digits, hyphens, underscores and periods only"
     "{bang}, shorter than {limit} characters"
