@@ -9,6 +9,7 @@ from channels_app.generic.websocket import WebsocketConsumer
 from channels_app.routing import ProtocolTypeRouter, URLRouter
 from channels_app.security.websocket import (
     AllowedHostsOriginValidator,
+    CsrfOriginValidator,
     OriginValidator,
 )
 from channels_app.sessions import SessionMiddlewareStack
@@ -53,6 +54,28 @@ allowed_hosts_validator = ProtocolTypeRouter(
     {
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter([path("ws/chat/", consumer)]))
+        )
+    }
+)
+
+csrf_validator = ProtocolTypeRouter(
+    {
+        "websocket": CsrfOriginValidator(
+            AuthMiddlewareStack(URLRouter([path("ws/chat/", consumer)]))
+        )
+    }
+)
+csrf_validator_per_route = ProtocolTypeRouter(
+    {
+        "websocket": URLRouter(
+            [
+                path("ws/chat/", CsrfOriginValidator(AuthMiddlewareStack(consumer))),
+                path(
+                    "ws/native/",
+                    CsrfOriginValidator(consumer, allow_missing_origin=True),
+                ),
+                path("ws/open/", AuthMiddlewareStack(consumer)),
+            ]
         )
     }
 )
@@ -107,3 +130,25 @@ def test_a_wildcard_host_without_that_validator_is_not_this_checks_business(sett
     settings.ASGI_APPLICATION = f"{HERE}.listed_origins_with_auth"
     settings.ALLOWED_HOSTS = ["*"]
     assert deploy_warnings("channels_app.security.W003") == []
+
+
+def test_the_csrf_validator_guards_the_routes_it_wraps(settings):
+    settings.ASGI_APPLICATION = f"{HERE}.csrf_validator"
+    assert deploy_warnings("channels_app.security.W001") == []
+    settings.ASGI_APPLICATION = f"{HERE}.csrf_validator_per_route"
+    [warning] = deploy_warnings("channels_app.security.W001")
+    assert "ws/open/" in warning.msg
+    assert "ws/chat/" not in warning.msg and "ws/native/" not in warning.msg
+    assert "CsrfOriginValidator" in warning.hint
+
+
+def test_the_csrf_validator_stays_safe_with_a_wildcard_host(settings):
+    # It compares the Origin with the Host the browser sent, which a page of
+    # another site cannot choose, so ALLOWED_HOSTS = ["*"] opens nothing.
+    settings.ASGI_APPLICATION = f"{HERE}.csrf_validator"
+    settings.ALLOWED_HOSTS = ["*"]
+    assert deploy_warnings("channels_app.security.W002") == []
+    assert deploy_warnings("channels_app.security.W003") == []
+    settings.ASGI_APPLICATION = f"{HERE}.allowed_hosts_validator"
+    [warning] = deploy_warnings("channels_app.security.W003")
+    assert "CsrfOriginValidator" in warning.hint

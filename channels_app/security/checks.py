@@ -11,13 +11,16 @@ from django.core import checks
 from django.utils.module_loading import import_string
 
 from ..routing import ProtocolTypeRouter, URLRouter
-from .websocket import OriginValidator
+from .websocket import CsrfOriginValidator, OriginValidator
 
 W001 = "channels_app.security.W001"
 #: An ``OriginValidator(..., ["*"])`` in front of consumers that read cookies.
 W002 = "channels_app.security.W002"
 #: ``AllowedHostsOriginValidator`` with ``ALLOWED_HOSTS = ["*"]``.
 W003 = "channels_app.security.W003"
+
+#: What counts as an origin check on the way to a consumer.
+ORIGIN_CHECKS = (OriginValidator, CsrfOriginValidator)
 
 
 @checks.register(checks.Tags.security, deploy=True)
@@ -51,8 +54,9 @@ def check_websocket_origin_validation(app_configs=None, **kwargs: Any) -> list:
             f"validator: {shown}{more}. Any web site can open them with your "
             f"users' cookies (cross-site WebSocket hijacking).",
             hint=(
-                "Wrap the 'websocket' application in AllowedHostsOriginValidator "
-                "(or OriginValidator) from channels_app.security.websocket."
+                "Wrap the 'websocket' application in CsrfOriginValidator (Django's "
+                "CSRF origin rules), AllowedHostsOriginValidator or OriginValidator "
+                "from channels_app.security.websocket."
             ),
             id=W001,
         )
@@ -103,7 +107,9 @@ def check_origin_validators_refuse_other_sites(app_configs=None, **kwargs: Any) 
             checks.Warning(
                 "AllowedHostsOriginValidator allows every origin because "
                 "ALLOWED_HOSTS contains '*'.",
-                hint="List your domains in ALLOWED_HOSTS, or give the WebSocket "
+                hint="Use CsrfOriginValidator, which admits only the handshake's "
+                "own origin and CSRF_TRUSTED_ORIGINS whatever ALLOWED_HOSTS says; "
+                "or list your domains in ALLOWED_HOSTS, or give the WebSocket "
                 "routes an OriginValidator with the origins of your own pages.",
                 id=W003,
             )
@@ -148,7 +154,7 @@ def _reads_cookies(application: Any) -> bool:
 
 def _websocket_branch(application: Any) -> Any:
     while application is not None:
-        if isinstance(application, OriginValidator):
+        if isinstance(application, ORIGIN_CHECKS):
             return None  # Everything below is guarded.
         if isinstance(application, ProtocolTypeRouter):
             return application.application_mapping.get("websocket")
@@ -157,8 +163,8 @@ def _websocket_branch(application: Any) -> Any:
 
 
 def _unguarded_routes(application: Any, prefix: str) -> Iterator[str]:
-    """Route prefixes under ``application`` that no OriginValidator covers."""
-    while not isinstance(application, OriginValidator | URLRouter):
+    """Route prefixes under ``application`` that no origin check covers."""
+    while not isinstance(application, (*ORIGIN_CHECKS, URLRouter)):
         inner = getattr(application, "inner", None)
         if inner is None:
             yield prefix

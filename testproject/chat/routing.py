@@ -4,22 +4,20 @@ the worker channel.  ``testproject.asgi`` mounts them."""
 from django.urls import path
 
 from channels_app.auth import AuthMiddlewareStack
-from channels_app.security.websocket import AllowedHostsOriginValidator
+from channels_app.security.websocket import CsrfOriginValidator
 
 from . import consumers, posting
 
+# Django's CSRF origin rules: only the chat's own pages (same scheme, host
+# and port) or CSRF_TRUSTED_ORIGINS may open these cookie-authenticated sockets.
 websocket_urlpatterns = [
     path(
         "ws/account/",
-        AllowedHostsOriginValidator(
-            AuthMiddlewareStack(consumers.AccountConsumer.as_asgi())
-        ),
+        CsrfOriginValidator(AuthMiddlewareStack(consumers.AccountConsumer.as_asgi())),
     ),
     path(
         "ws/rooms/<slug:slug>/",
-        AllowedHostsOriginValidator(
-            AuthMiddlewareStack(consumers.ChatConsumer.as_asgi())
-        ),
+        CsrfOriginValidator(AuthMiddlewareStack(consumers.ChatConsumer.as_asgi())),
     ),
 ]
 
