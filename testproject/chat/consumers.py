@@ -43,18 +43,26 @@ class RoomMember:
     """What a live connection to a room does, whatever carries it.
 
     Joins the room's group and presence on entry, keeps its presence fresh,
-    sweeps connections that vanished, and turns the room's group events into
+    has vanished connections swept, and turns the room's group events into
     calls to :meth:`deliver`, which each transport implements.
+
+    Presence costs a room of N connections O(N) messages and O(1) queries
+    per change: the process that saw a change reads the list once and sends
+    it in the group event (see :class:`chat.presence.Announcer`); members
+    pass it on as it is.
     """
 
     room: Room | None = None
+    #: The newest presence list this connection passed on, and its version.
+    presence_version = -1
+    presence_users: str | None = None
 
     async def enter_room(self, room: Room, user) -> None:
         self.room = room
         self.user = user
         await self.channel_layer.group_add(room.group_name, self.channel_name)
         await database_sync_to_async(presence.join)(room, user, self.channel_name)
-        await self.presence_changed_in_room()
+        self.presence_changed_in_room()
         # start_task: cancelled with the consumer however it ends (a crash
         # included), so a heartbeat never outlives its connection.
         self._heartbeat_task = self.start_task(
@@ -68,8 +76,8 @@ class RoomMember:
         with contextlib.suppress(asyncio.CancelledError):
             await self._heartbeat_task
         await self.channel_layer.group_discard(self.room.group_name, self.channel_name)
-        await database_sync_to_async(presence.leave)(self.channel_name)
-        await self.presence_changed_in_room()
+        if await database_sync_to_async(presence.leave)(self.channel_name):
+            self.presence_changed_in_room()
         self.room = None
 
     async def send_missed_messages(self) -> None:
@@ -107,17 +115,21 @@ class RoomMember:
         return int(after)
 
     async def still_here(self) -> None:
-        """Refresh this connection's presence, rejoining if it was swept."""
+        """Refresh this connection's presence, rejoining if it was swept.
+
+        Also renews the group membership: a layer drops a member whose
+        channel overflowed or whose messages expired unread, and without
+        this such a connection would stay open and silently hear nothing.
+        """
+        await self.channel_layer.group_add(self.room.group_name, self.channel_name)
         if not await database_sync_to_async(presence.touch)(self.channel_name):
             await database_sync_to_async(presence.join)(
                 self.room, self.user, self.channel_name
             )
-            await self.presence_changed_in_room()
+            self.presence_changed_in_room()
 
-    async def presence_changed_in_room(self) -> None:
-        await self.channel_layer.group_send(
-            self.room.group_name, {"type": "presence.changed"}
-        )
+    def presence_changed_in_room(self) -> None:
+        presence.announcer().changed(self.channel_layer, self.room)
 
     async def heartbeat(self) -> None:
         """Called every heartbeat interval; transports add their own keep-alive."""
@@ -127,8 +139,8 @@ class RoomMember:
             await asyncio.sleep(presence.heartbeat_interval())
             try:
                 await self.heartbeat()
-                if await database_sync_to_async(presence.sweep)(self.room):
-                    await self.presence_changed_in_room()
+                # Once per room and process per interval, not per connection.
+                await presence.announcer().sweep(self.channel_layer, self.room)
             except Exception:
                 # A database hiccup must not end presence for this connection.
                 logger.exception("Presence heartbeat failed in %s", self.room)
@@ -136,12 +148,25 @@ class RoomMember:
     async def deliver(self, kind: str, payload: dict) -> None:
         raise NotImplementedError
 
-    # Group events.  Each member reads the presence list itself, so the list
-    # it shows is never older than the last change it heard of.
+    async def deliver_encoded(self, kind: str, payload: str) -> None:
+        """:meth:`deliver` for a payload that is already a JSON object's text."""
+        await self.deliver(kind, json.loads(payload))
+
+    # Group events.
 
     async def presence_changed(self, event: dict) -> None:
-        users = await database_sync_to_async(presence.online_usernames)(self.room)
-        await self.deliver("presence", {"users": users})
+        """Pass the room's list on, unless an equal or newer one was.
+
+        Lists from several server processes may arrive out of order; the
+        version says which is newer.  ``users`` is the list as JSON text.
+        """
+        version, users = event["version"], event["users"]
+        if version < self.presence_version or (
+            version == self.presence_version and users == self.presence_users
+        ):
+            return
+        self.presence_version, self.presence_users = version, users
+        await self.deliver_encoded("presence", '{"users": ' + users + "}")
 
     async def chat_message(self, event: dict) -> None:
         await self.deliver("message", {"message": event["message"]})
@@ -220,6 +245,10 @@ class ChatConsumer(RoomMember, AsyncJsonWebsocketConsumer):
     async def deliver(self, kind: str, payload: dict) -> None:
         await self.send_json({"type": kind, **payload})
 
+    async def deliver_encoded(self, kind: str, payload: str) -> None:
+        # '{"type": kind, ' + the payload's members: no decoding, no re-encoding.
+        await self.send(text_data='{"type": ' + json.dumps(kind) + ", " + payload[1:])
+
 
 class RoomEventsConsumer(RoomMember, AsyncHttpConsumer):
     """The same room as a Server-Sent-Events stream, for clients without
@@ -262,6 +291,9 @@ class RoomEventsConsumer(RoomMember, AsyncHttpConsumer):
     async def deliver(self, kind: str, payload: dict) -> None:
         event_id = str(payload["message"]["id"]) if kind == "message" else None
         await self.send_event(json.dumps(payload), event=kind, id=event_id)
+
+    async def deliver_encoded(self, kind: str, payload: str) -> None:
+        await self.send_event(payload, event=kind)
 
 
 class AccountConsumer(AsyncJsonWebsocketConsumer):

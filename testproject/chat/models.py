@@ -11,6 +11,9 @@ class Room(models.Model):
     slug = models.SlugField(unique=True, max_length=50)
     title = models.CharField(max_length=100)
     created_at = models.DateTimeField(auto_now_add=True)
+    #: Bumped by every change to who is connected (see ``chat.presence``), so a
+    #: member shown two presence lists can tell which one is newer.
+    presence_version = models.PositiveBigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["title"]
