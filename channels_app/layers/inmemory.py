@@ -23,6 +23,7 @@ from time import time as wall_clock
 from typing import Any
 
 from ..exceptions import ChannelFull
+from ..logging_limits import RateLimitedLog
 from .base import BaseChannelLayer
 from .messages import is_flat, portable_copy, require_dict
 
@@ -216,6 +217,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
     extensions = ["groups", "flush"]
 
+    #: Seconds between two warnings about full members of the same group;
+    #: ``full_channel_warnings.interval`` changes it for one layer.
+    full_warning_interval: float = 10.0
+
     def __init__(
         self,
         expiry: float = 60,
@@ -249,6 +254,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._sweep_interval = min(MAX_SWEEP_INTERVAL, expiry / 10)
         self.dropped_messages = 0
         self.expired_messages = 0
+        #: At most one "members skipped" warning per group per interval.
+        self.full_channel_warnings = RateLimitedLog(logger, self.full_warning_interval)
 
     # -- channels -----------------------------------------------------------
 
@@ -333,9 +340,13 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def group_send(self, group: str, message: dict) -> int:
         """Queue ``message`` on every member channel of ``group``.
 
-        A member whose channel is full misses the message: that is logged at
-        WARNING with the group and channel, counted in ``dropped_messages``,
-        and the number of members missed is returned.
+        A member whose channel is full misses the message.  The number
+        missed is returned and added to ``dropped_messages``, and one WARNING
+        line states it, with the group, its size and the capacity — at most
+        one line per group every ``full_warning_interval`` seconds: the
+        group_sends in between are counted, and a line at the end of the
+        interval states how many there were and how many members they missed
+        in all (see ``channels_app.logging_limits.RateLimitedLog``).
         """
         self.require_valid_group_name(group)
         template = self._copy(message)
@@ -348,20 +359,44 @@ class InMemoryChannelLayer(BaseChannelLayer):
         clone = dict.copy if is_flat(template) else portable_copy
         expires_at = now + self.expiry
         dropped = 0
+        named: list[str] = []  # The first few members missed, to name them.
+        capacities: set[int] = set()
         for channel in members:
+            queue = self._channel(channel)
             try:
-                self._deliver(self._channel(channel), (expires_at, clone(template)))
+                self._deliver(queue, (expires_at, clone(template)))
             except ChannelFull:
                 dropped += 1
-                logger.warning(
-                    "group_send to group %r skipped channel %r: it is full "
-                    "(capacity %d); that member misses the message",
-                    group,
-                    channel,
-                    self._channels[channel].capacity,
-                )
-        self.dropped_messages += dropped
+                capacities.add(queue.capacity)
+                if len(named) < 3:
+                    named.append(channel)
+        if dropped:
+            self.dropped_messages += dropped
+            self._warn_full(group, dropped, len(members), named, capacities)
         return dropped
+
+    def _warn_full(
+        self,
+        group: str,
+        dropped: int,
+        size: int,
+        named: list[str],
+        capacities: set[int],
+    ) -> None:
+        """One line for one group_send; rate-limited per group."""
+        low, high = min(capacities), max(capacities)
+        self.full_channel_warnings.log(
+            group,
+            "group_send to group %r skipped %d of %d members: their channels are "
+            "full (capacity %s), so they miss this message (%s%s)",
+            group,
+            dropped,
+            size,
+            low if low == high else f"{low}-{high}",
+            ", ".join(map(repr, named)),
+            ", ..." if dropped > len(named) else "",
+            totals={"members skipped": dropped},
+        )
 
     # -- flush, close, introspection ------------------------------------------
 
@@ -381,8 +416,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._cancel_timer()
 
     async def close(self) -> None:
-        """Stop the idle sweep timer; the layer remains usable."""
+        """Stop the idle sweep timer and write held-back warnings; the layer
+        remains usable."""
         self._cancel_timer()
+        self.full_channel_warnings.flush()
 
     @property
     def channels(self) -> Mapping[str, _QueueView]:

@@ -10,6 +10,7 @@ import pytest
 
 from channels_app.exceptions import ChannelFull
 from channels_app.layers import InMemoryChannelLayer
+from channels_app.logging_limits import RateLimitedLog
 from tests.layers.helpers import receive_within
 
 
@@ -114,7 +115,7 @@ async def test_churning_memberships_keep_the_deadline_heap_bounded(layer):
     assert stats["deadlines"] <= 2048
 
 
-async def test_group_send_counts_and_logs_every_member_it_could_not_reach(caplog):
+async def test_group_send_counts_the_members_it_missed_in_one_line(caplog):
     layer = InMemoryChannelLayer(capacity=1)
     for name in ("a", "b", "c"):
         await layer.group_add("room", f"member.{name}")
@@ -123,11 +124,120 @@ async def test_group_send_counts_and_logs_every_member_it_could_not_reach(caplog
     with caplog.at_level(logging.WARNING, logger="channels_app.layers"):
         assert await layer.group_send("room", {"type": "chat"}) == 2
     assert layer.stats()["dropped_messages"] == 2
-    logged = sorted(r.getMessage() for r in caplog.records)
-    assert len(logged) == 2
-    assert "'room'" in logged[0] and "'member.a'" in logged[0]
-    assert "'member.c'" in logged[1]
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "group 'room' skipped 2 of 3 members" in line
+    assert "(capacity 1)" in line
+    assert "'member.a', 'member.c'" in line
     assert (await receive_within(layer, "member.b"))["type"] == "chat"
+    await layer.close()
+
+
+async def full_group(members=100, **options):
+    """A layer whose group ``room`` has ``members`` members, all of them full."""
+    layer = InMemoryChannelLayer(capacity=1, **options)
+    for n in range(members):
+        await layer.group_add("room", f"member.{n}")
+        await layer.send(f"member.{n}", {"type": "filler"})
+    return layer
+
+
+async def test_a_burst_of_group_sends_to_full_members_logs_a_bounded_summary(caplog):
+    layer = await full_group(100)
+    with caplog.at_level(logging.WARNING, logger="channels_app.layers"):
+        for _ in range(1000):
+            assert await layer.group_send("room", {"type": "chat"}) == 100
+        # Closing (or the interval ending) writes what was held back.
+        await layer.close()
+    assert layer.dropped_messages == 100_000
+    assert layer.stats()["dropped_messages"] == 100_000
+    first, summary = (r.getMessage() for r in caplog.records)
+    assert "group 'room' skipped 100 of 100 members" in first
+    assert "(capacity 1)" in first
+    assert "'member.0', 'member.1', 'member.2', ..." in first
+    assert "group 'room' skipped 100 of 100 members" in summary
+    assert "latest of 999 similar messages not logged" in summary
+    assert "in all they reported 99900 members skipped" in summary
+    assert all(r.levelno == logging.WARNING for r in caplog.records)
+
+
+async def test_a_steady_flood_logs_one_line_per_group_per_interval(caplog):
+    layer = await full_group(10)
+    await layer.group_add("lobby", "member.0")
+    now = [1000.0]
+    layer.full_channel_warnings.clock = lambda: now[0]
+    interval = layer.full_warning_interval
+    with caplog.at_level(logging.WARNING, logger="channels_app.layers"):
+        for second in range(3 * int(interval)):
+            now[0] = 1000.0 + second
+            for _ in range(50):
+                await layer.group_send("room", {"type": "chat"})
+                await layer.group_send("lobby", {"type": "chat"})
+    lines = [r.getMessage() for r in caplog.records]
+    room = [line for line in lines if "group 'room'" in line]
+    lobby = [line for line in lines if "group 'lobby'" in line]
+    assert len(room) == len(lobby) == 3  # One per group per interval.
+    # Each later line says what the interval before it held back.
+    per_interval = 50 * int(interval) - 1
+    assert f"({per_interval} similar messages not logged in the previous" in room[1]
+    assert f"they reported {per_interval * 10} members skipped" in room[1]
+    assert f"they reported {per_interval} members skipped" in lobby[2]
+    assert layer.dropped_messages == 3 * int(interval) * 50 * 11
+    await layer.close()
+
+
+async def test_what_was_held_back_is_reported_when_the_interval_ends(caplog):
+    layer = await full_group(5)
+    layer.full_channel_warnings.interval = 0.05
+    reported = asyncio.Event()
+
+    class Spy(logging.Handler):
+        def emit(self, record):
+            if "similar messages not logged" in record.getMessage():
+                reported.set()
+
+    spy = Spy()
+    logging.getLogger("channels_app.layers").addHandler(spy)
+    try:
+        with caplog.at_level(logging.WARNING, logger="channels_app.layers"):
+            for _ in range(20):
+                await layer.group_send("room", {"type": "chat"})
+            # No further group_send, no close(): a timer writes the report.
+            await asyncio.wait_for(reported.wait(), 5)
+    finally:
+        logging.getLogger("channels_app.layers").removeHandler(spy)
+    _, summary = (r.getMessage() for r in caplog.records)
+    assert "latest of 19 similar messages" in summary
+    assert "in all they reported 95 members skipped" in summary
+    await layer.close()
+    assert len(caplog.records) == 2  # close() found nothing left to report.
+
+
+def test_the_rate_limiter_without_an_event_loop_reports_on_the_next_call(caplog):
+    now = [0.0]
+    limiter = RateLimitedLog(
+        logging.getLogger("tests.limits"), 10, clock=lambda: now[0], max_keys=2
+    )
+    with caplog.at_level(logging.WARNING, logger="tests.limits"):
+        assert limiter.log("a", "a is full (%d)", 1, totals={"lost": 1})
+        assert not limiter.log("a", "a is full (%d)", 2, totals={"lost": 2})
+        assert not limiter.log("a", "a is full (%d)", 3, totals={"lost": 3})
+        now[0] = 10.0
+        assert limiter.log("a", "a is full (%d)", 4)
+        # A third key makes room by reporting and forgetting the oldest.
+        assert limiter.log("b", "b is full")
+        assert not limiter.log("b", "b is full")
+        assert limiter.log("c", "c is full")
+        assert limiter.log("d", "d is full")
+    assert [r.getMessage() for r in caplog.records] == [
+        "a is full (1)",
+        "a is full (4) (2 similar messages not logged in the previous 10s; "
+        "in all they reported 5 lost)",
+        "b is full",
+        "c is full",
+        "d is full",
+        "b is full (held back 0s by rate limiting)",
+    ]
+    assert limiter.suppressed_total == 3
 
 
 async def test_group_members_get_independent_copies(layer):
