@@ -229,6 +229,16 @@ async def test_it_can_wrap_a_router_and_sit_inside_one():
     assert CsrfOriginValidator(inner).application is inner
 
 
+async def test_a_query_string_that_is_not_utf8_changes_nothing():
+    headers = [(b"host", b"example.com"), (b"origin", b"http://example.com")]
+    communicator = WebsocketCommunicator(
+        CsrfOriginValidator(hello), "/ws/", headers=headers
+    )
+    communicator.scope["query_string"] = b"token=\xff\xfe"
+    assert (await communicator.connect())[0]
+    await communicator.disconnect()
+
+
 async def test_it_guards_websockets_only():
     with pytest.raises(ValueError, match="only guards WebSocket"):
         await CsrfOriginValidator(hello)({"type": "http"}, None, None)

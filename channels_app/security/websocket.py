@@ -364,8 +364,9 @@ class CsrfOriginValidator:
     def handshake_request(self, scope: dict) -> HttpRequest:
         """The handshake as the GET request Django's CSRF rules are applied to.
 
-        It has the scope's headers, client and server address, and the HTTP
-        scheme matching the WebSocket one.
+        It has the scope's path, headers, client and server address, and the
+        HTTP scheme matching the WebSocket one; not the query string, which
+        the rules do not read (and which Django would have to decode).
         """
         scheme = scope.get("scheme") or "ws"
         http_scope = {
@@ -375,6 +376,7 @@ class CsrfOriginValidator:
             "type": "http",
             "method": "GET",
             "scheme": _HTTP_SCHEMES.get(scheme, scheme),
+            "query_string": b"",
         }
         return ASGIRequest(http_scope, io.BytesIO())
 
