@@ -21,14 +21,22 @@ from typing import Any
 # twisted.internet.reactor.
 from daphne.server import Server  # isort: skip
 
+from daphne.http_protocol import WebRequest
+from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import defer, reactor
 
+from .server_limits import ConnectionLimits, PendingConnections, install
 from .worker import Worker
 
 logger = logging.getLogger("channels_app.server")
 
 #: Seconds the application gets to answer each lifespan message.
 LIFESPAN_TIMEOUT = 30.0
+
+#: How ``URLRouter`` says that no route matches a connection's path.  Channels
+#: code relies on the ``ValueError``, so the router keeps raising it; the
+#: server recognises it and refuses the connection with one log line.
+NO_ROUTE_PREFIX = "No route found for path"
 
 
 class LifespanFailed(Exception):
@@ -130,10 +138,17 @@ class DevelopmentServer(Server):
     """Daphne's server, running lifespan hooks and ``workers`` on its event loop."""
 
     def __init__(
-        self, application: Any, *, workers: list[Worker] = (), **kwargs: Any
+        self,
+        application: Any,
+        *,
+        workers: list[Worker] = (),
+        limits: ConnectionLimits | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(application, **kwargs)
         self.workers = list(workers)
+        self.limits = limits or ConnectionLimits()
+        self.pending: PendingConnections | None = None
         self.listen_failure: str | None = None
         self._worker_tasks: list[asyncio.Task] = []
         self._lifespan = LifespanClient(application)
@@ -151,6 +166,9 @@ class DevelopmentServer(Server):
         # The reactor is not running yet, so nothing is accepted before the
         # startup hooks have finished.
         self.loop.run_until_complete(self._lifespan.startup())
+        # Daphne's run() builds its factories and starts listening; the
+        # reactor accepts nothing before its startup triggers have run.
+        reactor.callWhenRunning(self._install_limits)
         reactor.callWhenRunning(self._start_workers)
         reactor.addSystemEventTrigger("before", "shutdown", self._before_shutdown)
         super().run()
@@ -218,13 +236,45 @@ class DevelopmentServer(Server):
             error = None if instance.cancelled() else instance.exception()
             if isinstance(error, KeyboardInterrupt):
                 self.stop()  # how a protocol asks the server to exit
-            elif error is not None:
+            elif error is not None and not self._refused_unrouted(
+                protocol, error, disconnected is not None
+            ):
                 logger.error("Exception inside application: %s", error, exc_info=error)
                 if disconnected is None:
                     self._answer_crash(protocol, error)
             instance = None
         if instance is None and disconnected is not None:
             self.connections.pop(protocol, None)
+
+    @staticmethod
+    def _refused_unrouted(protocol: Any, error: BaseException, gone: bool) -> bool:
+        """Refuse a connection no route matched, logging one line; False if
+        ``error`` is not that or the connection can no longer be refused.
+
+        An unknown path is the client's mistake, not a crash: a WebSocket
+        handshake gets a 403, an HTTP request a 404, and the log the path
+        without a traceback.
+        """
+        if not (
+            isinstance(error, ValueError) and str(error).startswith(NO_ROUTE_PREFIX)
+        ):
+            return False
+        if gone:
+            refusal = "the client had already gone"
+        elif isinstance(protocol, WebSocketProtocol):
+            if not hasattr(protocol, "handshake_deferred"):
+                return False  # already accepted: a crash, answered as one
+            protocol.serverReject()
+            refusal = "refused the WebSocket handshake with 403"
+        elif isinstance(protocol, WebRequest):
+            if protocol._response_started:
+                return False
+            protocol.basic_error(404, b"Not Found", "No route matches this path.")
+            refusal = "answered 404"
+        else:
+            return False
+        logger.warning("%s; %s", str(error).rstrip("."), refusal)
+        return True
 
     @staticmethod
     def _answer_crash(protocol: Any, error: BaseException) -> None:
@@ -251,6 +301,9 @@ class DevelopmentServer(Server):
     def listen_error(self, failure: Any) -> None:
         self.listen_failure = failure.getErrorMessage()
         super().listen_error(failure)
+
+    def _install_limits(self) -> None:
+        self.pending = install(self, self.limits)
 
     def _start_workers(self) -> None:
         self._worker_tasks = [

@@ -29,6 +29,14 @@ from ...checks import layer_unreachable_reason
 from ...layers import get_channel_layer
 from ...routing import get_default_application
 from ...server import DevelopmentServer, LifespanFailed
+from ...server_limits import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_HEADER_SIZE,
+    DEFAULT_MAX_HEADERS,
+    DEFAULT_MAX_PENDING,
+    DEFAULT_MAX_REQUEST_LINE,
+    ConnectionLimits,
+)
 from ...worker import Worker, routed_channels
 
 # Django's name for the development server's request log, so a project's
@@ -89,6 +97,43 @@ class Command(RunserverCommand):
             default=None,
             help="Largest incoming WebSocket frame in bytes (default: the "
             "DAPHNE_WEBSOCKET_MAX_FRAME_SIZE setting, else 1 MiB; 0: no limit).",
+        )
+        parser.add_argument(
+            "--header-timeout",
+            type=float,
+            default=DEFAULT_HEADER_TIMEOUT,
+            help="Close a connection that has not sent complete request headers "
+            "within this many seconds, answering 408 if it sent part of them "
+            f"(default: {DEFAULT_HEADER_TIMEOUT:g}; 0: no limit).",
+        )
+        parser.add_argument(
+            "--max-pending-connections",
+            type=int,
+            default=DEFAULT_MAX_PENDING,
+            help="Most connections that may be waiting to send their request "
+            "headers at once; beyond it the one waiting longest is closed "
+            f"(default: {DEFAULT_MAX_PENDING}; 0: no limit).",
+        )
+        parser.add_argument(
+            "--max-request-line",
+            type=int,
+            default=DEFAULT_MAX_REQUEST_LINE,
+            help="Longest request line (method, URL, version) in bytes; a longer "
+            f"one is answered 414 (default: {DEFAULT_MAX_REQUEST_LINE}).",
+        )
+        parser.add_argument(
+            "--max-header-size",
+            type=int,
+            default=DEFAULT_MAX_HEADER_SIZE,
+            help="Most bytes of request headers, all lines together; more is "
+            f"answered 431 (default: {DEFAULT_MAX_HEADER_SIZE}).",
+        )
+        parser.add_argument(
+            "--max-headers",
+            type=int,
+            default=DEFAULT_MAX_HEADERS,
+            help="Most request header lines; more is answered 431 "
+            f"(default: {DEFAULT_MAX_HEADERS}).",
         )
         if apps.is_installed("django.contrib.staticfiles"):
             parser.add_argument(
@@ -155,10 +200,12 @@ class Command(RunserverCommand):
             connection.close()
 
         self.report_unreachable_layers()
+        limits = self.connection_limits(options)
         workers = self.in_process_workers(root, options)
         server = DevelopmentServer(
             self.get_application(options, root),
             workers=workers,
+            limits=limits,
             endpoints=[self.endpoint()],
             signal_handlers=not options["use_reloader"],
             action_logger=self.log_action,
@@ -253,6 +300,19 @@ class Command(RunserverCommand):
         if value < 0:
             raise CommandError(f"--websocket-max-{kind}-size cannot be negative")
         return value
+
+    @staticmethod
+    def connection_limits(options: dict) -> ConnectionLimits:
+        try:
+            return ConnectionLimits(
+                header_timeout=options["header_timeout"],
+                max_pending=options["max_pending_connections"],
+                max_request_line=options["max_request_line"],
+                max_header_size=options["max_header_size"],
+                max_headers=options["max_headers"],
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
 
     def in_process_workers(self, application: Any, options: dict) -> list[Worker]:
         """One worker for every channel the root ChannelNameRouter routes."""

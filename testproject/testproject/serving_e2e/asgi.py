@@ -17,6 +17,7 @@ from channels_app.routing import (  # noqa: E402
 )
 from testproject.consumers import EchoConsumer  # noqa: E402
 
+from . import hostile  # noqa: E402
 from .consumers import (  # noqa: E402
     CrashingConsumer,
     FailsMidResponseConsumer,
@@ -49,6 +50,7 @@ application = ProtocolTypeRouter(
                 path("ws/echo/", EchoConsumer.as_asgi()),
                 path("ws/group/<str:name>/", GroupConsumer.as_asgi()),
                 path("ws/crash/", CrashingConsumer.as_asgi()),
+                path("ws/guarded/whoami/", hostile.application),
             ]
         ),
         "channel": ChannelNameRouter(
