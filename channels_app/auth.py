@@ -20,6 +20,7 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest
 from django.utils.functional import LazyObject, empty
 
+from . import session_end
 from .db import database_sync_to_async
 from .middleware import BaseMiddleware
 from .sessions import CookieMiddleware, SessionMiddleware
@@ -108,6 +109,8 @@ async def login(scope: dict, user: Any, backend: str | None = None) -> None:
         raise ValueError("login() needs a user, either passed or in scope['user']")
     await database_sync_to_async(_login)(scope, user, backend)
     scope["user"] = user
+    # A connection's new session key and user: its groups follow them.
+    await session_end.scope_changed(scope)
 
 
 def _login(scope: dict, user: Any, backend: str | None) -> None:
@@ -122,6 +125,7 @@ async def logout(scope: dict) -> None:
         from django.contrib.auth.models import AnonymousUser
 
         scope["user"] = AnonymousUser()
+    await session_end.scope_changed(scope)
 
 
 def _logout(scope: dict) -> None:

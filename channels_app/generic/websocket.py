@@ -18,6 +18,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync  # noqa: F401 - reachable here, as in Channels
 
+from .. import session_end
 from ..consumer import AsyncConsumer, SyncConsumer, blocking_form
 from ..db import (  # noqa: F401 - aclose_old_connections reachable here, as in Channels
     aclose_old_connections,
@@ -29,6 +30,7 @@ from ..exceptions import (
     InvalidChannelLayerError,
     StopConsumer,
 )
+from ..session_end import SESSION_ENDED
 
 logger = logging.getLogger("channels_app.websocket")
 
@@ -166,6 +168,9 @@ class WebsocketProtocol:
 
     async def websocket_connect(self, message: dict) -> None:
         await self._for_each_group("group_add")
+        # The session's and user's groups, so that a logout elsewhere reaches
+        # this connection (see channels_app.session_end).
+        await session_end.watch(self)
         try:
             await self.call_hook(self.connect)
         except AcceptConnection:
@@ -192,10 +197,23 @@ class WebsocketProtocol:
 
     async def websocket_disconnect(self, message: dict) -> None:
         try:
+            await session_end.unwatch(self)
             await self._for_each_group("group_discard")
         finally:
             await self.call_hook(self.disconnect, message.get("code", 1000))
         raise StopConsumer()
+
+    async def channels_app_session_ended(self, message: dict) -> None:
+        """The connection's session ended elsewhere (a logout, a flush)."""
+        watch = session_end.watch_of(self)
+        if watch is not None:
+            await watch.on_ended(message)
+
+    async def channels_app_session_check(self, message: dict) -> None:
+        """Re-check the session (the user's password changed, or it expired)."""
+        watch = session_end.watch_of(self)
+        if watch is not None:
+            await watch.on_check(message)
 
 
 class JsonFrames:
@@ -246,6 +264,15 @@ class WebsocketConsumer(WebsocketProtocol, SyncConsumer):
     def disconnect(self, code: int) -> None:
         pass
 
+    def session_ended(self, reason: str) -> None:
+        """The session this connection was opened with ended: ``reason`` is
+        ``"logout"``, ``"deleted"``, ``"password_changed"`` or ``"expired"``.
+
+        ``scope["user"]`` is already anonymous.  The default closes with
+        :data:`SESSION_ENDED`; override to react otherwise.
+        """
+        self.close(code=SESSION_ENDED, reason=f"session ended: {reason}")
+
 
 class AsyncWebsocketConsumer(WebsocketProtocol, AsyncConsumer):
     """WebSocket consumer with coroutine hooks, run on the event loop."""
@@ -269,6 +296,15 @@ class AsyncWebsocketConsumer(WebsocketProtocol, AsyncConsumer):
 
     async def disconnect(self, code: int) -> None:
         pass
+
+    async def session_ended(self, reason: str) -> None:
+        """The session this connection was opened with ended: ``reason`` is
+        ``"logout"``, ``"deleted"``, ``"password_changed"`` or ``"expired"``.
+
+        ``scope["user"]`` is already anonymous.  The default closes with
+        :data:`SESSION_ENDED`; override to react otherwise.
+        """
+        await self.close(code=SESSION_ENDED, reason=f"session ended: {reason}")
 
 
 class JsonWebsocketConsumer(JsonFrames, WebsocketConsumer):

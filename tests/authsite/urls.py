@@ -8,4 +8,7 @@ urlpatterns = [
     path("whoami/", views.whoami),
     path("login-page/", views.login_page),
     path("session-sync/", session_sync_view),
+    path("http-login/", views.http_login),
+    path("logout/", views.logout_view),
+    path("password-change/", views.password_change),
 ]

@@ -1,0 +1,495 @@
+"""Tell a session's open connections that the session has ended.
+
+A WebSocket authenticates once, at the handshake; without help it would go
+on acting as its user after that user logged out in another tab.  This
+module closes the gap over the channel layer:
+
+* On connect, a WebSocket consumer with a layer that has groups joins (at
+  most) two groups: one named from a hash of its session key, one from a
+  hash of its user (never the raw key or id).  They are left on disconnect.
+* Ending a session announces it to the session's group: Django's
+  ``user_logged_out`` signal (every session engine), and the deletion of a
+  database session row (``flush()``, ``cycle_key()``, ``clearsessions``,
+  the admin) for the ``db`` and ``cached_db`` engines.
+* Saving a user whose password was set (``set_password()`` then ``save()``,
+  or ``save(update_fields=["password"])``) asks the user's connections to
+  re-check their sessions: those whose stored auth hash no longer matches
+  end, as Django would treat them on their next request.
+* Expiry: each watched connection keeps one timer for its session's expiry
+  date and re-checks the session then.
+* The consumer reacts in ``session_ended(reason)``, whose default closes the
+  connection with :data:`SESSION_ENDED`.  Before it runs, ``scope["user"]``
+  becomes ``AnonymousUser`` and ``scope["session"]`` an empty session.
+
+Nothing happens per frame: the cost is the group memberships, one sleeping
+timer, and one thread hop at connect to learn the expiry date.  Consumers
+without a layer (or whose layer has no groups) keep working; they simply
+learn nothing until they next read the session themselves.
+
+Code that ends sessions some other way (a custom engine, a bulk update of
+passwords) can announce it with :func:`end_session` and
+:func:`check_user_sessions`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import weakref
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import signals as auth_signals
+from django.db import transaction
+from django.db.models import signals as model_signals
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
+
+from .db import database_sync_to_async
+
+__all__ = [
+    "DELETED",
+    "EXPIRED",
+    "LOGOUT",
+    "PASSWORD_CHANGED",
+    "SESSION_ENDED",
+    "check_user_sessions",
+    "end_session",
+    "session_group",
+    "user_group",
+    "watch",
+]
+
+logger = logging.getLogger("channels_app.session_end")
+
+#: Close code of a WebSocket whose session ended.  4000-4999 are the
+#: application's to define (every server sends them as they are); 4401
+#: echoes HTTP's 401, "log in again".
+SESSION_ENDED = 4401
+
+#: Reasons passed to ``session_ended``.
+LOGOUT = "logout"
+DELETED = "deleted"
+PASSWORD_CHANGED = "password_changed"
+EXPIRED = "expired"
+
+#: Message types, prefixed so they cannot collide with a project's own; the
+#: WebSocket consumers handle them in ``channels_app_session_ended`` and
+#: ``channels_app_session_check``.
+ENDED_TYPE = "channels_app.session.ended"
+CHECK_TYPE = "channels_app.session.check"
+
+#: How long a sync caller (a logout view) waits for the layer before giving up
+#: and logging: a logout must not hang because the layer is down.
+SEND_TIMEOUT = 5.0
+
+#: Seconds past the expiry date before the re-check, so a clock a little
+#: ahead of the store's does not find the session still alive.
+EXPIRY_GRACE = 0.5
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def session_group(session_key: str) -> str:
+    """The group of the connections using ``session_key`` (a hash, not the key)."""
+    return f"channels_app.session.{_digest(session_key)}"
+
+
+def _user_ident(user: Any) -> tuple[str, str]:
+    return user._meta.label_lower, user._meta.pk.value_to_string(user)
+
+
+def user_group(user: Any) -> str:
+    """The group of the connections logged in as ``user``."""
+    label, pk = _user_ident(user)
+    return f"channels_app.user.{_digest(f'{label}:{pk}')}"
+
+
+# --- announcing (sync code: views, signals, commands) -------------------------
+
+
+def end_session(session_key: str, reason: str = DELETED) -> None:
+    """Tell the connections using ``session_key`` that their session ended."""
+    if session_key:
+        _publish(
+            session_group(session_key),
+            {"type": ENDED_TYPE, "session": _digest(session_key), "reason": reason},
+        )
+
+
+def check_user_sessions(user: Any, reason: str = PASSWORD_CHANGED) -> None:
+    """Make ``user``'s connections re-check their sessions now.
+
+    Those whose session is gone, or no longer valid for the user (its auth
+    hash no longer matches), end with ``reason``.
+    """
+    _publish(user_group(user), {"type": CHECK_TYPE, "reason": reason})
+
+
+_pending: set[asyncio.Task] = set()
+
+
+def _layers() -> list[Any]:
+    from .layers.registry import channel_layers
+
+    found = []
+    for alias in sorted(set(channel_layers.configs) | set(channel_layers.backends)):
+        try:
+            layer = channel_layers[alias]
+        except Exception:
+            logger.exception("Channel layer %r could not be built", alias)
+            continue
+        if hasattr(layer, "group_send"):
+            found.append(layer)
+    return found
+
+
+def _publish(group: str, message: dict) -> None:
+    """Send to ``group`` on every configured layer; log, never raise."""
+    layers = _layers()
+    if not layers:
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    for layer in layers:
+        if loop is not None:
+            # A receiver run on an event loop (an async signal send): the
+            # send cannot block here, so it becomes a task.
+            task = loop.create_task(_send_logged(layer, group, message))
+            _pending.add(task)
+            task.add_done_callback(_pending.discard)
+            continue
+        from .sync_send import await_from_sync
+
+        try:
+            await_from_sync(_send_logged, layer, group, message, timeout=SEND_TIMEOUT)
+        except Exception:
+            logger.exception("Could not tell %s that its session ended", group)
+
+
+async def _send_logged(layer: Any, group: str, message: dict) -> None:
+    try:
+        await layer.group_send(group, message)
+    except Exception:
+        logger.exception("Could not tell %s that its session ended", group)
+
+
+# --- what Django does that ends sessions -------------------------------------
+
+_announced = threading.local()
+
+
+def _on_logout(sender: Any, request: Any = None, **kwargs: Any) -> None:
+    session = getattr(request, "session", None)
+    key = getattr(session, "session_key", None) if session is not None else None
+    if key:
+        # logout() flushes next; the row's deletion need not be announced too.
+        _announced.key = key
+        end_session(key, LOGOUT)
+
+
+def _on_session_row_deleted(sender: Any, instance: Any, using: str, **kwargs) -> None:
+    key = instance.session_key
+    if getattr(_announced, "key", None) == key:
+        _announced.key = None
+        return
+    transaction.on_commit(lambda: end_session(key, DELETED), using=using)
+
+
+def _on_user_saved(
+    sender: Any, instance: Any, created: bool, update_fields=None, using=None, **kw
+) -> None:
+    if created:
+        return
+    # AbstractBaseUser.set_password() keeps the raw password in _password
+    # until save() has finished (for the validators' password_changed), so
+    # it is still set while post_save runs.
+    password_set = getattr(instance, "_password", None) is not None
+    if password_set or (update_fields and "password" in update_fields):
+        transaction.on_commit(lambda: check_user_sessions(instance), using=using)
+
+
+def _installed(app: str) -> bool:
+    return any(
+        entry == app or entry.startswith(app + ".apps.")
+        for entry in settings.INSTALLED_APPS
+    )
+
+
+def _connect_receivers() -> None:
+    auth_signals.user_logged_out.connect(
+        _on_logout, dispatch_uid="channels_app.session_end.logout"
+    )
+    if not settings.configured:
+        return
+    # Lazy, by label and for one model each: a post_delete receiver for every
+    # model would stop Django's fast deletes everywhere.
+    if _installed("django.contrib.sessions"):
+        model_signals.post_delete.connect(
+            _on_session_row_deleted,
+            sender="sessions.Session",
+            dispatch_uid="channels_app.session_end.session_deleted",
+        )
+    user_model = getattr(settings, "AUTH_USER_MODEL", "auth.User")
+    if user_model != "auth.User" or _installed("django.contrib.auth"):
+        model_signals.post_save.connect(
+            _on_user_saved,
+            sender=user_model,
+            dispatch_uid="channels_app.session_end.user_saved",
+        )
+
+
+_connect_receivers()
+
+
+# --- the connection's side ---------------------------------------------------
+
+
+def _session_store_class():
+    from .sessions import session_store_class
+
+    return session_store_class()
+
+
+def _current_key(scope: dict) -> str | None:
+    session = scope.get("session")
+    if session is None:
+        return None
+    try:
+        return session.session_key
+    except Exception:  # a store that cannot even be built: nothing to watch
+        return None
+
+
+def _current_user(scope: dict) -> Any:
+    from .auth import _is_resolved
+
+    user = scope.get("user")
+    if user is None or not _is_resolved(user):
+        return None
+    return user if getattr(user, "is_authenticated", False) else None
+
+
+def session_still_holds(session_key: str, user_id: str | None) -> bool:
+    """Whether ``session_key`` still exists and (if ``user_id``) still logs
+    that user in, by the checks of Django's ``get_user`` -- without its side
+    effects (it would flush or rotate the browser's session)."""
+    from django.contrib import auth as django_auth
+
+    store = _session_store_class()(session_key)
+    data = store.load()
+    if not data:
+        return False
+    if user_id is None:
+        return True
+    if str(data.get(django_auth.SESSION_KEY)) != user_id:
+        return False
+    backend_path = data.get(django_auth.BACKEND_SESSION_KEY)
+    if backend_path not in settings.AUTHENTICATION_BACKENDS:
+        return False
+    user_model = django_auth.get_user_model()
+    try:
+        pk = user_model._meta.pk.to_python(data[django_auth.SESSION_KEY])
+    except Exception:
+        return False
+    user = django_auth.load_backend(backend_path).get_user(pk)
+    if user is None:
+        return False
+    if not hasattr(user, "get_session_auth_hash"):
+        return True
+    stored = data.get(django_auth.HASH_SESSION_KEY)
+    if not stored:
+        return False
+    if constant_time_compare(stored, user.get_session_auth_hash()):
+        return True
+    fallbacks = getattr(user, "get_session_auth_fallback_hash", None)
+    return bool(fallbacks) and any(
+        constant_time_compare(stored, fallback) for fallback in fallbacks()
+    )
+
+
+def session_expiry(session_key: str) -> datetime | None:
+    """When ``session_key`` expires, or None if it does not exist (any more).
+
+    Exact for the database engines (the row's ``expire_date``) and for
+    sessions given a date with ``set_expiry``; otherwise the latest it can
+    be (``SESSION_COOKIE_AGE`` from now), and the re-check then looks again.
+    """
+    store = _session_store_class()(session_key)
+    get_model_class = getattr(store, "get_model_class", None)
+    if get_model_class is not None:
+        return (
+            get_model_class()
+            .objects.filter(session_key=session_key, expire_date__gt=timezone.now())
+            .values_list("expire_date", flat=True)
+            .first()
+        )
+    if not store.load():
+        return None
+    return store.get_expiry_date()
+
+
+#: The watch of each connection, by the id of its scope (the scope outlives
+#: neither its consumer nor the watch), so ``login``/``logout`` on a scope can
+#: update the connection's memberships.
+_watches: weakref.WeakValueDictionary[int, SessionWatch] = weakref.WeakValueDictionary()
+
+
+class SessionWatch:
+    """One connection's memberships and expiry timer."""
+
+    def __init__(self, consumer: Any) -> None:
+        self.consumer = consumer
+        self.groups: tuple[str, ...] = ()
+        self.key: str | None = None
+        self.user_id: str | None = None
+        self.ended = False
+        self.timer: asyncio.Task | None = None
+
+    @property
+    def layer(self) -> Any:
+        return self.consumer.channel_layer
+
+    async def follow(self) -> None:
+        """Join the groups of the scope's current session and user, leave others."""
+        scope = self.consumer.scope
+        key = _current_key(scope)
+        user = _current_user(scope)
+        wanted = []
+        if key:
+            wanted.append(session_group(key))
+        if user is not None:
+            wanted.append(user_group(user))
+        channel = self.consumer.channel_name
+        for group in wanted:
+            if group not in self.groups:
+                await self.layer.group_add(group, channel)
+        for group in self.groups:
+            if group not in wanted:
+                await self.layer.group_discard(group, channel)
+        self.groups = tuple(wanted)
+        self.user_id = _user_ident(user)[1] if user is not None else None
+        if key != self.key:
+            self.key = key
+            self.restart_timer(first=True)
+
+    async def leave(self) -> None:
+        groups, self.groups = self.groups, ()
+        self.cancel_timer()
+        for group in groups:
+            await self.layer.group_discard(group, self.consumer.channel_name)
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def restart_timer(self, first: bool = False) -> None:
+        self.cancel_timer()
+        if self.key:
+            self.timer = self.consumer.start_task(
+                self._expire(self.key, first), name="channels_app-session-expiry"
+            )
+
+    async def _expire(self, key: str, first: bool) -> None:
+        expires = await database_sync_to_async(session_expiry)(key)
+        if expires is None:
+            if first:
+                # Gone before we looked (a stale cookie the scope never
+                # validated): there was no session to end.
+                self.groups = tuple(g for g in self.groups if g != session_group(key))
+                await self.layer.group_discard(
+                    session_group(key), self.consumer.channel_name
+                )
+                return
+        else:
+            delay = (expires - timezone.now()).total_seconds() + EXPIRY_GRACE
+            await asyncio.sleep(max(delay, EXPIRY_GRACE))
+        # Through the consumer's own channel, so the check runs between its
+        # messages like any handler, never beside one.
+        await self.layer.send(
+            self.consumer.channel_name,
+            {"type": CHECK_TYPE, "reason": EXPIRED, "session": _digest(key)},
+        )
+
+    async def on_ended(self, message: dict) -> None:
+        if self.ended:
+            return
+        if message.get("session") != (self.key and _digest(self.key)):
+            # This connection moved to another key itself (it logged in or
+            # out); the old key's end is not its own.
+            await self.follow()
+            return
+        await self.end(message.get("reason", DELETED))
+
+    async def on_check(self, message: dict) -> None:
+        if self.ended or not self.key:
+            return
+        if "session" in message and message["session"] != _digest(self.key):
+            return  # the timer of a key this connection has left
+        reason = message.get("reason", PASSWORD_CHANGED)
+        holds = await database_sync_to_async(session_still_holds)(
+            self.key, self.user_id
+        )
+        if not holds:
+            await self.end(reason)
+        elif reason == EXPIRED:
+            self.restart_timer()
+
+    async def end(self, reason: str) -> None:
+        from django.contrib.auth.models import AnonymousUser
+
+        from .sessions import LazySession
+
+        self.ended = True
+        self.cancel_timer()
+        scope = self.consumer.scope
+        if "user" in scope:
+            scope["user"] = AnonymousUser()
+        session = scope.get("session")
+        if isinstance(session, LazySession):
+            session._wrapped = _session_store_class()(None)
+        # Leave the groups of what is no longer this connection's.
+        await self.follow()
+        await self.consumer.call_hook(self.consumer.session_ended, reason)
+
+
+async def watch(consumer: Any) -> SessionWatch | None:
+    """Start following ``consumer``'s session (done by the WebSocket consumers
+    on connect); None when there is nothing to follow or no layer to hear on."""
+    scope = consumer.scope
+    layer = getattr(consumer, "channel_layer", None)
+    if "session" not in scope or layer is None or not hasattr(layer, "group_add"):
+        return None
+    session_watch = SessionWatch(consumer)
+    consumer._channels_app_session_watch = session_watch
+    _watches[id(scope)] = session_watch
+    await session_watch.follow()
+    return session_watch
+
+
+def watch_of(consumer: Any) -> SessionWatch | None:
+    return getattr(consumer, "_channels_app_session_watch", None)
+
+
+async def unwatch(consumer: Any) -> None:
+    """Leave the session's groups (done by the WebSocket consumers on disconnect)."""
+    session_watch = watch_of(consumer)
+    if session_watch is not None:
+        _watches.pop(id(consumer.scope), None)
+        await session_watch.leave()
+
+
+async def scope_changed(scope: dict) -> None:
+    """The scope's session or user changed (``login``/``logout`` on it): follow."""
+    session_watch = _watches.get(id(scope))
+    if session_watch is not None and session_watch.consumer.scope is scope:
+        session_watch.ended = False
+        await session_watch.follow()
