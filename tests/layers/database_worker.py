@@ -4,6 +4,14 @@ Run as ``python -m tests.layers.database_worker CHANNEL RECEIVERS`` with the
 environment from ``database_fixtures.database_env``.  It prints ``ready``
 once its receivers wait, then, when each receiver has taken one message
 ``{"stop": true}``, a JSON list of the ``n`` of every other message it got.
+
+``python -m tests.layers.database_worker CHANNEL RECEIVERS HANDED [CONFIG]``
+is a worker about to be killed: each receiver takes ``HANDED`` messages and
+then keeps them, like a consumer that started on its message and hangs.
+Once no claim is in flight it prints one JSON line, ``{"handed": [n, ...],
+"held": rows}``: the messages its receivers got, and how many rows the
+layer holds that no receiver was handed.  Then it waits to be killed.
+``CONFIG`` is the layer's configuration as JSON.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 
 import django
 from django.conf import settings
@@ -56,6 +65,31 @@ async def main(channel: str, receivers: int) -> None:
     print(json.dumps(got), flush=True)
 
 
+async def hold(channel: str, receivers: int, handed: int, config: dict) -> None:
+    """Take ``handed`` messages per receiver, report, and wait for SIGKILL."""
+    from channels_app.layers.database import DatabaseChannelLayer
+
+    layer = DatabaseChannelLayer(**{"capacity": 100_000, **config})
+    got: list[int] = []
+
+    async def receive_then_hang() -> None:
+        for _ in range(handed):
+            got.append((await layer.receive(channel))["n"])
+
+    await asyncio.gather(*(receive_then_hang() for _ in range(receivers)))
+    inbox = layer._state().inboxes[channel]
+    deadline = time.monotonic() + 10
+    while inbox.task is not None and time.monotonic() < deadline:
+        await asyncio.sleep(0.001)  # let a claim in flight land
+    held = sum(len(rows) for rows in inbox.buffered.values())
+    print(json.dumps({"handed": got, "held": held}), flush=True)
+    await asyncio.get_running_loop().create_future()  # until killed
+
+
 if __name__ == "__main__":
     configure()
-    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+    if len(sys.argv) > 3:
+        config = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+        asyncio.run(hold(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), config))
+    else:
+        asyncio.run(main(sys.argv[1], int(sys.argv[2])))

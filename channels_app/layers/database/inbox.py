@@ -6,9 +6,18 @@ shares one prefix (read by this process alone).  Receivers register a future
 *before* anything is claimed, so a wake-up that arrives meanwhile only causes
 one more claim.  Claims run in the inbox's own task, never in the receiver's,
 so cancelling a ``receive()`` cannot interrupt a ``DELETE``: a row claimed for
-a receiver that has gone is handed to the next local receiver or kept for
-the next ``receive()``; a normal channel's rows that nobody here takes within
-:data:`LEASE` seconds are put back under their old ids for other processes.
+a receiver that has gone is handed to the next local receiver, or kept for
+the next ``receive()`` (a ``!`` inbox) or put back under its old id at once
+(a normal channel).
+
+A normal channel's inbox may claim rows ahead of its receivers, under
+backlog.  Invariant: such a row stays in the table, leased to this event
+loop (see :mod:`.sql`), until the moment a receiver is handed it: the claim
+task then deletes it (:meth:`Inbox._confirm`) and hands out only the rows
+the delete returned.  So if the process dies, what it held but had not
+handed out goes back to the channel when the lease expires, and what it
+handed out is gone from the table and is never delivered again.  Rows
+nobody here takes within :data:`LEASE` seconds are released at once.
 
 With notifications (PostgreSQL) the inbox remembers which channels a claim
 found empty.  Until something unannounced may have arrived, a new receiver
@@ -42,7 +51,8 @@ Row = tuple[int, str, float, bytes]
 RETRY_DELAYS = (0.05, 2.0)
 #: Most rows of a normal channel claimed ahead of its receivers, under backlog.
 MAX_PREFETCH = 32
-#: Seconds a normal channel's prefetched rows wait here before going back.
+#: Seconds a normal channel's prefetched rows wait here before going back
+#: (while the process lives; the database lease covers its death).
 LEASE = 1.0
 #: Row ids remembered from notifications before falling back to a full claim.
 MAX_HINTS = 1000
@@ -63,6 +73,9 @@ class Inbox:
         self.waiters: dict[str, deque[asyncio.Future]] = {}
         #: Rows claimed here whose receiver was not waiting (yet).
         self.buffered: dict[str, deque[Row]] = {}
+        #: Ids of buffered rows still in the table, leased to this loop: they
+        #: are deleted (confirmed) before anyone is handed them.
+        self.leased: set[int] = set()
         #: Channels with no row in the database but those in ``hints``.
         self.known_empty: set[str] = set()
         #: Row ids named by notifications since the channels were known empty.
@@ -88,11 +101,17 @@ class Inbox:
         now = time.time()
         self.lease_until = time.monotonic() + LEASE
         while queue:
-            row = queue.popleft()
-            if row[2] > now:
-                if not queue:
-                    del self.buffered[channel]
-                return row
+            row = queue[0]
+            if row[2] <= now:
+                queue.popleft()
+                self.leased.discard(row[0])
+                continue
+            if row[0] in self.leased:
+                return None  # the claim task deletes it before handing it out
+            queue.popleft()
+            if not queue:
+                del self.buffered[channel]
+            return row
         del self.buffered[channel]
         return None
 
@@ -100,7 +119,7 @@ class Inbox:
         """Register a receiver; claim unless nothing can be there for it."""
         future = asyncio.get_running_loop().create_future()
         self.waiters.setdefault(channel, deque()).append(future)
-        if channel not in self.known_empty or self.hints:
+        if channel not in self.known_empty or self.hints or channel in self.buffered:
             self.poke()
         return future
 
@@ -119,9 +138,15 @@ class Inbox:
                 del self.waiters[channel]
 
     def give_back(self, row: Row) -> None:
-        if not self._deliver(row):
-            self.buffered.setdefault(row[1], deque()).appendleft(row)
-            self._start_lease()
+        """A row handed to a receiver that is gone (already deleted)."""
+        if self._deliver(row):
+            return
+        if self.shared:
+            # Deleted but handed to nobody: back in the table for anyone.
+            self.state.spawn(self.state.put_back(self, [row], []))
+            return
+        self.buffered.setdefault(row[1], deque()).appendleft(row)
+        self._start_lease()
 
     def has_waiters(self) -> bool:
         return bool(self.waiters)
@@ -202,12 +227,15 @@ class Inbox:
             self._schedule_poll()
 
     async def _claim(self, demand: dict[str, int]) -> None:
+        if self.shared and self.buffered and await self._confirm(demand):
+            return
         channels = list(demand)
         receivers = sum(demand.values())
         if self.state.notified and self.known_empty.issuperset(channels):
             if not self.hints:
                 return  # every row for these channels has been taken
-            cap = max(receivers, MAX_PREFETCH)
+            # A normal channel's rows go only to receivers already waiting.
+            cap = receivers if self.shared else max(receivers, MAX_PREFETCH)
             ids, self.hints = self.hints[:cap], self.hints[cap:]
             rows = await self.state.claim_ids(channels, ids)
             if len(rows) < len(ids):
@@ -221,8 +249,12 @@ class Inbox:
             epoch = self.epoch
             batch = receivers + self.prefetch
             limit = batch if self.shared else self.state.batch_size
-            rows = await self.state.claim(self, channels, limit)
-            if len(rows) >= limit:
+            # Rows beyond the waiting receivers are leased, not deleted.
+            handed = receivers if self.shared and limit > receivers else None
+            rows, leased = await self.state.claim(self, channels, limit, handed)
+            if leased:
+                self._hold(leased)
+            if len(rows) + len(leased) >= limit:
                 self.wanted = True
                 self.prefetch = min(max(1, 2 * self.prefetch), MAX_PREFETCH)
             else:
@@ -232,6 +264,56 @@ class Inbox:
         if rows:
             self.poll_delay = self.state.min_poll_delay
             self._hand_out(rows)
+
+    async def _confirm(self, demand: dict[str, int]) -> bool:
+        """Hand leased rows to waiting receivers, deleting them first.
+
+        Only the rows the delete returns are handed out: one whose lease this
+        loop lost (it stalled past the lease and another process has the row,
+        or a cleanup gave it back) is dropped here.  False when no buffered
+        row is there for the demand, and a claim is needed.
+        """
+        now = time.time()
+        picked: list[Row] = []
+        for channel, count in demand.items():
+            queue = self.buffered.get(channel)
+            while queue and count:
+                row = queue.popleft()
+                if row[2] > now:
+                    picked.append(row)
+                    count -= 1
+                else:
+                    self.leased.discard(row[0])
+            if queue is not None and not queue:
+                del self.buffered[channel]
+        if not picked:
+            return False
+        self.lease_until = time.monotonic() + LEASE
+        # Out of ``leased`` while the delete runs: neither released nor renewed.
+        ids = {row[0] for row in picked if row[0] in self.leased}
+        self.leased -= ids
+        try:
+            kept = await self.state.confirm(list(ids)) if ids else set()
+        except BaseException:
+            self.leased |= ids  # still leased, or soon claimable again
+            for row in reversed(picked):
+                self.buffered.setdefault(row[1], deque()).appendleft(row)
+            raise
+        # A row whose lease is no longer ours goes to whoever has it now.
+        rows = [row for row in picked if row[0] not in ids or row[0] in kept]
+        self.wanted = True  # receivers may remain for a claim
+        if rows:
+            self._hand_out(rows)
+        return True
+
+    def _hold(self, rows: list[Any]) -> None:
+        """Keep leased rows for the next receivers; renew their lease meanwhile."""
+        rows.sort(key=lambda row: row[0])
+        for row in rows:
+            self.leased.add(row[0])
+            self.buffered.setdefault(row[1], deque()).append(row)
+        self.state.holding()
+        self._start_lease()
 
     def _demand(self) -> dict[str, int]:
         demand = {}
@@ -251,12 +333,16 @@ class Inbox:
                 return
         rows.sort(key=lambda row: row[0])
         self.high_water = max(self.high_water, rows[-1][0])
-        kept = False
+        kept = []
         for row in rows:
             if not self._deliver(row):
+                kept.append(row)
+        if kept and self.shared:
+            # Deleted, and their receivers left: back in the table at once.
+            self.state.spawn(self.state.put_back(self, kept, []))
+        elif kept:
+            for row in kept:
                 self.buffered.setdefault(row[1], deque()).append(row)
-                kept = True
-        if kept:
             self._start_lease()
 
     def _deliver(self, row: Row) -> bool:
@@ -300,26 +386,38 @@ class Inbox:
                 left, self._lease_due
             )
             return
-        rows = self.release()
-        if rows:
-            self.state.spawn(self.state.put_back(self, rows))
+        rows, leased = self.release()
+        if rows or leased:
+            self.state.spawn(self.state.put_back(self, rows, leased))
 
-    def release(self) -> list[Row]:
-        """Hand over every buffered row of a normal channel (to be put back)."""
+    def release(self) -> tuple[list[Row], list[int]]:
+        """Every buffered row of a normal channel, to be put back.
+
+        ``(deleted rows, ids of leased rows)``: the first are re-inserted,
+        the leases of the others are given up.
+        """
         if not self.shared:
-            return []
+            return [], []
         rows = [row for queue in self.buffered.values() for row in queue]
         self.buffered.clear()
-        return rows
+        leased = [row[0] for row in rows if row[0] in self.leased]
+        deleted = [row for row in rows if row[0] not in self.leased]
+        self.leased.clear()
+        return deleted, leased
 
     def sweep(self, now: float) -> None:
         """Drop buffered rows that expired while nobody received them."""
         for channel in list(self.buffered):
             queue = self.buffered[channel]
             while queue and queue[0][2] <= now:
-                queue.popleft()
+                self.leased.discard(queue.popleft()[0])
             if not queue:
                 del self.buffered[channel]
+
+    def forget_rows(self) -> None:
+        """The table was emptied (``flush``): nothing held is there any more."""
+        self.buffered.clear()
+        self.leased.clear()
 
     def idle(self) -> bool:
         """Nothing waits, nothing is held: the inbox can be forgotten."""

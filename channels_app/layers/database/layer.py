@@ -43,6 +43,10 @@ class DatabaseChannelLayer(BaseChannelLayer):
       on SQLite the longest polling back-off, i.e. the worst-case latency
       between processes (default 0.1 s);
     - ``batch_size``: most rows one claim may take for ``!`` channels;
+    - ``lease``: seconds a normal channel's rows claimed ahead of its
+      receivers stay leased to this process without a renewal; the process
+      renews them every third of it while it lives, and if it dies they go
+      back to the channel once the lease expires (default 5 s);
     - ``cleanup_interval``: seconds between expiry cleanups per process;
     - ``vacuum_interval``: on PostgreSQL the cleanup also vacuums the two
       tables once churn has left enough dead rows, at most this often across
@@ -65,6 +69,7 @@ class DatabaseChannelLayer(BaseChannelLayer):
         channel_capacity: Mapping[Any, int] | None = None,
         poll_interval: float | None = None,
         batch_size: int = 1000,
+        lease: float = 5.0,
         cleanup_interval: float = 1.0,
         vacuum_interval: float | None = 1.0,
         max_message_size: int = 4 * 1024 * 1024,
@@ -77,6 +82,9 @@ class DatabaseChannelLayer(BaseChannelLayer):
         self.send_database = send_database or database
         self.group_expiry = group_expiry
         self.batch_size = batch_size
+        if not lease > 0:
+            raise InvalidChannelLayerError(f"lease must be positive, not {lease!r}")
+        self.lease = lease
         self.cleanup_interval = cleanup_interval
         self.vacuum_interval = vacuum_interval
         self.max_message_size = max_message_size
@@ -197,7 +205,7 @@ class DatabaseChannelLayer(BaseChannelLayer):
         state = self._state()
         await state.run(self.statements.flush())
         for inbox in state.inboxes.values():
-            inbox.buffered.clear()
+            inbox.forget_rows()
 
     async def close(self) -> None:
         """Close this event loop's connections; the layer stays usable."""

@@ -17,13 +17,27 @@ class ChannelMessage(models.Model):
     channel = models.CharField(max_length=100)
     expires = models.FloatField(help_text="Unix time after which nobody receives it.")
     body = models.BinaryField()
+    #: The event loop holding the row, claimed ahead of its receivers; NULL
+    #: (not ``""``: the layer's SQL writes it) while nobody holds it.
+    lease_owner = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001
+    lease_expires = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Unix time after which a leased row is claimable again.",
+    )
 
     class Meta:
         app_label = "channels_app"
         db_table = "channels_app_message"
-        # Claims read one channel oldest-first; capacity checks count one channel.
         indexes = [
-            models.Index(fields=["channel", "id"], name="channels_app_msg_chan_id")
+            # Claims read one channel oldest-first; capacity checks count one.
+            models.Index(fields=["channel", "id"], name="channels_app_msg_chan_id"),
+            # The cleanup finds expired leases among the few leased rows.
+            models.Index(
+                fields=["lease_expires"],
+                name="channels_app_msg_lease",
+                condition=models.Q(lease_expires__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -3,8 +3,26 @@
 Every operation is a *script*: a list of ``(sql, params)`` run in one
 transaction, in one round trip where the driver allows it.  Parameters use
 the ``%s`` style understood by both psycopg and Django's SQLite cursor.
-A message only ever leaves the table through :meth:`claim` (a single
-``DELETE ... RETURNING``) or through :meth:`cleanup` once it has expired.
+A message only ever leaves the table through a ``DELETE ... RETURNING``
+that hands it to a receiver (:meth:`claim`, :meth:`claim_ids`,
+:meth:`confirm`) or through :meth:`cleanup` once it has expired.
+
+Leases (normal channels only).  A claim may take more rows than there are
+receivers waiting, so later receives cost no ordered claim; those extra
+rows are not deleted but *leased*: ``lease_owner`` names the claiming
+event loop and ``lease_expires`` says until when.  The invariant:
+
+- a row handed to a receiver is deleted by the statement that hands it
+  out (the claim for receivers already waiting, :meth:`confirm` for a leased
+  row), so once a consumer has it no other receiver can;
+- a row a process holds without having handed it out is still in the
+  table, leased to that process: every claim skips rows under a live lease,
+  the holder renews all of its leases with one :meth:`renew` per interval,
+  and :meth:`release` or, if the holder died, :meth:`cleanup` (once the
+  lease expired) makes them claimable again and wakes their receivers;
+- :meth:`confirm` deletes a leased row only while the lease is still the
+  holder's, so a holder that stalled past its lease and lost the row to
+  another process does not deliver it too.
 """
 
 from __future__ import annotations
@@ -62,6 +80,10 @@ def uncarry(payload: str) -> tuple[int, str, float, bytes] | None:
     return int(row_id), channel, float(expires), base64.b64decode(body)
 
 
+#: Rows nobody holds a live lease on (``now`` is the parameter).
+FREE = "(lease_expires IS NULL OR lease_expires <= %s)"
+
+
 class SQLiteStatements:
     """SQLite 3.35+: ``RETURNING`` plus a single writer make each claim atomic."""
 
@@ -92,21 +114,87 @@ class SQLiteStatements:
         return [
             (
                 f'SELECT 1 FROM "{MESSAGES}" WHERE channel IN ({self._in(channels)}) '
-                f"AND expires > %s LIMIT 1",
-                (*channels, now),
+                f"AND expires > %s AND {FREE} LIMIT 1",
+                (*channels, now, now),
             )
         ]
 
     def claim(
-        self, channels: Sequence[str], limit: int, now: float, shared: bool
+        self,
+        channels: Sequence[str],
+        limit: int,
+        now: float,
+        shared: bool,
+        lease: tuple[int, str, float] | None = None,
     ) -> Script:
-        """Delete and return the oldest live messages of ``channels``."""
+        """Delete and return the oldest live, unleased messages of ``channels``.
+
+        With ``lease = (handed, owner, until)`` only the oldest ``handed``
+        rows are deleted (there are receivers waiting for them); the rest,
+        up to ``limit``, are leased to ``owner`` until ``until`` and returned
+        too.  :meth:`claimed` tells the two apart.
+        """
+        match = f"channel IN ({self._in(channels)}) AND expires > %s AND {FREE}"
+        if lease is None:
+            return [
+                (
+                    f'DELETE FROM "{MESSAGES}" WHERE id IN (SELECT id FROM '
+                    f'"{MESSAGES}" WHERE {match} ORDER BY id LIMIT %s) '
+                    f"RETURNING id, channel, expires, body",
+                    (*channels, now, now, limit),
+                )
+            ]
+        handed, owner, until = lease
+        # One transaction holding the write lock: the second statement sees
+        # the first one's deletes and leases the rows that follow them.
         return [
             (
-                f'DELETE FROM "{MESSAGES}" WHERE id IN (SELECT id FROM "{MESSAGES}" '
-                f"WHERE channel IN ({self._in(channels)}) AND expires > %s "
+                f'DELETE FROM "{MESSAGES}" WHERE id IN (SELECT id FROM '
+                f'"{MESSAGES}" WHERE {match} ORDER BY id LIMIT %s) '
+                f"RETURNING id, channel, expires, body",
+                (*channels, now, now, handed),
+            ),
+            (
+                f'UPDATE "{MESSAGES}" SET lease_owner = %s, lease_expires = %s '
+                f'WHERE id IN (SELECT id FROM "{MESSAGES}" WHERE {match} '
                 f"ORDER BY id LIMIT %s) RETURNING id, channel, expires, body",
-                (*channels, now, limit),
+                (owner, until, *channels, now, now, limit - handed),
+            ),
+        ]
+
+    def claimed(self, results: list[Rows], leasing: bool) -> tuple[list, list]:
+        """``(handed, leased)`` rows of a :meth:`claim`'s results."""
+        if not leasing or len(results) < 2:
+            return list(results[-1] or ()), []
+        return list(results[0] or ()), list(results[1] or ())
+
+    def confirm(self, ids: Sequence[int], owner: str) -> Script:
+        """Delete leased rows to hand them out; returns the ids still ours."""
+        return [
+            (
+                f'DELETE FROM "{MESSAGES}" WHERE id IN ({self._in(ids)}) '
+                f"AND lease_owner = %s RETURNING id",
+                (*ids, owner),
+            )
+        ]
+
+    def renew(self, ids: Sequence[int], owner: str, until: float) -> Script:
+        """Extend every lease ``owner`` holds, in one statement."""
+        return [
+            (
+                f'UPDATE "{MESSAGES}" SET lease_expires = %s '
+                f"WHERE id IN ({self._in(ids)}) AND lease_owner = %s",
+                (until, *ids, owner),
+            )
+        ]
+
+    def release(self, ids: Sequence[int], owner: str) -> Script:
+        """Give leased rows back to their channel, for any receiver."""
+        return [
+            (
+                f'UPDATE "{MESSAGES}" SET lease_owner = NULL, lease_expires = NULL '
+                f"WHERE id IN ({self._in(ids)}) AND lease_owner = %s",
+                (*ids, owner),
             )
         ]
 
@@ -168,7 +256,11 @@ class SQLiteStatements:
         ]
 
     def cleanup(self, now: float) -> Script:
-        """Drop expired rows; a channel whose messages expired leaves its groups."""
+        """Drop expired rows; a channel whose messages expired leaves its groups.
+
+        Rows whose lease expired (their holder died or stalled) go back to
+        their channel.
+        """
         return [
             (
                 f'DELETE FROM "{MEMBERS}" WHERE expires <= %s OR channel IN '
@@ -176,6 +268,11 @@ class SQLiteStatements:
                 (now, now),
             ),
             (f'DELETE FROM "{MESSAGES}" WHERE expires <= %s', (now,)),
+            (
+                f'UPDATE "{MESSAGES}" SET lease_owner = NULL, lease_expires = NULL '
+                f"WHERE lease_expires <= %s",
+                (now,),
+            ),
         ]
 
     def flush(self) -> Script:
@@ -254,22 +351,95 @@ class PostgresStatements(SQLiteStatements):
         ]
 
     def claim(
-        self, channels: Sequence[str], limit: int, now: float, shared: bool
+        self,
+        channels: Sequence[str],
+        limit: int,
+        now: float,
+        shared: bool,
+        lease: tuple[int, str, float] | None = None,
     ) -> Script:
         """Oldest first; ``shared`` channels skip rows other receivers are taking.
 
         Without ``SKIP LOCKED`` a concurrent claim waits for the other one and
         then skips the rows it deleted, so each row is still returned once;
-        process-specific inboxes have one reader and need no row locks.
+        process-specific inboxes have one reader and need no row locks, nor
+        leases.  With ``lease = (handed, owner, until)`` one statement deletes
+        the oldest ``handed`` of the rows it locked and leases the others;
+        each row comes with ``true`` when it is leased.
         """
         where, params = _channels_match(channels)
-        lock = " FOR UPDATE SKIP LOCKED" if shared else ""
+        if not shared:
+            return [
+                (
+                    f'DELETE FROM "{MESSAGES}" WHERE id = ANY(ARRAY(SELECT id FROM '
+                    f'"{MESSAGES}" WHERE {where} AND expires > %s ORDER BY id '
+                    f"LIMIT %s)) RETURNING id, channel, expires, body",
+                    (*params, now, limit),
+                )
+            ]
+        pick = (
+            f'SELECT id FROM "{MESSAGES}" WHERE {where} AND expires > %s AND {FREE} '
+            f"ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
+        )
+        if lease is None:
+            return [
+                (
+                    f'DELETE FROM "{MESSAGES}" WHERE id = ANY(ARRAY({pick})) '
+                    f"RETURNING id, channel, expires, body",
+                    (*params, now, now, limit),
+                )
+            ]
+        handed, owner, until = lease
         return [
             (
-                f'DELETE FROM "{MESSAGES}" WHERE id = ANY(ARRAY(SELECT id FROM '
-                f'"{MESSAGES}" WHERE {where} AND expires > %s ORDER BY id LIMIT %s'
-                f"{lock})) RETURNING id, channel, expires, body",
-                (*params, now, limit),
+                f"WITH picked AS MATERIALIZED ({pick}), "
+                f'gone AS (DELETE FROM "{MESSAGES}" WHERE id = ANY(ARRAY('
+                f"SELECT id FROM picked ORDER BY id LIMIT %s)) "
+                f"RETURNING id, channel, expires, body), "
+                f'held AS (UPDATE "{MESSAGES}" SET lease_owner = %s::text, '
+                f"lease_expires = %s WHERE id = ANY(ARRAY("
+                f"SELECT id FROM picked ORDER BY id OFFSET %s)) "
+                f"RETURNING id, channel, expires, body) "
+                f"SELECT *, false FROM gone UNION ALL SELECT *, true FROM held",
+                (*params, now, now, limit, handed, owner, until, handed),
+            )
+        ]
+
+    def claimed(self, results: list[Rows], leasing: bool) -> tuple[list, list]:
+        rows = results[-1] or ()
+        if not leasing:
+            return list(rows), []
+        handed = [row[:4] for row in rows if not row[4]]
+        return handed, [row[:4] for row in rows if row[4]]
+
+    def confirm(self, ids: Sequence[int], owner: str) -> Script:
+        return [
+            (
+                f'DELETE FROM "{MESSAGES}" WHERE id = ANY(%s::bigint[]) '
+                f"AND lease_owner = %s::text RETURNING id",
+                (list(ids), owner),
+            )
+        ]
+
+    def renew(self, ids: Sequence[int], owner: str, until: float) -> Script:
+        return [
+            (
+                f'UPDATE "{MESSAGES}" SET lease_expires = %s '
+                f"WHERE id = ANY(%s::bigint[]) AND lease_owner = %s::text",
+                (until, list(ids), owner),
+            )
+        ]
+
+    def release(self, ids: Sequence[int], owner: str) -> Script:
+        """Give leased rows back and wake their channels' receivers."""
+        return [
+            (
+                f'WITH back AS (UPDATE "{MESSAGES}" SET lease_owner = NULL, '
+                f"lease_expires = NULL WHERE id = ANY(%s::bigint[]) "
+                f"AND lease_owner = %s::text RETURNING channel) "
+                f"SELECT pg_notify(key, '') FROM (SELECT DISTINCT {_WAKE_SQL} AS key "
+                f"FROM back) w",
+                (list(ids), owner),
             )
         ]
 
@@ -290,8 +460,8 @@ class PostgresStatements(SQLiteStatements):
         return [
             (
                 f'DELETE FROM "{MESSAGES}" WHERE {match} AND {where} AND expires > %s '
-                f"RETURNING id, channel, expires, body",
-                (ids_param, *params, now),
+                f"AND {FREE} RETURNING id, channel, expires, body",
+                (ids_param, *params, now, now),
             )
         ]
 
@@ -342,8 +512,9 @@ class PostgresStatements(SQLiteStatements):
     def cleanup(self, now: float) -> Script:
         """Skipped (returns false) while another process holds the cleanup lock.
 
-        Also reports the message table's dead and live rows and the seconds
-        since it was last vacuumed, for :meth:`vacuum_due`.
+        Rows whose lease expired go back to their channel, whose receivers
+        are woken.  Also reports the message table's dead and live rows and
+        the seconds since it was last vacuumed, for :meth:`vacuum_due`.
         """
         return [
             (
@@ -353,14 +524,20 @@ class PostgresStatements(SQLiteStatements):
                 f'left_groups AS (DELETE FROM "{MEMBERS}" '
                 f"WHERE (SELECT held FROM lock) "
                 f"AND (expires <= %s OR channel IN (SELECT channel FROM gone)) "
-                f"RETURNING 1) "
+                f"RETURNING 1), "
+                f'unleased AS (UPDATE "{MESSAGES}" SET lease_owner = NULL, '
+                f"lease_expires = NULL WHERE lease_expires <= %s AND expires > %s "
+                f"AND (SELECT held FROM lock) RETURNING channel), "
+                f"woken AS (SELECT pg_notify(key, '') FROM (SELECT DISTINCT "
+                f"{_WAKE_SQL} AS key FROM unleased) w) "
                 f"SELECT (SELECT held FROM lock), (SELECT count(*) FROM gone), "
                 f"(SELECT count(*) FROM left_groups), pg_stat_get_dead_tuples(t), "
                 f"pg_stat_get_live_tuples(t), extract(epoch FROM now() - greatest("
                 f"pg_stat_get_last_vacuum_time(t), "
-                f"pg_stat_get_last_autovacuum_time(t))) "
+                f"pg_stat_get_last_autovacuum_time(t))), "
+                f"(SELECT count(*) FROM woken) "
                 f"FROM (SELECT %s::regclass::oid AS t) messages",
-                (CLEANUP_LOCK_KEY, now, now, MESSAGES),
+                (CLEANUP_LOCK_KEY, now, now, now, now, MESSAGES),
             )
         ]
 
@@ -389,7 +566,7 @@ class PostgresStatements(SQLiteStatements):
         """
         if interval is None or not cleanup:
             return False
-        held, _, _, dead, live, since_last = cleanup[0]
+        held, _, _, dead, live, since_last = cleanup[0][:6]
         if not held or dead is None or dead < VACUUM_DEAD_ROWS + live // 5:
             return False
         return since_last is None or float(since_last) >= interval

@@ -42,6 +42,10 @@ class LoopState:
         self.closing = False
         #: Names ``!`` channels made on this loop: only this loop listens for them.
         self.client_prefix = secrets.token_hex(6)
+        #: Whose lease a row claimed ahead of its receivers is (see :mod:`.sql`).
+        self.lease_owner = secrets.token_hex(8)
+        self.lease = layer.lease
+        self._renewal: asyncio.Task | None = None
         self.inboxes: dict[str, Inbox] = {}
         #: Rows delivered from a notification: id -> expiry, until deleted.
         self.unconfirmed: dict[int, float] = {}
@@ -194,11 +198,25 @@ class LoopState:
                 inbox.wake()
 
     async def _poll_safely(self) -> None:
-        """Recover from a lost notification; in the steady state nothing is lost."""
+        """Recover from a lost notification; in the steady state nothing is lost.
+
+        Receivers of normal channels also run the cleanup now and then while
+        they wait, so rows a dead process had leased come back (with a
+        notification) even when no traffic triggers it.
+        """
+        interval = self.layer.poll_interval
+        tick = min(interval, self.lease / 2)
+        next_poll = time.monotonic() + interval
         while not self.closing:
-            await asyncio.sleep(self.layer.poll_interval)
+            await asyncio.sleep(tick)
+            inboxes = list(self.inboxes.values())
+            if any(inbox.shared and inbox.has_waiters() for inbox in inboxes):
+                self.maybe_clean_up()
+            if time.monotonic() < next_poll:
+                continue
+            next_poll = time.monotonic() + interval
             now = time.time()
-            for inbox in list(self.inboxes.values()):
+            for inbox in inboxes:
                 inbox.sweep(now)
                 if inbox.has_waiters():
                     inbox.wake()
@@ -209,36 +227,92 @@ class LoopState:
         self.maybe_clean_up()
         return await self.executor.run(script)
 
-    async def claim(self, inbox: Inbox, channels: list[str], limit: int) -> list[Row]:
+    async def claim(
+        self, inbox: Inbox, channels: list[str], limit: int, handed: int | None = None
+    ) -> tuple[list[Row], list[Row]]:
+        """``(rows deleted for receivers, rows leased to this loop)``.
+
+        Without ``handed`` every row claimed is deleted; with it only the
+        oldest ``handed`` are, and the others (up to ``limit``) are leased.
+        """
         now = time.time()
         self.maybe_clean_up()
-        script = self.statements.claim(channels, limit, now, inbox.shared)
+        lease = None if handed is None else (handed, self.lease_owner, now + self.lease)
+        script = self.statements.claim(channels, limit, now, inbox.shared, lease)
         if isinstance(self.executor, DjangoExecutor):
             guard = self.statements.peek(channels, now)
             results = await self.executor.run(script, guard=guard)
         else:
             results = await self.executor.run_claim(script)
-        return results[-1] or []
+        return self.statements.claimed(results, lease is not None)
+
+    async def confirm(self, ids: list[int]) -> set[int]:
+        """Delete leased rows about to be handed out: those that were still ours."""
+        [rows] = await self._run_claim(self.statements.confirm(ids, self.lease_owner))
+        return {row[0] for row in rows or ()}
+
+    def holding(self) -> None:
+        """Rows are leased to this loop: renew their leases while it lives."""
+        if self._renewal is None and not self.closing:
+            self._renewal = asyncio.ensure_future(self._renew_leases())
+
+    async def _renew_leases(self) -> None:
+        """One statement per third of a lease renews every row this loop holds."""
+        try:
+            while not self.closing:
+                await asyncio.sleep(self.lease / 3)
+                ids = [i for inbox in self.inboxes.values() for i in inbox.leased]
+                if not ids:
+                    return
+                until = time.time() + self.lease
+                script = self.statements.renew(ids, self.lease_owner, until)
+                try:
+                    await self._run_claim(script)
+                except Exception as exc:
+                    # Leases that lapse meanwhile go back to their channels;
+                    # confirming such a row then fails, so none goes out twice.
+                    logger.warning("Could not renew message leases: %s", exc)
+        finally:
+            self._renewal = None
+
+    async def _run_claim(self, script: Script) -> list[Rows]:
+        if isinstance(self.executor, DjangoExecutor):
+            return await self.executor.run(script)
+        return await self.executor.run_claim(script)
 
     async def claim_ids(self, channels: list[str], ids: list[int]) -> list[Row]:
         script = self.statements.claim_ids(ids, channels, time.time())
         return (await self.executor.run_claim(script))[-1] or []
 
-    async def put_back(self, inbox: Inbox, rows: list[Row]) -> None:
-        """Return rows no local receiver took, so another process can have them."""
-        try:
-            if isinstance(self.executor, DjangoExecutor):
-                await self.executor.run(self.statements.put_back(rows))
-            else:
-                await self.executor.run_claim(self.statements.put_back(rows))
-        except Exception as exc:
-            logger.error(
-                "Could not put back %d claimed message(s) on %r; they are lost: %s",
-                len(rows),
-                inbox.name,
-                exc,
-            )
-            return
+    async def put_back(self, inbox: Inbox, rows: list[Row], leased: list[int]) -> None:
+        """Return rows no local receiver took, so another process can have them.
+
+        ``rows`` were deleted and are re-inserted under their old ids;
+        ``leased`` are the ids of rows still in the table whose leases this
+        loop gives up (should that fail, they come back when they expire).
+        """
+        if leased:
+            try:
+                await self._run_claim(self.statements.release(leased, self.lease_owner))
+            except Exception as exc:
+                logger.warning(
+                    "Could not release %d leased message(s) on %r; they go back "
+                    "when their lease expires: %s",
+                    len(leased),
+                    inbox.name,
+                    exc,
+                )
+        if rows:
+            try:
+                await self._run_claim(self.statements.put_back(rows))
+            except Exception as exc:
+                logger.error(
+                    "Could not put back %d claimed message(s) on %r; they are lost: %s",
+                    len(rows),
+                    inbox.name,
+                    exc,
+                )
+                return
         inbox.known_empty.clear()
         self.woke([inbox.name])
 
@@ -289,6 +363,8 @@ class LoopState:
         self.closing = True
         if self._delete_timer is not None:
             self._delete_timer.cancel()
+        if self._renewal is not None:
+            self._renewal.cancel()  # the leases lapse: the cleanup returns the rows
         self.executor.abandon()
         if self.listener is not None:
             self.listener.abandon()
@@ -306,10 +382,13 @@ class LoopState:
             if inbox.task is not None and not inbox.claiming:
                 inbox.task.cancel()  # waiting or backing off: nothing in hand
         await asyncio.gather(*drains, *self._tasks, return_exceptions=True)
+        if self._renewal is not None:
+            self._renewal.cancel()
+            await asyncio.gather(self._renewal, return_exceptions=True)
         for inbox in self.inboxes.values():
-            rows = inbox.release()
-            if rows:
-                await self.put_back(inbox, rows)
+            rows, leased = inbox.release()
+            if rows or leased:
+                await self.put_back(inbox, rows, leased)
         error = ChannelLayerUnavailable("The channel layer was closed")
         for inbox in self.inboxes.values():
             inbox.fail_waiters(error)
