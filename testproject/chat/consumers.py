@@ -155,17 +155,18 @@ class RoomMember:
     # Group events.
 
     async def presence_changed(self, event: dict) -> None:
-        """Pass the room's list on, unless an equal or newer one was.
+        """Pass the room's list on, unless a newer one was or it is the same.
 
         Lists from several server processes may arrive out of order; the
         version says which is newer.  ``users`` is the list as JSON text.
         """
         version, users = event["version"], event["users"]
-        if version < self.presence_version or (
-            version == self.presence_version and users == self.presence_users
-        ):
+        if version < self.presence_version:
             return
-        self.presence_version, self.presence_users = version, users
+        self.presence_version = version
+        if users == self.presence_users:
+            return  # a change that did not change the list (a second tab)
+        self.presence_users = users
         await self.deliver_encoded("presence", '{"users": ' + users + "}")
 
     async def chat_message(self, event: dict) -> None:

@@ -15,7 +15,8 @@ What it costs, for a room of N connections:
   the change, and members show it without a query of their own;
 * changes in a burst (a thousand people arriving after a link was shared)
   are coalesced: a process sends at most one list per room per
-  :func:`broadcast_interval`, always read after the latest change it saw;
+  :func:`broadcast_interval` (longer for rooms of more than a few hundred
+  connections), always read after the latest change it saw;
 * a sweep runs at most once per room per process per heartbeat interval,
   however many connections that process holds.
 
@@ -63,6 +64,16 @@ def presence_timeout() -> float:
 def broadcast_interval() -> float:
     """Least seconds between two presence lists one process sends to a room."""
     return float(getattr(settings, "CHAT_PRESENCE_BROADCAST_INTERVAL", 0.25))
+
+
+#: In a big room the interval grows, so that a burst of changes costs a
+#: process at most about this many presence messages a second per room.
+PRESENCE_MESSAGES_PER_SECOND = 1000
+
+
+def interval_for(connections: int) -> float:
+    """Seconds before the next list to a room of ``connections`` may go out."""
+    return max(broadcast_interval(), connections / PRESENCE_MESSAGES_PER_SECOND)
 
 
 def _cutoff():
@@ -133,17 +144,22 @@ def sweep(room: Room) -> int:
 
 def online_usernames(room: Room) -> list[str]:
     """Sorted names of users with at least one live connection to ``room``."""
+    return _live(room)[1]
+
+
+def _live(room: Room) -> tuple[int, list[str]]:
+    """``(connections, sorted user names)`` of the room's live rows, one query."""
     username = f"user__{get_user_model().USERNAME_FIELD}"
-    names = (
-        Presence.objects.filter(room=room, last_seen__gte=_cutoff())
-        .values_list(username, flat=True)
-        .distinct()
+    names = Presence.objects.filter(room=room, last_seen__gte=_cutoff()).values_list(
+        username, flat=True
     )
-    return sorted(names)
+    names = list(names)
+    return len(names), sorted(set(names))
 
 
-def snapshot(room: Room) -> tuple[int, list[str]]:
-    """``(version, users)``: the list is at least as new as the version.
+def snapshot(room: Room) -> tuple[int, int, list[str]]:
+    """``(version, connections, users)``; the list is at least as new as the
+    version.
 
     The version is read first, in its own statement: every change up to it
     has committed (changes bump it after making themselves), so the list
@@ -154,7 +170,7 @@ def snapshot(room: Room) -> tuple[int, list[str]]:
         .values_list("presence_version", flat=True)
         .first()
     )
-    return version or 0, online_usernames(room)
+    return (version or 0, *_live(room))
 
 
 # -- announcing changes, once per process -------------------------------------
@@ -166,7 +182,9 @@ class _RoomState:
     room: Room
     dirty: bool = False
     task: asyncio.Task | None = None
+    #: When the last list went out, and when the next one may.
     last_broadcast: float = -float("inf")
+    next_allowed: float = -float("inf")
     last_sweep: float = -float("inf")
     sweeping: bool = False
 
@@ -176,9 +194,10 @@ class Announcer:
 
     :meth:`changed` asks for the room's list to be sent to its group.  The
     first request in a quiet room is sent at once; requests arriving within
-    :func:`broadcast_interval` of a broadcast are folded into one more,
-    sent when the interval is over and read from the database then, so it
-    carries the latest state.  The broadcast is independent of the
+    :func:`broadcast_interval` of a broadcast (longer in a big room, see
+    :func:`interval_for`) are folded into one more, sent when the interval
+    is over and read from the database then, so it carries the latest
+    state.  The broadcast is independent of the
     connection that asked: one that leaves still has its departure told.
     """
 
@@ -203,13 +222,18 @@ class Announcer:
     async def _broadcast(self, state: _RoomState) -> None:
         try:
             while state.dirty:
-                wait = state.last_broadcast + broadcast_interval() - time.monotonic()
+                wait = state.next_allowed - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
                 state.dirty = False
                 state.last_broadcast = time.monotonic()
+                state.next_allowed = state.last_broadcast + broadcast_interval()
                 try:
-                    version, users = await database_sync_to_async(snapshot)(state.room)
+                    snap = await database_sync_to_async(snapshot)(state.room)
+                    version, connections, users = snap
+                    state.next_allowed = state.last_broadcast + interval_for(
+                        connections
+                    )
                     await state.layer.group_send(
                         state.room.group_name,
                         {

@@ -125,3 +125,162 @@ class EventStream:
     async def close(self) -> None:
         await self.comm.send_input({"type": "http.disconnect"})
         await self.comm.wait(2)
+
+
+# -- a crowd in one room of a demo served by real processes --------------------
+
+#: Run by ``manage.py shell`` in the server's environment: the room, and one
+#: user with a logged-in session per name (as if each had logged in).
+_CROWD_SCRIPT = """
+import json, os, secrets
+from datetime import timedelta
+from importlib import import_module
+from django.conf import settings
+from django.contrib.auth import (
+    BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model,
+)
+from django.contrib.auth.hashers import make_password
+from django.contrib.sessions.models import Session
+from django.utils import timezone
+from chat.models import Room
+
+spec = json.loads(os.environ["CROWD_SPEC"])
+Room.objects.get_or_create(slug=spec["slug"], defaults={"title": spec["slug"]})
+User = get_user_model()
+password = make_password(None)
+User.objects.bulk_create(
+    [User(username=name, password=password) for name in spec["users"]]
+)
+store = import_module(settings.SESSION_ENGINE).SessionStore
+expires = timezone.now() + timedelta(days=1)
+sessions, keys = [], []
+for user in User.objects.filter(username__in=spec["users"]).order_by("username"):
+    key = secrets.token_hex(16)
+    data = {
+        SESSION_KEY: str(user.pk),
+        BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
+        HASH_SESSION_KEY: user.get_session_auth_hash(),
+    }
+    sessions.append(
+        Session(session_key=key, session_data=store().encode(data), expire_date=expires)
+    )
+    keys.append(key)
+Session.objects.bulk_create(sessions)
+print(json.dumps(keys))
+"""
+
+
+def create_crowd(env: dict, slug: str, users: list[str]) -> list[str]:
+    """Create room ``slug`` and ``users`` in the demo database ``env`` names.
+
+    Returns one session key per user (sorted by name), each logged in as
+    its user, for the ``sessionid`` cookie: what the login form would
+    give, without a thousand password hashes.  The session engine must be
+    the database one (the demo's).
+    """
+    import subprocess
+    import sys
+
+    from tests.servers import TESTPROJECT
+
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", _CROWD_SCRIPT],
+        cwd=TESTPROJECT,
+        env={**env, "CROWD_SPEC": json.dumps({"slug": slug, "users": users})},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+class CrowdMember:
+    """One WebSocket of a crowd: what it was told, and when.
+
+    ``users`` is the last presence list it received; ``settled`` is set the
+    first time that list equals ``expected``; ``arrivals`` maps each message
+    text to the ``time.monotonic()`` at which it arrived.
+    """
+
+    def __init__(self, ws, expected: list[str]) -> None:
+        self.ws = ws
+        self.expected = expected
+        self.users: list[str] | None = None
+        self.presence_lists = 0
+        self.settled = asyncio.Event()
+        self.arrivals: dict[str, float] = {}
+        self.arrived = asyncio.Event()
+        self.closed: BaseException | None = None
+
+    async def listen(self) -> None:
+        import time
+
+        try:
+            async for frame in self.ws:
+                event = json.loads(frame)
+                if event["type"] == "presence":
+                    self.presence_lists += 1
+                    self.users = event["users"]
+                    if self.users == self.expected:
+                        self.settled.set()
+                elif event["type"] == "message":
+                    self.arrivals[event["message"]["text"]] = time.monotonic()
+                    self.arrived.set()
+        except Exception as exc:  # the socket broke: recorded, reported
+            self.closed = exc
+        else:
+            self.closed = ConnectionError("the server closed the socket")
+        finally:
+            self.settled.set()
+            self.arrived.set()
+
+    async def received(self, text: str) -> float:
+        """When ``text`` arrived, waiting for it."""
+        while text not in self.arrivals:
+            if self.closed is not None:
+                raise ConnectionError(f"closed before {text!r}: {self.closed!r}")
+            self.arrived.clear()
+            await self.arrived.wait()
+        return self.arrivals[text]
+
+    async def heartbeats(self, interval: float) -> None:
+        """What the page's script does: a heartbeat every interval."""
+        while True:
+            await asyncio.sleep(interval)
+            await self.ws.send(json.dumps({"type": "heartbeat"}))
+
+
+async def open_crowd(
+    url: str,
+    slug: str,
+    session_keys: list[str],
+    expected: list[str],
+    *,
+    concurrency: int = 50,
+) -> list[CrowdMember]:
+    """One listening WebSocket to room ``slug`` per session key.
+
+    ``url`` is the server's ``http://host:port``.  At most ``concurrency``
+    handshakes are in flight at once, as a crowd arriving over a few
+    seconds would be; a listen backlog is not what this measures.
+    """
+    import websockets
+
+    gate = asyncio.Semaphore(concurrency)
+    ws_url = "ws" + url.removeprefix("http") + f"/ws/rooms/{slug}/"
+
+    async def one(key: str) -> CrowdMember:
+        async with gate:
+            ws = await websockets.connect(
+                ws_url,
+                origin=url,
+                additional_headers={"Cookie": f"sessionid={key}"},
+                max_size=None,
+                ping_interval=None,
+                open_timeout=60,
+            )
+        member = CrowdMember(ws, expected)
+        member.task = asyncio.create_task(member.listen())
+        return member
+
+    return list(await asyncio.gather(*(one(key) for key in session_keys)))
