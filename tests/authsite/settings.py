@@ -39,3 +39,21 @@ LOGGING = {
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.MD5PasswordHasher"
 ]  # Fast logins in tests.
+
+# A channel layer only when a test asks for one (tests/e2e/test_session_end.py):
+# "inmemory", or "redis" with AUTHSITE_REDIS_URL and AUTHSITE_REDIS_PREFIX.
+_layer = os.environ.get("AUTHSITE_CHANNEL_LAYER")
+if _layer == "inmemory":
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_app.layers.InMemoryChannelLayer"}
+    }
+elif _layer == "redis":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [os.environ["AUTHSITE_REDIS_URL"]],
+                "prefix": os.environ["AUTHSITE_REDIS_PREFIX"],
+            },
+        }
+    }
