@@ -116,7 +116,31 @@ def _check_patterns(allowed: Iterable[str]) -> None:
             raise ValueError(f"Invalid allowed origin {pattern!r}: {exc}") from None
 
 
-class OriginValidator:
+class _Guard:
+    """What every validator shares about the application it wraps."""
+
+    inner: Any
+
+    @property
+    def application(self) -> Any:
+        """The wrapped application (Channels' name for ``inner``)."""
+        return self.inner
+
+    @application.setter
+    def application(self, value: Any) -> None:
+        # Subclasses written for Channels assign it in their own __init__.
+        self.inner = value
+
+    @property
+    def _path_routing(self) -> bool:
+        """Whether the wrapped app routes on the path, so a ``URLRouter``
+        that routes to this validator treats it as a nested router (its
+        route matches a path prefix and the rest is left for the inner one).
+        """
+        return getattr(self.inner, "_path_routing", False) is True
+
+
+class OriginValidator(_Guard):
     """Wrap a WebSocket app; refuse the handshake unless the Origin is allowed.
 
     Refusal closes the handshake before accepting, which servers answer with
@@ -149,24 +173,6 @@ class OriginValidator:
         self.allowed_origins = list(allowed_origins)
         self.allow_missing_origin = allow_missing_origin
         _check_patterns(self.allowed_origins)  # Fail early on typos.
-
-    @property
-    def application(self) -> Any:
-        """The wrapped application (Channels' name for ``inner``)."""
-        return self.inner
-
-    @application.setter
-    def application(self, value: Any) -> None:
-        # Subclasses written for Channels assign it in their own __init__.
-        self.inner = value
-
-    @property
-    def _path_routing(self) -> bool:
-        """Whether the wrapped app routes on the path, so a ``URLRouter``
-        that routes to this validator treats it as a nested router (its
-        route matches a path prefix and the rest is left for the inner one).
-        """
-        return getattr(self.inner, "_path_routing", False) is True
 
     async def __call__(self, scope: dict, receive, send) -> Any:
         if scope["type"] != "websocket":
@@ -290,7 +296,7 @@ def _no_response(request: HttpRequest) -> None:  # pragma: no cover - never call
     raise AssertionError("CsrfOriginValidator only asks the middleware about origins")
 
 
-class CsrfOriginValidator:
+class CsrfOriginValidator(_Guard):
     """Wrap a WebSocket app; admit only origins Django's CSRF check would admit.
 
     A handshake passes when its ``Origin`` is
@@ -325,20 +331,6 @@ class CsrfOriginValidator:
         self.inner = application
         if allow_missing_origin is not None:
             self.allow_missing_origin = allow_missing_origin
-
-    @property
-    def application(self) -> Any:
-        """The wrapped application (the name Channels' validators use)."""
-        return self.inner
-
-    @application.setter
-    def application(self, value: Any) -> None:
-        self.inner = value
-
-    @property
-    def _path_routing(self) -> bool:
-        """As for ``OriginValidator``: route through it like the app it wraps."""
-        return getattr(self.inner, "_path_routing", False) is True
 
     async def __call__(self, scope: dict, receive, send) -> Any:
         if scope["type"] != "websocket":
