@@ -17,6 +17,7 @@ a real deployment uses; the README's demo section lists them.
 import os
 from pathlib import Path
 
+import django
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -70,6 +71,12 @@ if DEMO_DATABASE == "sqlite":
             "NAME": os.environ.get("DEMO_SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
         }
     }
+    if django.VERSION >= (5, 1):
+        # Several processes (two servers, a worker) write presence at once.
+        # A transaction that reads before it writes cannot wait for SQLite's
+        # write lock, it fails at once with "database is locked"; starting
+        # every transaction with the lock makes it wait (up to the timeout).
+        DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE"}
 elif DEMO_DATABASE == "postgres":
     DATABASES = {
         "default": {
