@@ -1,0 +1,154 @@
+"""A crowded room end to end: 200 logged-in WebSockets, then one message.
+
+The demo runs as ``make demo`` runs it (``manage.py runserver`` with the
+moderation worker inside, SQLite, the in-memory layer).  200 sockets join
+one room, each logged in as its own user; every one of them must be told
+the whole room is online, and a message posted afterwards must reach all
+200 within 5 s.
+
+Before presence was coalesced, each join fanned ``presence.changed`` out to
+every member and each member ran a query of its own: O(N^2) queries and
+messages.  At 200 sockets the room went silent (a message reached 6 of
+200).  So the test also checks that the joins stayed cheap: each socket
+gets far fewer presence lists than there were joins, and the room's
+``presence_version`` (bumped once per presence write) counts one bump per
+join.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import statistics
+import sys
+import time
+import uuid
+
+import pytest
+
+from tests.demo.clients import create_crowd, open_crowd
+from tests.servers import free_port, migrate, project_env, wait_for_port
+from tests.serving import ProjectProcess
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+SOCKETS = 200
+#: Seconds until every socket must list all users, after the last join.
+SETTLE_DEADLINE = 20
+#: Seconds within which every socket must receive the message.
+DELIVERY_DEADLINE = 5
+#: The page's heartbeat, and the demo's default.
+HEARTBEAT = 10
+#: The demo's least seconds between two presence lists to a room (its
+#: default, ``CHAT_PRESENCE_BROADCAST_INTERVAL``; 200 sockets do not lengthen it).
+BROADCAST_INTERVAL = 0.25
+
+
+@pytest.fixture
+def demo(tmp_path):
+    """The demo under ``runserver``, with a room and ``SOCKETS`` users.
+
+    Yields ``(server, env, slug, names, session keys)``.
+    """
+    env = project_env(
+        tmp_path,
+        DEMO_HEARTBEAT_SECONDS=str(HEARTBEAT),
+        DEMO_PRESENCE_TIMEOUT=str(HEARTBEAT * 3),
+    )
+    migrate(env)
+    slug = f"crowd-{uuid.uuid4().hex[:8]}"
+    names = [f"user{i:04d}" for i in range(SOCKETS)]
+    keys = create_crowd(env, slug, names)
+    port = free_port()
+    server = ProjectProcess(
+        [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+        port,
+        tmp_path / "runserver.log",
+        env,
+    )
+    try:
+        wait_for_port(port, server.process)
+        yield server, env, slug, names, keys
+    finally:
+        server.stop()
+
+
+def presence_version(env: dict, slug: str) -> int:
+    """The room's ``presence_version``, read from the demo's SQLite file."""
+    with sqlite3.connect(env["DEMO_SQLITE_PATH"]) as connection:
+        (version,) = connection.execute(
+            "SELECT presence_version FROM chat_room WHERE slug = ?", (slug,)
+        ).fetchone()
+    return version
+
+
+async def until(condition, deadline: float, what: str) -> None:
+    """Poll ``condition()`` until it holds or ``deadline`` (monotonic) passes."""
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within the deadline: {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_two_hundred_sockets_settle_and_all_receive_a_message(demo):
+    server, env, slug, names, keys = demo
+    expected = sorted(names)
+    started = time.monotonic()
+    crowd = await open_crowd(server.url, slug, keys, expected)
+    joined = time.monotonic()
+    beats = [asyncio.create_task(m.heartbeats(HEARTBEAT)) for m in crowd]
+    try:
+        await until(
+            lambda: all(m.users == expected or m.closed for m in crowd),
+            joined + SETTLE_DEADLINE,
+            "every socket lists all 200 users",
+        )
+        settled = time.monotonic()
+        closed = [m.closed for m in crowd if m.closed is not None]
+        assert not closed, f"{len(closed)} sockets closed: {closed[:3]}"
+        assert all(m.users == expected for m in crowd)
+
+        # The joins were O(1) writes each: one version bump per join ...
+        assert presence_version(env, slug) == SOCKETS
+        # ... and O(N) presence messages in all, not O(N^2): each socket was
+        # told a handful of lists, not one per join after its own (about
+        # SOCKETS / 2 each on average, SOCKETS for the first), and at most
+        # one per broadcast interval while the crowd arrived.
+        lists = [m.presence_lists for m in crowd]
+        assert statistics.median(lists) <= SOCKETS // 10, lists
+        assert max(lists) <= SOCKETS // 4, lists
+        assert max(lists) <= (settled - started) / BROADCAST_INTERVAL + 2, lists
+
+        text = f"hello all {uuid.uuid4().hex[:6]}"
+        sent = time.monotonic()
+        await crowd[0].ws.send(json.dumps({"type": "message", "text": text}))
+        results = await asyncio.gather(
+            *(asyncio.wait_for(m.received(text), DELIVERY_DEADLINE) for m in crowd),
+            return_exceptions=True,
+        )
+        delays = sorted(r - sent for r in results if isinstance(r, float))
+        print(
+            f"\n{SOCKETS} sockets: joined in {joined - started:.2f} s, settled "
+            f"{settled - joined:.2f} s later; presence lists per socket median "
+            f"{statistics.median(lists):.0f}, max {max(lists)}, total {sum(lists)}; "
+            f"message to {len(delays)}/{SOCKETS}, max "
+            f"{delays[-1] if delays else float('nan'):.3f} s"
+        )
+        missed = [r for r in results if not isinstance(r, float)]
+        assert not missed, (
+            f"{len(missed)} of {SOCKETS} sockets missed the message: {missed[:3]}"
+        )
+        assert delays[-1] <= DELIVERY_DEADLINE
+    except BaseException:
+        log = server.log()
+        print(log[-5000:])
+        raise
+    finally:
+        for task in beats:
+            task.cancel()
+        await asyncio.gather(*(m.ws.close() for m in crowd), return_exceptions=True)
+        for member in crowd:
+            member.task.cancel()
+        await asyncio.gather(*(m.task for m in crowd), return_exceptions=True)
+    assert "Traceback" not in server.log()
