@@ -110,11 +110,21 @@ class AsyncConsumer:
                 self.channel_layer.receive, self.channel_name
             )
             sources.append(self.channel_receive)
+        # Layers that can tell a live consumer it was dropped from groups out
+        # of band (ours) get one more source; the channel itself stays as is.
+        watch_group_losses = getattr(self.channel_layer, "watch_group_losses", None)
+        group_losses = (
+            watch_group_losses(self.channel_name) if watch_group_losses else None
+        )
+        if group_losses is not None:
+            sources.append(group_losses.receive)
         try:
             await await_many_dispatch(sources, self.dispatch)
         except StopConsumer:
             pass
         finally:
+            if group_losses is not None:
+                group_losses.close()
             await self._cancel_tasks()
 
     def start_task(

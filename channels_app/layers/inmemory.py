@@ -25,6 +25,7 @@ from typing import Any
 from ..exceptions import ChannelFull
 from ..logging_limits import RateLimitedLog
 from .base import BaseChannelLayer
+from .group_loss import GroupLossWatch, GroupLossWatches
 from .messages import is_flat, portable_copy, require_dict
 
 logger = logging.getLogger("channels_app.layers")
@@ -256,6 +257,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self.expired_messages = 0
         #: At most one "members skipped" warning per group per interval.
         self.full_channel_warnings = RateLimitedLog(logger, self.full_warning_interval)
+        self._group_loss_watches = GroupLossWatches()
 
     # -- channels -----------------------------------------------------------
 
@@ -306,6 +308,14 @@ class InMemoryChannelLayer(BaseChannelLayer):
         name = f"{prefix.rstrip('.')}.inmemory!{secrets.token_hex(12)}"
         self.require_valid_channel_name(name)
         return name
+
+    def watch_group_losses(self, channel: str) -> GroupLossWatch:
+        """Out-of-band news of the groups ``channel`` is dropped from by expiry.
+
+        Consumers open one for their channel (see :mod:`.group_loss`); the
+        channel itself never gets an extra message, as in Channels.
+        """
+        return self._group_loss_watches.open(channel)
 
     # -- groups -------------------------------------------------------------
 
@@ -560,6 +570,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             deadline = joined + self.group_expiry
             if deadline <= now:
                 self._leave(group, channel)
+                self._group_loss_watches.report(channel, (group,))
             else:  # renewed since: look again at the new deadline
                 heapq.heappush(
                     memberships, (deadline, next(self._tiebreak), group, channel)
@@ -605,12 +616,14 @@ class InMemoryChannelLayer(BaseChannelLayer):
         that wrap it see the same calls; the reverse index makes it cost the
         channel's own groups only.
         """
-        for group in self._groups_of.pop(channel, ()):
+        groups = self._groups_of.pop(channel, ())
+        for group in groups:
             members = self._groups.get(group)
             if members is not None and members.pop(channel, None) is not None:
                 self._memberships -= 1
                 if not members:
                     del self._groups[group]
+        self._group_loss_watches.report(channel, groups)
 
     def _compact_membership_deadlines(self) -> None:
         """Rebuild the heap when stale entries (left by discards) dominate it."""

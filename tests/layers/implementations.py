@@ -33,6 +33,8 @@ class LayerUnderTest:
     group_expiry: bool = True
     #: Messages wait for a receiver that has not started listening yet.
     queues_until_received: bool = True
+    #: A channel dropped from groups by expiry gets a GROUPS_LOST message.
+    sends_groups_lost: bool = False
     #: ``group_send`` returns how many full members missed the message.
     counts_group_drops: bool = False
     #: ``new_channel()`` names carry the ``!`` marking them process-specific.
@@ -89,6 +91,7 @@ LAYERS = [
         DATABASE_LAYER,
         lambda: {"database": "default"},
         counts_group_drops=True,
+        sends_groups_lost=True,
         marks=DATABASE_TABLES,
     ),
     LayerUnderTest(
@@ -97,6 +100,7 @@ LAYERS = [
         lambda: {"database": "postgres"},
         ("postgres",),
         counts_group_drops=True,
+        sends_groups_lost=True,
         marks=DATABASE_TABLES,
     ),
 ]

@@ -14,6 +14,7 @@ import re
 import pytest
 
 from channels_app.exceptions import ChannelFull
+from channels_app.layers.base import GROUPS_LOST
 from tests.layers.helpers import receive_within
 
 
@@ -291,6 +292,10 @@ async def test_group_membership_expires(make_layer, layer_under_test, listen):
     await layer.group_add("lapsing", listener.channel)
     await asyncio.sleep(2.1)
     await layer.group_send("lapsing", {"type": "chat"})
+    if layer_under_test.sends_groups_lost:
+        # The member is told, on its channel, instead of the group's message.
+        notice = await listener.next()
+        assert notice == {"type": GROUPS_LOST, "groups": ["lapsing"]}
     if layer_under_test.group_expiry:
         await listener.nothing(layer_under_test.quiet_period)
     else:

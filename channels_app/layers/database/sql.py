@@ -264,7 +264,8 @@ class SQLiteStatements:
         return [
             (
                 f'DELETE FROM "{MEMBERS}" WHERE expires <= %s OR channel IN '
-                f'(SELECT channel FROM "{MESSAGES}" WHERE expires <= %s)',
+                f'(SELECT channel FROM "{MESSAGES}" WHERE expires <= %s) '
+                f"RETURNING channel, group_name",
                 (now, now),
             ),
             (f'DELETE FROM "{MESSAGES}" WHERE expires <= %s', (now,)),
@@ -274,6 +275,10 @@ class SQLiteStatements:
                 (now,),
             ),
         ]
+
+    def groups_left(self, cleanup: list[Rows]) -> list[tuple[str, str]]:
+        """The ``(channel, group)`` memberships a :meth:`cleanup` removed."""
+        return [(channel, group) for channel, group in cleanup[0] or ()]
 
     def flush(self) -> Script:
         return [(f'DELETE FROM "{MESSAGES}"', ()), (f'DELETE FROM "{MEMBERS}"', ())]
@@ -524,7 +529,7 @@ class PostgresStatements(SQLiteStatements):
                 f'left_groups AS (DELETE FROM "{MEMBERS}" '
                 f"WHERE (SELECT held FROM lock) "
                 f"AND (expires <= %s OR channel IN (SELECT channel FROM gone)) "
-                f"RETURNING 1), "
+                f"RETURNING channel, group_name), "
                 f'unleased AS (UPDATE "{MESSAGES}" SET lease_owner = NULL, '
                 f"lease_expires = NULL WHERE lease_expires <= %s AND expires > %s "
                 f"AND (SELECT held FROM lock) RETURNING channel), "
@@ -535,11 +540,19 @@ class PostgresStatements(SQLiteStatements):
                 f"pg_stat_get_live_tuples(t), extract(epoch FROM now() - greatest("
                 f"pg_stat_get_last_vacuum_time(t), "
                 f"pg_stat_get_last_autovacuum_time(t))), "
-                f"(SELECT count(*) FROM woken) "
+                f"(SELECT count(*) FROM woken), "
+                f"(SELECT json_agg(json_build_array(channel, group_name)) "
+                f"FROM left_groups) "
                 f"FROM (SELECT %s::regclass::oid AS t) messages",
                 (CLEANUP_LOCK_KEY, now, now, now, now, MESSAGES),
             )
         ]
+
+    def groups_left(self, cleanup: list[Rows]) -> list[tuple[str, str]]:
+        """The ``(channel, group)`` memberships a :meth:`cleanup` removed."""
+        rows = cleanup[0]
+        left = rows[0][7] if rows else None
+        return [(channel, group) for channel, group in left or ()]
 
     def vacuum(self) -> Script:
         """Reclaim the dead rows that queue churn leaves behind.

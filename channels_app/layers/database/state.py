@@ -16,6 +16,8 @@ import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
+from ...exceptions import ChannelFull
+from ..base import GROUPS_LOST
 from .executors import ChannelLayerUnavailable, DjangoExecutor, PsycopgExecutor, Rows
 from .inbox import Inbox, Row
 from .listener import Listener
@@ -330,15 +332,35 @@ class LoopState:
         try:
             script = self.statements.cleanup(time.time())
             if isinstance(self.executor, DjangoExecutor):
-                await self.executor.run(script)
+                done = await self.executor.run(script)
             else:
-                [done] = await self.executor.run_claim(script)
-                if self.statements.vacuum_due(done, self.layer.vacuum_interval):
+                done = await self.executor.run_claim(script)
+                if self.statements.vacuum_due(done[0], self.layer.vacuum_interval):
                     await self.executor.run_aside(self.statements.vacuum())
+            await self._tell_groups_lost(self.statements.groups_left(done))
         except Exception as exc:
             logger.debug("Channel layer cleanup skipped: %s", exc)
         finally:
             self._cleaning = False
+
+    async def _tell_groups_lost(self, left: list[tuple[str, str]]) -> None:
+        """Send each channel the cleanup dropped from groups a GROUPS_LOST.
+
+        Its consumer may be alive (it only fell behind, or outlived
+        ``group_expiry``) and in another process, so the news travels on the
+        channel itself.  A dead consumer's notice simply expires in turn; as
+        it has no groups left by then, that ends there.
+        """
+        lost: dict[str, list[str]] = {}
+        for channel, group in left:
+            lost.setdefault(channel, []).append(group)
+        for channel, groups in lost.items():
+            try:
+                await self.layer.send(
+                    channel, {"type": GROUPS_LOST, "groups": sorted(groups)}
+                )
+            except ChannelFull:
+                pass  # it has messages waiting: it is not deaf yet
 
     def _sweep_inboxes(self, now: float) -> None:
         """Drop expired claimed rows, and inboxes nobody uses any more."""
