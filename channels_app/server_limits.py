@@ -106,6 +106,11 @@ class PendingConnections:
         self.limits = limits
         # A dict keeps insertion order, which is the order they began waiting.
         self._waiting: dict[LimitedHTTPChannel, None] = {}
+        # Refused connections reading out their client's input (LINGER_*):
+        # they hold a file descriptor too, so a flood of clients that ignore
+        # the answer must not pile them up beyond the cap (found by
+        # tests/e2e/test_slowloris.py with clients that never hang up).
+        self._lingering: dict[LimitedHTTPChannel, None] = {}
 
     def __len__(self) -> int:
         return len(self._waiting)
@@ -122,6 +127,23 @@ class PendingConnections:
 
     def discard(self, channel: LimitedHTTPChannel) -> None:
         self._waiting.pop(channel, None)
+
+    def linger(self, channel: LimitedHTTPChannel) -> None:
+        """``channel`` was refused and waits for its client to read the answer.
+
+        At most a quarter of ``max_pending`` linger at once: beyond that the
+        one refused longest ago -- which has had the most time to read its
+        answer -- is cut off at once.
+        """
+        self._lingering[channel] = None
+        cap = self.limits.max_pending
+        while cap and len(self._lingering) > max(1, cap // 4):
+            oldest = next(iter(self._lingering))
+            self._lingering.pop(oldest)
+            oldest.transport.abortConnection()
+
+    def stop_lingering(self, channel: LimitedHTTPChannel) -> None:
+        self._lingering.pop(channel, None)
 
 
 #: ``(channel, status, detail)``: told about every request the channel refuses.
@@ -289,6 +311,7 @@ class LimitedHTTPChannel(HTTPChannel):
 
     def connectionLost(self, reason: Any) -> None:
         self._stop_waiting()
+        self.pending.stop_lingering(self)
         if self._linger is not None and self._linger.active():
             self._linger.cancel()
         super().connectionLost(reason)
@@ -323,6 +346,7 @@ class LimitedHTTPChannel(HTTPChannel):
             return
         close_writing()
         self._linger = self.callLater(LINGER_SECONDS, self.transport.abortConnection)
+        self.pending.linger(self)
 
     def _discard(self, data: bytes) -> None:
         self._lingered_bytes += len(data)

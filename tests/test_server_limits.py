@@ -468,6 +468,26 @@ def test_a_refusal_closes_the_writing_half_and_lingers_then_aborts():
     assert conn.transport.aborted
 
 
+def test_lingering_refusals_are_capped_at_a_quarter_of_the_pending_cap():
+    """Clients that ignore their 408 must not pile up descriptors past the cap."""
+    limits = ConnectionLimits(header_timeout=TIMEOUT, max_pending=8)
+    pending = PendingConnections(limits)
+    clock = Clock()
+    conns = [Connection(limits, pending=pending, clock=clock) for _ in range(3)]
+    for conn in conns:
+        conn.send(b"GET / HTTP/1.1\r\n")
+    clock.advance(TIMEOUT)  # all three refused with 408, two may linger
+    assert all(conn.status() == 408 for conn in conns)
+    assert [conn.transport.aborted for conn in conns] == [True, False, False]
+    # One that goes away leaves room for the next refusal.
+    conns[1].channel.connectionLost(Failure(ConnectionDone()))
+    late = Connection(limits, pending=pending, clock=clock)
+    late.send(b"GET / HTTP/1.1\r\n")
+    clock.advance(TIMEOUT)
+    assert late.status() == 408
+    assert not late.transport.aborted  # (conns[2] has lingered out meanwhile)
+
+
 def test_a_refused_client_that_keeps_sending_is_aborted_after_the_linger_bytes():
     conn = Connection()
     conn.send(b"GET / HTTP/1.1\r\n")

@@ -173,6 +173,8 @@ class Trickler:
 
     index: int
     port: int
+    #: Hang up when the server does (real clients); False: keep the socket.
+    hangs_up: bool = True
     writer: asyncio.StreamWriter | None = None
     answer: bytes | None = None
     closed_after: float | None = None
@@ -199,10 +201,11 @@ class Trickler:
             pass  # an abort after the answer (the server's linger ran out)
         self.closed_after = time.monotonic() - started
         self.answer = received
-        # Hang up once the server has, as a real client (and most attack
-        # tools) would; the server's descriptor is freed at once rather than
-        # when its linger after a refusal runs out.
-        self.writer.close()
+        # A real client (and most attack tools) hangs up once the server has;
+        # one that does not keeps the server's socket lingering after its
+        # refusal, and the server must cap those too.
+        if self.hangs_up:
+            self.writer.close()
 
     @property
     def status(self) -> int | None:
@@ -249,13 +252,14 @@ async def wait_until(condition, timeout: float, what: str) -> None:
 # -- the test ------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("hangs_up", [True, False], ids=["hang-up", "never-hang-up"])
 async def test_trickling_handshakes_do_not_lock_out_other_clients(
-    own_nofile_limit, server
+    own_nofile_limit, server, hangs_up
 ):
     limits = nofile_limits_of(server.process.pid)
     if limits is not None:
         assert limits == (SERVER_NOFILE, SERVER_NOFILE)
-    clients = [Trickler(index, server.port) for index in range(CLIENTS)]
+    clients = [Trickler(index, server.port, hangs_up) for index in range(CLIENTS)]
     gate = asyncio.Semaphore(CONNECTING_AT_ONCE)
     stop = asyncio.Event()
     started = time.monotonic()
