@@ -207,11 +207,14 @@ class AsyncConsumer:
         connection learns it instead of staying open and deaf.
         """
         groups = [g for g in message.get("groups", ()) if isinstance(g, str)]
-        hook = self.groups_lost
+        await self.call_hook(self.groups_lost, groups)
+
+    async def call_hook(self, hook, *args: Any, **kwargs: Any) -> Any:
+        """Run a hook a subclass may have written either way: coroutine or
+        plain function (the latter in a thread, where the ORM may be used)."""
         if inspect.iscoroutinefunction(hook):
-            await hook(groups)
-        else:
-            await database_sync_to_async(hook)(groups)
+            return await hook(*args, **kwargs)
+        return await database_sync_to_async(hook)(*args, **kwargs)
 
     async def groups_lost(self, groups: list[str]) -> None:
         """React to losing ``groups``: re-join them (override to, say, close).

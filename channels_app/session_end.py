@@ -461,6 +461,23 @@ class SessionWatch:
         await self.consumer.call_hook(self.consumer.session_ended, reason)
 
 
+class FollowsSession:
+    """The handlers for this module's messages, for every consumer it watches
+    (WebSocket consumers from connect, HTTP consumers once they stream)."""
+
+    async def channels_app_session_ended(self, message: dict) -> None:
+        """The connection's session ended elsewhere (a logout, a flush)."""
+        session_watch = watch_of(self)
+        if session_watch is not None:
+            await session_watch.on_ended(message)
+
+    async def channels_app_session_check(self, message: dict) -> None:
+        """Re-check the session (the user's password changed, or it expired)."""
+        session_watch = watch_of(self)
+        if session_watch is not None:
+            await session_watch.on_check(message)
+
+
 async def watch(consumer: Any) -> SessionWatch | None:
     """Start following ``consumer``'s session (done by the WebSocket consumers
     on connect); None when there is nothing to follow or no layer to hear on."""

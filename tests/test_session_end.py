@@ -8,12 +8,14 @@ import time
 from datetime import timedelta
 
 import pytest
+from asgiref.testing import ApplicationCommunicator
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from channels_app import session_end
 from channels_app.auth import AuthMiddlewareStack, login, logout
 from channels_app.db import database_sync_to_async
+from channels_app.generic.http import AsyncHttpConsumer
 from channels_app.generic.websocket import (
     SESSION_ENDED,
     AsyncJsonWebsocketConsumer,
@@ -453,3 +455,71 @@ def test_group_names_are_valid_layer_group_names():
     layer = InMemoryChannelLayer()
     assert layer.require_valid_group_name(session_end.session_group("x" * 4000))
     assert layer.require_valid_group_name(session_end.user_group(User()))
+
+
+# --- streaming HTTP responses ------------------------------------------------
+
+
+class Stream(AsyncHttpConsumer):
+    """An event stream that stays open until something ends it."""
+
+    async def handle(self, body):
+        await self.send_headers(headers=[(b"content-type", b"text/event-stream")])
+        await self.send_event(username(self.scope["user"]) or "-", event="hello")
+
+
+class KeepsStreaming(Stream):
+    async def session_ended(self, reason):
+        await self.send_event(reason, event="ended")
+
+
+async def streaming(cookie, consumer=Stream):
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/events/",
+        "headers": [cookie],
+    }
+    communicator = ApplicationCommunicator(app(consumer), scope)
+    await communicator.send_input({"type": "http.request", "body": b""})
+    start = await communicator.receive_output(10)
+    assert start["type"] == "http.response.start"
+    hello = await communicator.receive_output(10)
+    assert hello["more_body"] and b"data: alice" in hello["body"]
+    return communicator
+
+
+async def test_a_logout_completes_an_open_event_stream(alice, layer):  # noqa: F811
+    cookie = await session_cookie_header(alice)
+    stream = await streaming(cookie)
+    await database_sync_to_async(session_end.end_session)(
+        key_of(cookie), session_end.LOGOUT
+    )
+    last = await stream.receive_output(10)
+    assert last == {"type": "http.response.body", "body": b"", "more_body": False}
+    await stream.wait(10)  # the consumer ended
+
+
+async def test_an_event_stream_can_react_otherwise(alice, memory_layer):  # noqa: F811
+    cookie = await session_cookie_header(alice)
+    stream = await streaming(cookie, KeepsStreaming)
+    await database_sync_to_async(session_end.end_session)(key_of(cookie), "revoked")
+    event = await stream.receive_output(10)
+    assert event["more_body"] and event["body"] == b"event: ended\ndata: revoked\n\n"
+    await stream.send_input({"type": "http.disconnect"})
+    await stream.wait(10)
+
+
+async def test_a_whole_response_costs_no_group(alice, memory_layer):  # noqa: F811
+    class Whole(AsyncHttpConsumer):
+        async def handle(self, body):
+            await self.send_response(200, b"ok")
+
+    cookie = await session_cookie_header(alice)
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": [cookie]}
+    communicator = ApplicationCommunicator(app(Whole), scope)
+    await communicator.send_input({"type": "http.request", "body": b""})
+    assert (await communicator.receive_output(10))["status"] == 200
+    assert (await communicator.receive_output(10))["body"] == b"ok"
+    await communicator.wait(10)
+    assert not memory_layer.groups

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from .. import session_end
 from ..consumer import AsyncConsumer
 from ..db import aclose_old_connections  # noqa: F401 - reachable here, as in Channels
 from ..exceptions import StopConsumer
@@ -21,7 +22,7 @@ def _encode_headers(headers: Any) -> list[tuple[bytes, bytes]]:
     ]
 
 
-class AsyncHttpConsumer(AsyncConsumer):
+class AsyncHttpConsumer(session_end.FollowsSession, AsyncConsumer):
     """Answer an HTTP request from ``handle(body)``.
 
     The instance lives until the response is complete or the client goes
@@ -29,6 +30,11 @@ class AsyncHttpConsumer(AsyncConsumer):
     ``more_body=True`` keeps the response open, so channel-layer messages
     arriving later can stream more parts (Server-Sent Events) or finish it
     (long-poll).  ``disconnect()`` runs exactly once at the end either way.
+
+    A response that stays open outlives its request's authentication, so
+    from its first ``more_body=True`` part it follows the session, as
+    WebSocket consumers do: when the session ends, ``session_ended(reason)``
+    runs, and by default completes the response.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -37,6 +43,7 @@ class AsyncHttpConsumer(AsyncConsumer):
         self.body: list[bytes] = []
         self._response_complete = False
         self._disconnected = False
+        self._following_session = False
 
     async def send_headers(
         self, *, status: int = 200, headers: Iterable | dict | None = None
@@ -59,6 +66,10 @@ class AsyncHttpConsumer(AsyncConsumer):
         )
         if not more_body:
             self._response_complete = True
+        elif not self._following_session:
+            # Only streams pay for it: a whole response ends with its request.
+            self._following_session = True
+            await session_end.watch(self)
 
     async def send_response(self, status: int, body: bytes, **kwargs: Any) -> None:
         """Send a whole response in one go."""
@@ -93,6 +104,16 @@ class AsyncHttpConsumer(AsyncConsumer):
     async def disconnect(self) -> None:
         """Called once when the response is complete or the client left."""
 
+    async def session_ended(self, reason: str) -> None:
+        """The session this stream was opened with ended (``reason`` as for
+        WebSocket consumers); ``scope["user"]`` is already anonymous.
+
+        The default completes the response, so an ``EventSource`` reconnects
+        and is authenticated afresh; override to react otherwise.
+        """
+        if not self._response_complete:
+            await self.send_body(b"")
+
     async def http_request(self, message: dict) -> None:
         self.body.append(message.get("body", b""))
         if not message.get("more_body", False):
@@ -115,4 +136,8 @@ class AsyncHttpConsumer(AsyncConsumer):
     async def _disconnect_once(self) -> None:
         if not self._disconnected:
             self._disconnected = True
-            await self.disconnect()
+            try:
+                if self._following_session:
+                    await session_end.unwatch(self)
+            finally:
+                await self.disconnect()

@@ -118,7 +118,7 @@ def frame_arguments(message: dict) -> dict:
     return {"bytes_data": message.get("bytes")}
 
 
-class WebsocketProtocol:
+class WebsocketProtocol(session_end.FollowsSession):
     """The WebSocket handlers shared by every WebSocket consumer."""
 
     groups: list[str] | None = None
@@ -147,11 +147,6 @@ class WebsocketProtocol:
                 stacklevel=2,
             )
         return super().as_asgi(**initkwargs)
-
-    async def call_hook(self, hook, *args: Any, **kwargs: Any) -> Any:
-        if inspect.iscoroutinefunction(hook):
-            return await hook(*args, **kwargs)
-        return await database_sync_to_async(hook)(*args, **kwargs)
 
     async def _for_each_group(self, action: str) -> None:
         if not self.groups:
@@ -203,17 +198,6 @@ class WebsocketProtocol:
             await self.call_hook(self.disconnect, message.get("code", 1000))
         raise StopConsumer()
 
-    async def channels_app_session_ended(self, message: dict) -> None:
-        """The connection's session ended elsewhere (a logout, a flush)."""
-        watch = session_end.watch_of(self)
-        if watch is not None:
-            await watch.on_ended(message)
-
-    async def channels_app_session_check(self, message: dict) -> None:
-        """Re-check the session (the user's password changed, or it expired)."""
-        watch = session_end.watch_of(self)
-        if watch is not None:
-            await watch.on_check(message)
 
 
 class JsonFrames:
