@@ -199,7 +199,6 @@ class WebsocketProtocol(session_end.FollowsSession):
         raise StopConsumer()
 
 
-
 class JsonFrames:
     """What the JSON consumers share: which frames can hold JSON, and why not."""
 
