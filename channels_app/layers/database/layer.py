@@ -19,6 +19,7 @@ from django.db import connections
 from django.utils.connection import ConnectionDoesNotExist
 
 from ...exceptions import ChannelFull, InvalidChannelLayerError, MessageTooLarge
+from ...logging_limits import RateLimitedLog
 from ..base import BaseChannelLayer
 from .executors import psycopg_connect_kwargs
 from .sql import statements_for
@@ -58,6 +59,9 @@ class DatabaseChannelLayer(BaseChannelLayer):
     """
 
     extensions = ["groups", "flush"]
+
+    #: Seconds between two warnings about full members of the same group.
+    full_warning_interval: float = 10.0
 
     def __init__(
         self,
@@ -105,6 +109,8 @@ class DatabaseChannelLayer(BaseChannelLayer):
             poll_interval = 5.0 if vendor == "postgresql" else 0.1
         self.poll_interval = poll_interval
         self.dropped_messages = 0
+        #: Full-member warnings, rate-limited per group.
+        self.full_channel_warnings = RateLimitedLog(logger, self.full_warning_interval)
         self._states: dict[asyncio.AbstractEventLoop, LoopState] = {}
 
     # -- channels -----------------------------------------------------------
@@ -187,16 +193,30 @@ class DatabaseChannelLayer(BaseChannelLayer):
             sent = {row[0] for row in results[0]}
             full = [row for row in results[1] if row[0] not in sent]
             state.woke(sent)
-        for channel, capacity in full:
-            logger.warning(
-                "group_send to group %r skipped channel %r: it is full "
-                "(capacity %d); that member misses the message",
-                group,
-                channel,
-                capacity,
-            )
+        if full:
+            self._report_full(group, full)
         self.dropped_messages += len(full)
         return len(full)
+
+    def _report_full(self, group: str, full: list[tuple[str, int]]) -> None:
+        """One line per ``group_send``, at most one per group per interval.
+
+        A burst to a big room with stalled members would otherwise write a
+        line per member per message.
+        """
+        capacities = sorted({capacity for _, capacity in full})
+        named = ", ".join(repr(channel) for channel, _ in full[:3])
+        self.full_channel_warnings.log(
+            group,
+            "group_send to group %r: %d member(s) missed the message because "
+            "their channels are full (capacity %s): %s%s",
+            group,
+            len(full),
+            "/".join(map(str, capacities)),
+            named,
+            ", ..." if len(full) > 3 else "",
+            totals={"members skipped": len(full)},
+        )
 
     # -- flush, close ---------------------------------------------------------
 
