@@ -24,6 +24,7 @@ from . import session_end
 from .db import database_sync_to_async
 from .middleware import BaseMiddleware
 from .sessions import CookieMiddleware, SessionMiddleware
+from .types import Receive, Scope, Send
 
 __all__ = [
     "AuthMiddleware",
@@ -47,7 +48,7 @@ class UserLazyObject(LazyObject):
         )
 
 
-def _require_session(scope: dict) -> None:
+def _require_session(scope: Scope) -> None:
     if "session" not in scope:
         raise ValueError(
             "No session in the scope; wrap the application in SessionMiddleware "
@@ -59,7 +60,7 @@ def _is_resolved(user: Any) -> bool:
     return not isinstance(user, UserLazyObject) or user._wrapped is not empty
 
 
-def request_for_scope(scope: dict) -> HttpRequest:
+def request_for_scope(scope: Scope) -> HttpRequest:
     """A Django request standing for the connection described by ``scope``.
 
     It carries the scope's session (and its user, once resolved), path,
@@ -76,7 +77,7 @@ def request_for_scope(scope: dict) -> HttpRequest:
     return request
 
 
-async def get_user(scope: dict) -> Any:
+async def get_user(scope: Scope) -> Any:
     """The user the scope's session belongs to, or an ``AnonymousUser``.
 
     A session whose auth hash no longer matches (the password changed) is
@@ -90,11 +91,11 @@ async def get_user(scope: dict) -> Any:
     return await database_sync_to_async(_get_user)(scope)
 
 
-def _get_user(scope: dict) -> Any:
+def _get_user(scope: Scope) -> Any:
     return django_auth.get_user(request_for_scope(scope))
 
 
-async def login(scope: dict, user: Any, backend: str | None = None) -> None:
+async def login(scope: Scope, user: Any, backend: str | None = None) -> None:
     """Log ``user`` in on the scope's session and set ``scope["user"]``.
 
     The session gets a new key (or is flushed if it belonged to someone
@@ -113,11 +114,11 @@ async def login(scope: dict, user: Any, backend: str | None = None) -> None:
     await session_end.scope_changed(scope)
 
 
-def _login(scope: dict, user: Any, backend: str | None) -> None:
+def _login(scope: Scope, user: Any, backend: str | None) -> None:
     django_auth.login(request_for_scope(scope), user, backend)
 
 
-async def logout(scope: dict) -> None:
+async def logout(scope: Scope) -> None:
     """Flush the scope's session (its key stops working) and forget the user."""
     _require_session(scope)
     await database_sync_to_async(_logout)(scope)
@@ -128,7 +129,7 @@ async def logout(scope: dict) -> None:
     await session_end.scope_changed(scope)
 
 
-def _logout(scope: dict) -> None:
+def _logout(scope: Scope) -> None:
     django_auth.logout(request_for_scope(scope))
 
 
@@ -141,7 +142,7 @@ class AuthMiddleware(BaseMiddleware):
     is passed through untouched.
     """
 
-    def populate_scope(self, scope: dict) -> None:
+    def populate_scope(self, scope: Scope) -> None:
         if "session" not in scope:
             raise ValueError(
                 "AuthMiddleware found no session in the scope; put "
@@ -150,10 +151,10 @@ class AuthMiddleware(BaseMiddleware):
         if "user" not in scope:
             scope["user"] = UserLazyObject()
 
-    async def resolve_scope(self, scope: dict) -> None:
+    async def resolve_scope(self, scope: Scope) -> None:
         scope["user"]._wrapped = await get_user(scope)
 
-    async def __call__(self, scope: dict, receive, send) -> Any:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         if "user" in scope:
             return await self.inner(scope, receive, send)
         scope = dict(scope)

@@ -15,12 +15,13 @@ from . import DEFAULT_CHANNEL_LAYER
 from .db import aclose_old_connections, connection_activity, database_sync_to_async
 from .exceptions import StopConsumer
 from .layers import get_channel_layer
+from .types import Message, Receive, Scope, Send
 from .utils import await_many_dispatch
 
 logger = logging.getLogger("channels_app.consumer")
 
 
-def get_handler_name(message: dict) -> str:
+def get_handler_name(message: Message) -> str:
     """The method name for ``message``: its ``type`` with dots as underscores."""
     if not isinstance(message, dict) or "type" not in message:
         raise ValueError(f"Message has no 'type' key: {message!r}")
@@ -35,7 +36,7 @@ def get_handler_name(message: dict) -> str:
     return message_type.replace(".", "_")
 
 
-def _refused_initkwargs(cls: type, initkwargs: dict) -> str | None:
+def _refused_initkwargs(cls: type, initkwargs: dict[str, Any]) -> str | None:
     """Why ``cls(**initkwargs)`` is certain to fail, or None if it may work.
 
     Only a signature that rejects the keywords counts: a constructor taking
@@ -93,7 +94,7 @@ class AsyncConsumer:
     channel_layer_alias = DEFAULT_CHANNEL_LAYER
     _loop: asyncio.AbstractEventLoop | None = None
 
-    async def __call__(self, scope: dict, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
         self._loop = asyncio.get_running_loop()
         self._tasks: set[asyncio.Task] = set()
@@ -177,7 +178,7 @@ class AsyncConsumer:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _handler_for(self, message: dict):
+    def _handler_for(self, message: Message):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(
@@ -187,18 +188,18 @@ class AsyncConsumer:
             )
         return handler
 
-    async def dispatch(self, message: dict) -> None:
+    async def dispatch(self, message: Message) -> None:
         """Run the handler for ``message``, tidying DB connections only if needed."""
         handler = self._handler_for(message)
         if connection_activity.needs_tidying():
             await aclose_old_connections()
         await handler(message)
 
-    async def send(self, message: dict) -> None:
+    async def send(self, message: Message) -> None:
         """Send an ASGI message to the client."""
         await self.base_send(message)
 
-    async def channels_app_groups_lost(self, message: dict) -> None:
+    async def channels_app_groups_lost(self, message: Message) -> None:
         """The layer dropped this consumer's channel from ``message["groups"]``.
 
         Sent (as :data:`~channels_app.layers.base.GROUPS_LOST`) when the layer
@@ -294,7 +295,7 @@ class SyncConsumer(AsyncConsumer):
 
     _sync = True
 
-    async def dispatch(self, message: dict) -> None:
+    async def dispatch(self, message: Message) -> None:
         handler = self._handler_for(message)
         coroutine_form = getattr(handler, "coroutine_form", None)
         if coroutine_form is not None:
@@ -304,6 +305,6 @@ class SyncConsumer(AsyncConsumer):
         else:
             await database_sync_to_async(handler)(message)
 
-    def send(self, message: dict) -> None:
+    def send(self, message: Message) -> None:
         """Send an ASGI message to the client (call from the handler's thread)."""
         self.base_send(message)

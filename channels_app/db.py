@@ -15,6 +15,8 @@ import contextvars
 import functools
 import math
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import SyncToAsync, sync_to_async
@@ -50,7 +52,14 @@ class ConnectionActivity:
     def needs_tidying(self) -> bool:
         return self.dirty or time.monotonic() >= self.deadline
 
-    def query_ran(self, execute, sql, params, many, context):
+    def query_ran(
+        self,
+        execute: Callable[..., Any],
+        sql: Any,
+        params: Any,
+        many: bool,
+        context: dict[str, Any],
+    ) -> Any:
         self.dirty = True
         return execute(sql, params, many, context)
 
@@ -84,18 +93,18 @@ def _close_old_connections() -> None:
         connection_activity.tidied()
 
 
-class DatabaseSyncToAsync(SyncToAsync):
+class DatabaseSyncToAsync(SyncToAsync[Any, Any]):
     """``sync_to_async`` that closes stale connections before and after the call."""
 
     def __init__(
         self,
-        func,
+        func: Callable[..., Any],
         thread_sensitive: bool = True,
-        executor=None,
+        executor: ThreadPoolExecutor | None = None,
         context: contextvars.Context | None = None,
     ) -> None:
         @functools.wraps(func)
-        def tidy_around(*args, **kwargs):
+        def tidy_around(*args: Any, **kwargs: Any) -> Any:
             # Runs in the worker thread, inside the caller's copied context.
             _close_old_connections()
             try:
@@ -105,7 +114,7 @@ class DatabaseSyncToAsync(SyncToAsync):
 
         # ``context`` (run the call in that context, not a copy of the
         # caller's) is only passed on when given: older asgiref releases lack it.
-        options = {} if context is None else {"context": context}
+        options: dict[str, Any] = {} if context is None else {"context": context}
         super().__init__(
             tidy_around, thread_sensitive=thread_sensitive, executor=executor, **options
         )

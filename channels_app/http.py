@@ -19,6 +19,8 @@ from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.base import BaseHandler
 from django.http import HttpResponse
 
+from .types import Message, Receive, Scope, Send
+
 logger = logging.getLogger("channels_app.http")
 
 #: Django 5.0 added watching for ``http.disconnect`` while the view runs.
@@ -48,12 +50,12 @@ class AsgiHandler(ASGIHandler):
     def __init__(self) -> None:
         BaseHandler.__init__(self)
 
-    async def __call__(self, scope: dict, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._middleware_chain is None:
             self.load_middleware(is_async=True)
         await super().__call__(scope, receive, send)
 
-    async def handle(self, scope: dict, receive, send) -> None:
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = body_size_limit(scope)
         if limit is not None:
             declared = declared_body_size(scope)
@@ -69,7 +71,7 @@ class AsgiHandler(ASGIHandler):
         except RequestDataTooBig:
             await self.refuse_large_body(scope, send, limit)
 
-    async def refuse_large_body(self, scope: dict, send, limit: int | None) -> None:
+    async def refuse_large_body(self, scope: Scope, send, limit: int | None) -> None:
         """Answer 413 without running the view."""
         logger.warning(
             "Refused %s %s: request body larger than DATA_UPLOAD_MAX_MEMORY_SIZE "
@@ -83,11 +85,13 @@ class AsgiHandler(ASGIHandler):
         )
         await self.send_response(response, send)
 
-    async def _handle_watching_disconnect(self, scope: dict, receive, send) -> None:
+    async def _handle_watching_disconnect(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         """Django 4.2: run the request, cancelling it if the client goes away."""
         body_complete = asyncio.Event()
 
-        async def receive_body() -> dict:
+        async def receive_body() -> Message:
             message = await receive()
             if message["type"] != "http.request" or not message.get("more_body"):
                 body_complete.set()
@@ -113,7 +117,7 @@ class AsgiHandler(ASGIHandler):
             request.result()
 
 
-def body_size_limit(scope: dict) -> int | None:
+def body_size_limit(scope: Scope) -> int | None:
     """The most body bytes this request may carry, or None for no limit."""
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     if limit is None or _content_type(scope).startswith("multipart/form-data"):
@@ -121,7 +125,7 @@ def body_size_limit(scope: dict) -> int | None:
     return limit
 
 
-def declared_body_size(scope: dict) -> int | None:
+def declared_body_size(scope: Scope) -> int | None:
     """The request's ``Content-Length``, or None when absent or unreadable."""
     for name, value in scope.get("headers", ()):
         if name.lower() == b"content-length":
@@ -132,7 +136,7 @@ def declared_body_size(scope: dict) -> int | None:
     return None
 
 
-def _content_type(scope: dict) -> str:
+def _content_type(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name.lower() == b"content-type":
             return value.decode("latin-1").lower().strip()
@@ -143,7 +147,7 @@ def _limit_body(receive, limit: int) -> Any:
     """Wrap ``receive`` to raise ``RequestDataTooBig`` past ``limit`` body bytes."""
     received = 0
 
-    async def receive_limited() -> dict:
+    async def receive_limited() -> Message:
         nonlocal received
         message = await receive()
         received += len(message.get("body", b""))

@@ -29,7 +29,7 @@ class _Window:
         self.started = started
         self.suppressed = 0
         self.totals: dict[str, int] = {}
-        self.last: tuple[str, tuple] | None = None
+        self.last: tuple[str, tuple[Any, ...]] | None = None
         self.timer: asyncio.TimerHandle | None = None
 
 
@@ -133,7 +133,7 @@ class RateLimitedLog:
         window: _Window,
         now: float,
         msg: str,
-        args: tuple,
+        args: tuple[Any, ...],
         totals: Mapping[str, int] | None,
     ) -> None:
         window.suppressed += 1
@@ -166,7 +166,9 @@ class RateLimitedLog:
         if report is not None:
             self.logger.log(self.level, report[0], *report[1])
 
-    def _report(self, window: _Window, now: float) -> tuple[str, tuple] | None:
+    def _report(
+        self, window: _Window, now: float
+    ) -> tuple[str, tuple[Any, ...]] | None:
         """The record stating ``window``'s held-back messages, if it has any."""
         if not window.suppressed or window.last is None:
             return None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .types import Receive, Scope, Send
+
 
 class BaseMiddleware:
     """Wrap ``inner`` and hand it a copy of the scope.
@@ -27,7 +29,8 @@ class BaseMiddleware:
         match the exact path ``chat/``.
         """
         if "_path_routing_set" in self.__dict__:
-            return self.__dict__["_path_routing_set"]
+            routing: bool = self.__dict__["_path_routing_set"]
+            return routing
         inner = getattr(self, "inner", None)
         return getattr(inner, "_path_routing", False) is True
 
@@ -36,6 +39,6 @@ class BaseMiddleware:
         # A subclass may set it on the instance, as Channels' docs allow.
         self.__dict__["_path_routing_set"] = value
 
-    async def __call__(self, scope: dict, receive, send) -> Any:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         scope = dict(scope)
         return await self.inner(scope, receive, send)

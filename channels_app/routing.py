@@ -21,6 +21,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.urls.exceptions import Resolver404
 from django.urls.resolvers import RegexPattern, RoutePattern, URLResolver
 
+from .types import Receive, Scope, Send
+
 
 def get_default_application() -> Any:
     """The application named by ``settings.ASGI_APPLICATION``.
@@ -170,7 +172,7 @@ class ProtocolTypeRouter:
         self.on_shutdown = list(on_shutdown)
         warn_unless_installed()
 
-    async def __call__(self, scope: dict, receive, send) -> Any:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         if scope["type"] == "lifespan" and "lifespan" not in self.application_mapping:
             lifespan = Lifespan(self.on_startup, self.on_shutdown)
             return await lifespan(scope, receive, send)
@@ -242,7 +244,7 @@ class URLRouter:
                 )
         return route
 
-    async def __call__(self, scope: dict, receive, send) -> Any:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         nested = "path_remaining" in scope
         if nested:
             path = scope["path_remaining"]
@@ -308,7 +310,7 @@ class ChannelNameRouter:
     def __init__(self, application_mapping: dict[str, Any]) -> None:
         self.application_mapping = application_mapping
 
-    async def __call__(self, scope: dict, receive, send) -> Any:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         if "channel" not in scope:
             raise ValueError(
                 "ChannelNameRouter got a scope without a 'channel' key; it belongs "
@@ -345,7 +347,7 @@ class Lifespan:
     ) -> None:
         self.hooks = {"startup": list(on_startup), "shutdown": list(on_shutdown)}
 
-    async def __call__(self, scope: dict, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             phase = message["type"].removeprefix("lifespan.")

@@ -26,6 +26,7 @@ from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import defer, reactor
 
 from .server_limits import ConnectionLimits, PendingConnections, install
+from .types import Scope
 from .worker import Worker
 
 logger = logging.getLogger("channels_app.server")
@@ -55,8 +56,8 @@ class LifespanClient:
         self.application = application
         self.timeout = timeout
         self.supported = True
-        self._inbox: asyncio.Queue[dict] = asyncio.Queue()
-        self._replies: asyncio.Queue[dict] = asyncio.Queue()
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._task: asyncio.Task | None = None
 
     async def startup(self) -> None:
@@ -113,10 +114,10 @@ class Inbox:
     __slots__ = ("_items", "_waiter")
 
     def __init__(self) -> None:
-        self._items: deque[dict] | None = None
+        self._items: deque[dict[str, Any]] | None = None
         self._waiter: asyncio.Future | None = None
 
-    def put_nowait(self, item: dict) -> None:
+    def put_nowait(self, item: dict[str, Any]) -> None:
         if self._items is None:
             self._items = deque()
         self._items.append(item)
@@ -124,7 +125,7 @@ class Inbox:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def get(self) -> dict:
+    async def get(self) -> dict[str, Any]:
         while not self._items:
             self._waiter = asyncio.get_running_loop().create_future()
             try:
@@ -173,7 +174,7 @@ class DevelopmentServer(Server):
         reactor.addSystemEventTrigger("before", "shutdown", self._before_shutdown)
         super().run()
 
-    def create_application(self, protocol: Any, scope: dict) -> Inbox | None:
+    def create_application(self, protocol: Any, scope: Scope) -> Inbox | None:
         """Start the application for a new connection; return where its events go.
 
         The contract of Daphne's method, with an :class:`Inbox` for a queue.
@@ -215,7 +216,7 @@ class DevelopmentServer(Server):
         finally:
             reactor.callLater(1, self.application_checker)
 
-    def _check_connection(self, protocol: Any, details: dict) -> None:
+    def _check_connection(self, protocol: Any, details: dict[str, Any]) -> None:
         """Kill an application that outlived its connection; reap a finished one."""
         disconnected = details.get("disconnected")
         instance = details.get("application_instance")

@@ -355,7 +355,7 @@ class LimitedHTTPChannel(HTTPChannel):
 
     # -- for the log ---------------------------------------------------------------
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """The details Daphne's access log takes, for a refused request."""
         method, _, rest = self._request_line.partition(b" ")
         path = rest.rpartition(b" ")[0] if b" HTTP/" in rest else rest

@@ -49,6 +49,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from .db import database_sync_to_async
+from .types import Message, Scope
 
 __all__ = [
     "DELETED",
@@ -149,7 +150,7 @@ def _layers() -> list[Any]:
     return found
 
 
-def _publish(group: str, message: dict) -> None:
+def _publish(group: str, message: Message) -> None:
     """Send to ``group`` on every configured layer; log, never raise."""
     layers = _layers()
     if not layers:
@@ -174,7 +175,7 @@ def _publish(group: str, message: dict) -> None:
             logger.exception("Could not tell %s that its session ended", group)
 
 
-async def _send_logged(layer: Any, group: str, message: dict) -> None:
+async def _send_logged(layer: Any, group: str, message: Message) -> None:
     try:
         await layer.group_send(group, message)
     except Exception:
@@ -258,7 +259,7 @@ def _session_store_class():
     return session_store_class()
 
 
-def _current_key(scope: dict) -> str | None:
+def _current_key(scope: Scope) -> str | None:
     session = scope.get("session")
     if session is None:
         return None
@@ -268,7 +269,7 @@ def _current_key(scope: dict) -> str | None:
         return None
 
 
-def _current_user(scope: dict) -> Any:
+def _current_user(scope: Scope) -> Any:
     from .auth import _is_resolved
 
     user = scope.get("user")
@@ -419,7 +420,7 @@ class SessionWatch:
             {"type": CHECK_TYPE, "reason": EXPIRED, "session": _digest(key)},
         )
 
-    async def on_ended(self, message: dict) -> None:
+    async def on_ended(self, message: Message) -> None:
         if self.ended:
             return
         if message.get("session") != (self.key and _digest(self.key)):
@@ -429,7 +430,7 @@ class SessionWatch:
             return
         await self.end(message.get("reason", DELETED))
 
-    async def on_check(self, message: dict) -> None:
+    async def on_check(self, message: Message) -> None:
         if self.ended or not self.key:
             return
         if "session" in message and message["session"] != _digest(self.key):
@@ -465,13 +466,13 @@ class FollowsSession:
     """The handlers for this module's messages, for every consumer it watches
     (WebSocket consumers from connect, HTTP consumers once they stream)."""
 
-    async def channels_app_session_ended(self, message: dict) -> None:
+    async def channels_app_session_ended(self, message: Message) -> None:
         """The connection's session ended elsewhere (a logout, a flush)."""
         session_watch = watch_of(self)
         if session_watch is not None:
             await session_watch.on_ended(message)
 
-    async def channels_app_session_check(self, message: dict) -> None:
+    async def channels_app_session_check(self, message: Message) -> None:
         """Re-check the session (the user's password changed, or it expired)."""
         session_watch = watch_of(self)
         if session_watch is not None:
@@ -504,7 +505,7 @@ async def unwatch(consumer: Any) -> None:
         await session_watch.leave()
 
 
-async def scope_changed(scope: dict) -> None:
+async def scope_changed(scope: Scope) -> None:
     """The scope's session or user changed (``login``/``logout`` on it): follow."""
     session_watch = _watches.get(id(scope))
     if session_watch is not None and session_watch.consumer.scope is scope:

@@ -96,6 +96,7 @@ from django.views.decorators.http import require_POST
 
 from .db import database_sync_to_async
 from .sessions import session_cookie_options, session_store_class, usable_session_key
+from .types import Scope
 
 __all__ = [
     "BINDING_COOKIE_NAME",
@@ -169,7 +170,7 @@ def _keeps_data_server_side(store_class: type[SessionBase]) -> bool:
     return not issubclass(store_class, SignedCookieStore)
 
 
-async def create_sync_ticket(scope: dict) -> str:
+async def create_sync_ticket(scope: Scope) -> str:
     """Save the scope's session and return a ticket for ``session_sync_view``.
 
     Call it after ``login``/``logout`` (or any session change the browser's
@@ -180,7 +181,7 @@ async def create_sync_ticket(scope: dict) -> str:
     return await database_sync_to_async(_create_sync_ticket)(scope)
 
 
-def _create_sync_ticket(scope: dict) -> str:
+def _create_sync_ticket(scope: Scope) -> str:
     session = scope["session"]
     if session.modified and not session.is_empty():
         session.save()

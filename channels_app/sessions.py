@@ -27,6 +27,7 @@ from django.utils.http import http_date
 
 from .db import database_sync_to_async
 from .middleware import BaseMiddleware
+from .types import Message, Receive, Scope, Send
 
 __all__ = [
     "CookieMiddleware",
@@ -53,7 +54,7 @@ class CookieMiddleware(BaseMiddleware):
 
     max_header_size = 8192
 
-    async def __call__(self, scope: dict, receive, send) -> Any:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         if "headers" not in scope:
             raise ValueError(
                 "CookieMiddleware needs a scope with 'headers'; wrap only HTTP "
@@ -65,7 +66,7 @@ class CookieMiddleware(BaseMiddleware):
         return await self.inner({**scope, "cookies": self.parse(scope)}, receive, send)
 
     @classmethod
-    def parse(cls, scope: dict) -> dict[str, str]:
+    def parse(cls, scope: Scope) -> dict[str, str]:
         """The cookies of ``scope``'s headers, or ``{}`` if they are oversized."""
         values = [
             value for name, value in scope["headers"] if name.lower() == b"cookie"
@@ -85,7 +86,7 @@ class CookieMiddleware(BaseMiddleware):
 
     @staticmethod
     def set_cookie(
-        message: dict,
+        message: Message,
         key: str,
         value: str = "",
         max_age: Any = None,
@@ -118,7 +119,7 @@ class CookieMiddleware(BaseMiddleware):
 
     @staticmethod
     def delete_cookie(
-        message: dict,
+        message: Message,
         key: str,
         path: str | None = "/",
         domain: str | None = None,
@@ -130,12 +131,14 @@ class CookieMiddleware(BaseMiddleware):
         _append_cookie_header(message, response, key)
 
 
-def _append_cookie_header(message: dict, response: HttpResponseBase, key: str) -> None:
+def _append_cookie_header(
+    message: Message, response: HttpResponseBase, key: str
+) -> None:
     header = response.cookies[key].OutputString().encode("latin-1")
     message["headers"] = [*message.get("headers", ()), (b"set-cookie", header)]
 
 
-def _add_vary_cookie(message: dict) -> None:
+def _add_vary_cookie(message: Message) -> None:
     """Make caches key the response on the Cookie header, like Django does."""
     headers = list(message.get("headers", ()))
     for index, (name, value) in enumerate(headers):
@@ -223,7 +226,7 @@ class SessionMiddleware(BaseMiddleware):
     be used from a ``SessionMiddleware`` subclass the same way.
     """
 
-    async def __call__(self, scope: dict, receive, send) -> Any:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         if "session" in scope:
             return await self.inner(scope, receive, send)
         wrapper = InstanceSessionWrapper(scope, send)
@@ -254,7 +257,7 @@ class InstanceSessionWrapper:
     #: Message types that can carry the session cookie back to the browser.
     cookie_response_message_types = ["http.response.start"]
 
-    def __init__(self, scope: dict, send) -> None:
+    def __init__(self, scope: Scope, send) -> None:
         self.cookie_name = settings.SESSION_COOKIE_NAME
         self.session_store = session_store_class()
         self.scope = dict(scope)
@@ -274,12 +277,12 @@ class InstanceSessionWrapper:
     async def resolve_session(self) -> None:
         """Nothing by default: the session is built when first used."""
 
-    async def send(self, message: dict) -> None:
+    async def send(self, message: Message) -> None:
         if self.activated and message["type"] in self.save_message_types:
             message = await self.finish_session(dict(message))
         await self.real_send(message)
 
-    async def finish_session(self, message: dict) -> dict:
+    async def finish_session(self, message: Message) -> dict[str, Any]:
         """Save the session if it needs saving and set the cookie to match."""
         session: SessionBase = self.scope["session"]
         carries_cookies = message["type"] in self.cookie_response_message_types

@@ -42,6 +42,7 @@ from asgiref.sync import AsyncToSync, SyncToAsync
 from . import DEFAULT_CHANNEL_LAYER
 from .exceptions import InvalidChannelLayerError
 from .layers import get_channel_layer
+from .types import Message
 
 __all__ = ["await_from_sync", "group_send", "send"]
 
@@ -50,7 +51,7 @@ T = TypeVar("T")
 
 def send(
     channel: str,
-    message: dict,
+    message: Message,
     *,
     alias: str = DEFAULT_CHANNEL_LAYER,
     timeout: float | None = None,
@@ -61,7 +62,7 @@ def send(
 
 def group_send(
     group: str,
-    message: dict,
+    message: Message,
     *,
     alias: str = DEFAULT_CHANNEL_LAYER,
     timeout: float | None = None,
@@ -140,6 +141,7 @@ class BackgroundLoop:
         with self._lock:
             if self._loop is None or self._pid != os.getpid():
                 self._start()
+            assert self._loop is not None
             return self._loop
 
     def run(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:

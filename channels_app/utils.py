@@ -60,7 +60,8 @@ async def await_many_dispatch(
 
     turn = asyncio.Lock()
     current = asyncio.current_task()
-    ended: list[asyncio.Task] = []
+    assert current is not None  # called from a coroutine, inside a task
+    ended: list[asyncio.Task[None]] = []
 
     async def pump(receive: Callable[[], Awaitable[Any]]) -> None:
         while True:
@@ -70,7 +71,7 @@ async def await_many_dispatch(
 
     finishing = False
 
-    def pump_ended(task: asyncio.Task) -> None:
+    def pump_ended(task: asyncio.Task[None]) -> None:
         # Wake the calling task, which is waiting on its own source -- unless
         # it is already on its way out.
         if not finishing and not task.cancelled():

@@ -20,6 +20,7 @@ from typing import Any
 from asgiref.sync import ThreadSensitiveContext
 
 from .routing import ChannelNameRouter, ProtocolTypeRouter
+from .types import Message
 
 logger = logging.getLogger("channels_app.worker")
 
@@ -69,9 +70,9 @@ class ApplicationInstance:
     def __init__(self, application: Any, channel: str) -> None:
         self.channel = channel
         self.scope = {"type": "channel", "channel": channel}
-        self.inbox: asyncio.Queue[dict] = asyncio.Queue()
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.turn: asyncio.Future | None = None
-        self.current: dict | None = None
+        self.current: dict[str, Any] | None = None
         self.taken = False
         self.task = asyncio.ensure_future(self._run(application))
         self.task.add_done_callback(self._ended)
@@ -82,7 +83,7 @@ class ApplicationInstance:
         async with ThreadSensitiveContext():
             await application(self.scope, self.receive, self.send)
 
-    async def receive(self) -> dict:
+    async def receive(self) -> dict[str, Any]:
         if self.taken:
             # Back for more: the application is done with the last message.
             self._finish_turn()
@@ -90,14 +91,14 @@ class ApplicationInstance:
         self.taken = True
         return message
 
-    async def send(self, message: dict) -> None:
+    async def send(self, message: Message) -> None:
         raise RuntimeError(
             f"A consumer for channel {self.channel!r} has no client to send "
             f"{message.get('type')!r} to; send replies through the channel layer "
             f"(self.channel_layer.send or group_send) instead"
         )
 
-    async def handle(self, message: dict) -> BaseException | None:
+    async def handle(self, message: Message) -> BaseException | None:
         """Run ``message`` through the instance; the error that ended it, if any."""
         self.current = message
         self.taken = False

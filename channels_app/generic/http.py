@@ -9,6 +9,7 @@ from .. import session_end
 from ..consumer import AsyncConsumer
 from ..db import aclose_old_connections  # noqa: F401 - reachable here, as in Channels
 from ..exceptions import StopConsumer
+from ..types import Message
 
 
 def _encode_headers(headers: Any) -> list[tuple[bytes, bytes]]:
@@ -114,7 +115,7 @@ class AsyncHttpConsumer(session_end.FollowsSession, AsyncConsumer):
         if not self._response_complete:
             await self.send_body(b"")
 
-    async def http_request(self, message: dict) -> None:
+    async def http_request(self, message: Message) -> None:
         self.body.append(message.get("body", b""))
         if not message.get("more_body", False):
             try:
@@ -123,11 +124,11 @@ class AsyncHttpConsumer(session_end.FollowsSession, AsyncConsumer):
                 await self._disconnect_once()
                 raise
 
-    async def http_disconnect(self, message: dict) -> None:
+    async def http_disconnect(self, message: Message) -> None:
         await self._disconnect_once()
         raise StopConsumer()
 
-    async def dispatch(self, message: dict) -> None:
+    async def dispatch(self, message: Message) -> None:
         await super().dispatch(message)
         if self._response_complete:
             await self._disconnect_once()

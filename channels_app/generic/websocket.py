@@ -31,6 +31,7 @@ from ..exceptions import (
     StopConsumer,
 )
 from ..session_end import SESSION_ENDED
+from ..types import Message
 
 logger = logging.getLogger("channels_app.websocket")
 
@@ -71,7 +72,7 @@ def _fit_close_reason(reason: str) -> str:
     return encoded[:MAX_CLOSE_REASON_BYTES].decode("utf-8", errors="ignore")
 
 
-def accept_message(subprotocol: str | None = None, headers: Any = None) -> dict:
+def accept_message(subprotocol: str | None = None, headers: Any = None) -> Message:
     message: dict[str, Any] = {"type": "websocket.accept", "subprotocol": subprotocol}
     if headers:
         # As Channels does: the pairs go to the server exactly as given (a
@@ -85,7 +86,7 @@ def accept_message(subprotocol: str | None = None, headers: Any = None) -> dict:
 
 def frame_message(
     text_data: str | None = None, bytes_data: bytes | None = None
-) -> dict:
+) -> Message:
     if text_data is not None:
         return {"type": "websocket.send", "text": text_data}
     if bytes_data is not None:
@@ -93,7 +94,7 @@ def frame_message(
     raise ValueError("send() needs text_data or bytes_data")
 
 
-def close_message(code: int | bool | None = None, reason: str | None = None) -> dict:
+def close_message(code: int | bool | None = None, reason: str | None = None) -> Message:
     message: dict[str, Any] = {"type": "websocket.close"}
     # send(close=True) passes True through: it means "the default code".
     if code is not None and code is not True:
@@ -103,7 +104,7 @@ def close_message(code: int | bool | None = None, reason: str | None = None) -> 
     return message
 
 
-def frame_arguments(message: dict) -> dict:
+def frame_arguments(message: Message) -> Message:
     """The keyword ``receive()`` gets for a ``websocket.receive`` message.
 
     Only one keyword, as Channels passes it: ``text_data`` when the message
@@ -161,7 +162,7 @@ class WebsocketProtocol(session_end.FollowsSession):
         for group in self.groups:
             await getattr(layer, action)(group, self.channel_name)
 
-    async def websocket_connect(self, message: dict) -> None:
+    async def websocket_connect(self, message: Message) -> None:
         await self._for_each_group("group_add")
         # The session's and user's groups, so that a logout elsewhere reaches
         # this connection (see channels_app.session_end).
@@ -173,7 +174,7 @@ class WebsocketProtocol(session_end.FollowsSession):
         except DenyConnection:
             await self.call_hook(self.close)
 
-    async def websocket_receive(self, message: dict) -> None:
+    async def websocket_receive(self, message: Message) -> None:
         try:
             await self.call_hook(self.receive, **frame_arguments(message))
         except UnacceptableFrame as exc:
@@ -190,7 +191,7 @@ class WebsocketProtocol(session_end.FollowsSession):
                 self.close, code=exc.code, reason=_fit_close_reason(exc.reason)
             )
 
-    async def websocket_disconnect(self, message: dict) -> None:
+    async def websocket_disconnect(self, message: Message) -> None:
         try:
             await session_end.unwatch(self)
             await self._for_each_group("group_discard")

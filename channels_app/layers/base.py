@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..exceptions import MessageTooLarge
+from ..types import Message
 from .messages import estimate_size, portable_copy, require_dict
 
 # ASCII only and matched against the whole string: Channels 4 used ``$`` (which
@@ -242,7 +243,7 @@ class BaseChannelLayer:
         require_dict(message)
 
     @staticmethod
-    def require_portable_message(message: dict, max_size: int | None = None) -> int:
+    def require_portable_message(message: Message, max_size: int | None = None) -> int:
         """Refuse values a network layer could not carry; return a size estimate.
 
         A network layer serialises with msgpack or JSON, so only str, bytes,
@@ -261,10 +262,10 @@ class BaseChannelLayer:
 
     # -- the API subclasses implement ---------------------------------------
 
-    async def send(self, channel: str, message: dict) -> None:
+    async def send(self, channel: str, message: Message) -> None:
         raise NotImplementedError("send() is not implemented by this layer")
 
-    async def receive(self, channel: str) -> dict:
+    async def receive(self, channel: str) -> Message:
         raise NotImplementedError("receive() is not implemented by this layer")
 
     async def new_channel(self, prefix: str = "specific.") -> str:
@@ -276,7 +277,7 @@ class BaseChannelLayer:
     async def group_discard(self, group: str, channel: str) -> None:
         raise NotImplementedError("this layer does not support groups")
 
-    async def group_send(self, group: str, message: dict) -> Any:
+    async def group_send(self, group: str, message: Message) -> Any:
         raise NotImplementedError("this layer does not support groups")
 
     async def flush(self) -> None:

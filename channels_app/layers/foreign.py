@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .. import exceptions
@@ -80,7 +81,9 @@ def translate(exc: BaseException) -> BaseException:
     return exc
 
 
-def _translating(method):
+def _translating(
+    method: Callable[..., Awaitable[Any]],
+) -> Callable[..., Awaitable[Any]]:
     @functools.wraps(method)
     async def call(*args: Any, **kwargs: Any) -> Any:
         try:

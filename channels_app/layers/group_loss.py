@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from typing import Any
 
 from .base import GROUPS_LOST
 
@@ -45,7 +46,7 @@ class GroupLossWatch:
         elif not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._news.set)
 
-    async def receive(self) -> dict:
+    async def receive(self) -> dict[str, Any]:
         while not self._lost:
             self._news.clear()
             await self._news.wait()

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..exceptions import ChannelFull
 from ..logging_limits import RateLimitedLog
+from ..types import Message
 from .base import BaseChannelLayer
 from .group_loss import GroupLossWatch, GroupLossWatches
 from .messages import is_flat, portable_copy, require_dict
@@ -43,9 +44,9 @@ class _Channel:
         self.name = name
         self.capacity = capacity
         #: ``(expires_at, message)`` in arrival order.
-        self.messages: deque[tuple[float, dict]] = deque()
+        self.messages: deque[tuple[float, Message]] = deque()
         #: Futures of pending ``receive()`` calls, oldest first.
-        self.waiters: deque[asyncio.Future] = deque()
+        self.waiters: deque[asyncio.Future[tuple[float, Message]]] = deque()
         #: Whether the expiry heap holds an entry for this channel.
         self.armed = False
 
@@ -80,7 +81,7 @@ class _QueueView:
         self._layer = layer
         self._name = name
 
-    def _messages(self) -> deque[tuple[float, dict]]:
+    def _messages(self) -> deque[tuple[float, Message]]:
         queue = self._layer._channels.get(self._name)
         return queue.messages if queue is not None else deque()
 
@@ -101,7 +102,7 @@ class _QueueView:
         return len(self._messages()) >= self.maxsize
 
     @property
-    def _queue(self) -> deque[tuple[float, dict]]:
+    def _queue(self) -> deque[tuple[float, Message]]:
         """A snapshot of the queued ``(expires_at, message)``, oldest first."""
         offset = _wall_clock_offset()
         return deque((at + offset, message) for at, message in self._messages())
@@ -111,7 +112,7 @@ class _QueueView:
         return f"<channel queue {self._name!r} maxsize={self.maxsize} qsize={size}>"
 
 
-class _ChannelsView(Mapping):
+class _ChannelsView(Mapping[str, "_QueueView"]):
     """``layer.channels``: the channels holding messages or waited on.
 
     That is the set Channels keeps (it drops a channel once a receive leaves
@@ -145,7 +146,7 @@ class _ChannelsView(Mapping):
         return repr({name: self[name] for name in self})
 
 
-class _MembersView(Mapping):
+class _MembersView(Mapping[str, float]):
     """``layer.groups[group]``: member channel -> when it joined (``time.time()``)."""
 
     __slots__ = ("_group", "_layer")
@@ -174,7 +175,7 @@ class _MembersView(Mapping):
         return repr(dict(self.items()))
 
 
-class _GroupsView(Mapping):
+class _GroupsView(Mapping[str, "_MembersView"]):
     """``layer.groups``: group -> its members, as Channels exposes them; O(1) reads."""
 
     __slots__ = ("_layer",)
@@ -261,7 +262,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
     # -- channels -----------------------------------------------------------
 
-    async def send(self, channel: str, message: dict) -> None:
+    async def send(self, channel: str, message: Message) -> None:
         """Queue ``message`` on ``channel``; ``ChannelFull`` at capacity."""
         if channel not in self._channels:
             self.require_valid_channel_name(channel)
@@ -270,7 +271,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._expire_due(now)
         self._deliver(self._channel(channel), (now + self.expiry, message))
 
-    async def receive(self, channel: str) -> dict:
+    async def receive(self, channel: str) -> Message:
         """The oldest unexpired message on ``channel``, waiting if there is none.
 
         Each message goes to exactly one receiver.  A receive cancelled after
@@ -288,7 +289,9 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 return message
             self._message_expired(queue)
 
-        waiter = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[tuple[float, Message]] = (
+            asyncio.get_running_loop().create_future()
+        )
         queue.waiters.append(waiter)
         try:
             _, message = await waiter
@@ -347,7 +350,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._expire_due(monotonic())
         self._leave(group, channel)
 
-    async def group_send(self, group: str, message: dict) -> int:
+    async def group_send(self, group: str, message: Message) -> int:
         """Queue ``message`` on every member channel of ``group``.
 
         A member whose channel is full misses the message.  The number
@@ -466,7 +469,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
     # -- delivery -------------------------------------------------------------
 
-    def _copy(self, message: Any) -> dict:
+    def _copy(self, message: Any) -> Message:
         if self.require_portable_messages:
             return portable_copy(message)
         require_dict(message)
@@ -478,7 +481,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             queue = self._channels[name] = _Channel(name, self.get_capacity(name))
         return queue
 
-    def _deliver(self, queue: _Channel, item: tuple[float, dict]) -> None:
+    def _deliver(self, queue: _Channel, item: tuple[float, Message]) -> None:
         """Hand ``item`` to the oldest live waiter, or queue it."""
         if queue.waiters and not queue.messages:
             loop = asyncio.get_running_loop()
@@ -500,7 +503,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
             self._arm(queue, item[0])
 
     def _hand_over_from_another_loop(
-        self, queue: _Channel, waiter: asyncio.Future, item: tuple[float, dict]
+        self,
+        queue: _Channel,
+        waiter: asyncio.Future[tuple[float, Message]],
+        item: tuple[float, Message],
     ) -> bool:
         """Wake a receiver waiting on another thread's event loop, safely."""
 
@@ -516,7 +522,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             return False
         return True
 
-    def _put_back(self, name: str, item: tuple[float, dict]) -> None:
+    def _put_back(self, name: str, item: tuple[float, Message]) -> None:
         """Return an undelivered message to the head of its channel's queue."""
         queue = self._channel(name)
         queue.messages.appendleft(item)
@@ -650,6 +656,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         if (
             self._timer is not None
             and self._timer_at <= when
+            and self._timer_loop is not None
             and not self._timer_loop.is_closed()
         ):
             return
@@ -676,7 +683,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
             self._timer = None
 
 
-def _discard(waiters: deque, waiter: asyncio.Future) -> None:
+def _discard(
+    waiters: deque[asyncio.Future[tuple[float, Message]]],
+    waiter: asyncio.Future[tuple[float, Message]],
+) -> None:
     try:
         waiters.remove(waiter)
     except ValueError:

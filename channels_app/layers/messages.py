@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..types import Message
+
 #: Immutable values that can be shared between the copy and the original.
 _ATOMS = frozenset({str, bytes, int, float, bool, type(None)})
 #: Their base classes, for subclasses such as ``SafeString`` or ``IntEnum``.
@@ -28,7 +30,7 @@ class _Unportable(Exception):
         self.path: list[Any] = []
 
 
-def _copy_dict(value: dict) -> dict:
+def _copy_dict(value: dict[str, Any]) -> Message:
     copied = dict(value)
     for key, item in value.items():
         if type(key) is not str and not isinstance(key, str):
@@ -42,7 +44,7 @@ def _copy_dict(value: dict) -> dict:
     return copied
 
 
-def _copy_sequence(value: list | tuple) -> list:
+def _copy_sequence(value: list[Any] | tuple[Any, ...]) -> list[Any]:
     copied = []
     for index, item in enumerate(value):
         if type(item) in _ATOMS:
@@ -92,7 +94,7 @@ def require_dict(message: Any) -> None:
         raise TypeError(f"Message must be a dict, not {type(message).__name__}")
 
 
-def portable_copy(message: dict) -> dict:
+def portable_copy(message: Message) -> Message:
     """Return an independent copy of ``message``, refusing unportable values.
 
     Raises ``TypeError`` naming the offending key (``message['a'][0]``) when a
@@ -111,7 +113,7 @@ def portable_copy(message: dict) -> dict:
         ) from None
 
 
-def is_flat(message: dict) -> bool:
+def is_flat(message: Message) -> bool:
     """True when every value is immutable, so a shallow copy is a full copy."""
     return all(type(value) in _ATOMS for value in message.values())
 

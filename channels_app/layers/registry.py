@@ -25,7 +25,7 @@ class ChannelLayerManager:
             self.backends = {}
 
     @property
-    def configs(self) -> dict[str, dict]:
+    def configs(self) -> dict[str, dict[str, Any]]:
         return getattr(settings, "CHANNEL_LAYERS", {}) or {}
 
     def make_backend(self, name: str) -> Any:
@@ -41,7 +41,7 @@ class ChannelLayerManager:
         entry = self._entry(name)
         return self._build(name, "TEST_CONFIG" if "TEST_CONFIG" in entry else "CONFIG")
 
-    def _entry(self, name: str) -> dict:
+    def _entry(self, name: str) -> dict[str, Any]:
         try:
             entry = self.configs[name]
         except KeyError:
@@ -57,7 +57,7 @@ class ChannelLayerManager:
             )
         return entry
 
-    def _make_backend(self, name: str, config: dict) -> Any:
+    def _make_backend(self, name: str, config: dict[str, Any]) -> Any:
         """Build alias ``name``'s BACKEND with ``config`` (Channels' hook: the
         dict itself, for subclasses and callers written against Channels)."""
         return self._build(name, "the given config", config)

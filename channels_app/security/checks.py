@@ -24,7 +24,7 @@ ORIGIN_CHECKS = (OriginValidator, CsrfOriginValidator)
 
 
 @checks.register(checks.Tags.security, deploy=True)
-def check_websocket_origin_validation(app_configs=None, **kwargs: Any) -> list:
+def check_websocket_origin_validation(app_configs=None, **kwargs: Any) -> list[Any]:
     """Warn when a WebSocket route can be reached without an origin check.
 
     Runs with ``manage.py check --deploy``.  It follows middleware
@@ -64,7 +64,9 @@ def check_websocket_origin_validation(app_configs=None, **kwargs: Any) -> list:
 
 
 @checks.register(checks.Tags.security, deploy=True)
-def check_origin_validators_refuse_other_sites(app_configs=None, **kwargs: Any) -> list:
+def check_origin_validators_refuse_other_sites(
+    app_configs=None, **kwargs: Any
+) -> list[Any]:
     """Warn about origin validators that let every site in.
 
     ``OriginValidator(app, ["*"])`` is fine for a public socket that reads

@@ -47,6 +47,7 @@ from django.http.request import is_same_domain
 from django.middleware.csrf import CsrfViewMiddleware
 
 from ..generic.websocket import AsyncWebsocketConsumer
+from ..types import Receive, Scope, Send
 
 __all__ = [
     "AllowedHostsOriginValidator",
@@ -174,7 +175,7 @@ class OriginValidator(_Guard):
         self.allow_missing_origin = allow_missing_origin
         _check_patterns(self.allowed_origins)  # Fail early on typos.
 
-    async def __call__(self, scope: dict, receive, send) -> Any:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         if scope["type"] != "websocket":
             raise ValueError(
                 f"OriginValidator only guards WebSocket connections, not "
@@ -332,7 +333,7 @@ class CsrfOriginValidator(_Guard):
         if allow_missing_origin is not None:
             self.allow_missing_origin = allow_missing_origin
 
-    async def __call__(self, scope: dict, receive, send) -> Any:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         if scope["type"] != "websocket":
             raise ValueError(
                 f"CsrfOriginValidator only guards WebSocket connections, not "
@@ -353,7 +354,7 @@ class CsrfOriginValidator(_Guard):
             return await self.inner(scope, receive, send)
         return await self._refuse(scope, receive, send, shown, request)
 
-    def handshake_request(self, scope: dict) -> HttpRequest:
+    def handshake_request(self, scope: Scope) -> HttpRequest:
         """The handshake as the GET request Django's CSRF rules are applied to.
 
         It has the scope's path, headers, client and server address, and the
@@ -378,7 +379,7 @@ class CsrfOriginValidator(_Guard):
         return CsrfViewMiddleware(_no_response)._origin_verified(request)
 
     async def _refuse(
-        self, scope: dict, receive, send, shown: str, request: HttpRequest | None
+        self, scope: Scope, receive, send, shown: str, request: HttpRequest | None
     ) -> Any:
         expected = ""
         if request is not None:

@@ -5,6 +5,7 @@ from typing import Any
 from asgiref.testing import ApplicationCommunicator as BaseApplicationCommunicator
 
 from ..db import closing_disabled
+from ..types import Scope
 
 
 def _keeping_connections(application: Any) -> Any:
@@ -29,5 +30,5 @@ class ApplicationCommunicator(BaseApplicationCommunicator):
     timeout instead of hanging, and re-raise any exception the application hit.
     """
 
-    def __init__(self, application: Any, scope: dict) -> None:
+    def __init__(self, application: Any, scope: Scope) -> None:
         super().__init__(_keeping_connections(application), scope)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .application import ApplicationCommunicator
@@ -41,7 +42,7 @@ class HttpCommunicator(ApplicationCommunicator):
         self.sent_request = False
         super().__init__(application, scope)
 
-    async def get_response(self, timeout: float = 1) -> dict:
+    async def get_response(self, timeout: float = 1) -> dict[str, Any]:
         """Send the request and return ``{"status", "headers", "body"}``.
 
         Streamed bodies are joined; each wait is bounded by ``timeout``.  It

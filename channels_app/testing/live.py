@@ -103,7 +103,7 @@ class LiveServerProcess(_FORK.Process):
         self,
         host: str,
         get_application: Callable[[], Any],
-        kwargs: dict | None = None,
+        kwargs: dict[str, Any] | None = None,
         setup: Callable[[], Any] | None = None,
         teardown: Callable[[], Any] | None = None,
         port: int | None = None,

@@ -160,7 +160,7 @@ class Command(RunserverCommand):
 
     # -- static files (both servers) ---------------------------------------------
 
-    def serves_static(self, options: dict) -> bool:
+    def serves_static(self, options: dict[str, Any]) -> bool:
         return (
             apps.is_installed("django.contrib.staticfiles")
             and options.get("use_static_handler", True)
@@ -176,7 +176,7 @@ class Command(RunserverCommand):
             return StaticFilesHandler(handler)
         return handler
 
-    def get_application(self, options: dict, root: Any = None) -> Any:
+    def get_application(self, options: dict[str, Any], root: Any = None) -> Any:
         """The ASGI application to serve: ``ASGI_APPLICATION``, plus static files."""
         application = get_default_application() if root is None else root
         if self.serves_static(options):
@@ -256,7 +256,7 @@ class Command(RunserverCommand):
                 self.root_error = exc
         super().run(**options)
 
-    def load_root_application(self, options: dict) -> Any:
+    def load_root_application(self, options: dict[str, Any]) -> Any:
         """``ASGI_APPLICATION``, or the real reason it cannot be imported.
 
         Asked before the system checks, so that a broken ``asgi.py`` (or a
@@ -293,7 +293,7 @@ class Command(RunserverCommand):
         return f"tcp:port={int(self.port)}:interface={host}"
 
     @staticmethod
-    def websocket_limit(options: dict, kind: str, setting: str) -> int:
+    def websocket_limit(options: dict[str, Any], kind: str, setting: str) -> int:
         value = options[f"websocket_max_{kind}_size"]
         if value is None:
             value = getattr(settings, setting, DEFAULT_WEBSOCKET_LIMIT)
@@ -302,7 +302,7 @@ class Command(RunserverCommand):
         return value
 
     @staticmethod
-    def connection_limits(options: dict) -> ConnectionLimits:
+    def connection_limits(options: dict[str, Any]) -> ConnectionLimits:
         try:
             return ConnectionLimits(
                 header_timeout=options["header_timeout"],
@@ -314,7 +314,9 @@ class Command(RunserverCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
 
-    def in_process_workers(self, application: Any, options: dict) -> list[Worker]:
+    def in_process_workers(
+        self, application: Any, options: dict[str, Any]
+    ) -> list[Worker]:
         """One worker for every channel the root ChannelNameRouter routes."""
         channels = routed_channels(application)
         if not channels or not options["use_worker"]:
@@ -369,7 +371,7 @@ class Command(RunserverCommand):
             )
         )
 
-    def log_action(self, protocol: str, action: str, details: dict) -> None:
+    def log_action(self, protocol: str, action: str, details: dict[str, Any]) -> None:
         """Log each request and WebSocket event, as Django's runserver does."""
         if protocol == "http" and action == "complete":
             status = details["status"]

@@ -159,7 +159,7 @@ class Command(BaseCommand):
             )
         return layer
 
-    def choose_channels(self, application: Any, options: dict) -> list[str]:
+    def choose_channels(self, application: Any, options: dict[str, Any]) -> list[str]:
         names = options["channels"]
         routed = routed_channels(application)
         if names and channel_router(application) is not None:
