@@ -6,7 +6,7 @@ import asyncio
 import functools
 import inspect
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -15,7 +15,7 @@ from . import DEFAULT_CHANNEL_LAYER
 from .db import aclose_old_connections, connection_activity, database_sync_to_async
 from .exceptions import StopConsumer
 from .layers import get_channel_layer
-from .types import Message, Receive, Scope, Send
+from .types import ASGIApp, ChannelLayer, Message, Receive, Scope, Send
 from .utils import await_many_dispatch
 
 logger = logging.getLogger("channels_app.consumer")
@@ -54,7 +54,9 @@ def _refused_initkwargs(cls: type, initkwargs: dict[str, Any]) -> str | None:
     return None
 
 
-def blocking_form(coroutine_function):
+def blocking_form(
+    coroutine_function: Callable[[Any, Message], Awaitable[None]],
+) -> Callable[[Any, Message], None]:
     """The plain-function form of a coroutine handler, for sync consumers.
 
     In Channels a ``SyncConsumer``'s protocol handlers are plain methods, so
@@ -66,13 +68,13 @@ def blocking_form(coroutine_function):
     the coroutine itself (``coroutine_form``), without the thread hop.
     """
 
-    def handler(self, message):
+    def handler(self: Any, message: Message) -> None:
         return async_to_sync(coroutine_function)(self, message)
 
     handler.__name__ = coroutine_function.__name__
     handler.__qualname__ = coroutine_function.__qualname__
     handler.__doc__ = coroutine_function.__doc__
-    handler.coroutine_form = coroutine_function
+    handler.coroutine_form = coroutine_function  # type: ignore[attr-defined]
     return handler
 
 
@@ -93,16 +95,21 @@ class AsyncConsumer:
     _sync = False
     channel_layer_alias = DEFAULT_CHANNEL_LAYER
     _loop: asyncio.AbstractEventLoop | None = None
+    # Set per connection by __call__.
+    scope: Scope
+    base_send: Callable[[Message], Any]
+    channel_layer: ChannelLayer | None
+    channel_name: str
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
         self._loop = asyncio.get_running_loop()
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         # Sync handlers run in a thread and cannot await; they get a send
         # that blocks until the event loop has passed the message on.
         self.base_send = async_to_sync(send) if self._sync else send
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        sources = [receive]
+        sources: list[Callable[[], Awaitable[Any]]] = [receive]
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
             # Public like the rest of Channels' consumer state: code that
@@ -130,7 +137,7 @@ class AsyncConsumer:
 
     def start_task(
         self, coroutine: Coroutine[Any, Any, Any], *, name: str | None = None
-    ) -> asyncio.Task:
+    ) -> asyncio.Task[Any]:
         """Run ``coroutine`` beside the consumer, until the consumer ends.
 
         The task is cancelled (and awaited) when the consumer finishes for any
@@ -153,15 +160,15 @@ class AsyncConsumer:
 
     async def _start_on_loop(
         self, coroutine: Coroutine[Any, Any, Any], name: str | None
-    ) -> asyncio.Task:
+    ) -> asyncio.Task[Any]:
         return self._track(asyncio.get_running_loop().create_task(coroutine, name=name))
 
-    def _track(self, task: asyncio.Task) -> asyncio.Task:
+    def _track(self, task: asyncio.Task[Any]) -> asyncio.Task[Any]:
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
 
-    def _task_done(self, task: asyncio.Task) -> None:
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error(
@@ -178,7 +185,7 @@ class AsyncConsumer:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _handler_for(self, message: Message):
+    def _handler_for(self, message: Message) -> Callable[[Message], Any]:
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(
@@ -186,7 +193,8 @@ class AsyncConsumer:
                 f"{type(self).__qualname__}; define a method named "
                 f"{get_handler_name(message)!r}"
             )
-        return handler
+        handler_: Callable[[Message], Any] = handler
+        return handler_
 
     async def dispatch(self, message: Message) -> None:
         """Run the handler for ``message``, tidying DB connections only if needed."""
@@ -210,7 +218,9 @@ class AsyncConsumer:
         groups = [g for g in message.get("groups", ()) if isinstance(g, str)]
         await self.call_hook(self.groups_lost, groups)
 
-    async def call_hook(self, hook, *args: Any, **kwargs: Any) -> Any:
+    async def call_hook(
+        self, hook: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
         """Run a hook a subclass may have written either way: coroutine or
         plain function (the latter in a thread, where the ORM may be used)."""
         if inspect.iscoroutinefunction(hook):
@@ -224,11 +234,12 @@ class AsyncConsumer:
         at-most-once delivery; a consumer that must not miss any can close
         instead, so that its client reconnects and catches up.
         """
+        assert self.channel_layer is not None  # the message came through it
         for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
 
     @classmethod
-    def as_asgi(cls, **initkwargs: Any):
+    def as_asgi(cls, **initkwargs: Any) -> ASGIApp:
         """An ASGI application that runs ``cls(**initkwargs)`` for every connection.
 
         The keywords are passed to the constructor unchanged, each connection
@@ -252,7 +263,7 @@ class AsyncConsumer:
                 f"for every connection, so they must match its __init__"
             )
 
-        async def app(scope, receive, send):
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
             try:
                 consumer = cls(**initkwargs)
             except TypeError as exc:
@@ -271,8 +282,8 @@ class AsyncConsumer:
                 raise
             return await consumer(scope, receive, send)
 
-        app.consumer_class = cls
-        app.consumer_initkwargs = initkwargs
+        app.consumer_class = cls  # type: ignore[attr-defined]
+        app.consumer_initkwargs = initkwargs  # type: ignore[attr-defined]
         functools.update_wrapper(app, cls, updated=())
         return app
 
@@ -305,6 +316,7 @@ class SyncConsumer(AsyncConsumer):
         else:
             await database_sync_to_async(handler)(message)
 
-    def send(self, message: Message) -> None:
+    # Blocking, as in Channels: sync handlers call it from their thread.
+    def send(self, message: Message) -> None:  # type: ignore[override]
         """Send an ASGI message to the client (call from the handler's thread)."""
         self.base_send(message)

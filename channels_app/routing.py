@@ -236,11 +236,15 @@ class URLRouter:
             # match); a nested router needs it to match only a prefix.
             if isinstance(pattern, RoutePattern):
                 route.pattern = RoutePattern(
-                    pattern._route, name=pattern.name, is_endpoint=False
+                    pattern._route,  # type: ignore[attr-defined]  # not in the stubs
+                    name=pattern.name,
+                    is_endpoint=False,
                 )
             elif isinstance(pattern, RegexPattern):
                 route.pattern = RegexPattern(
-                    pattern._regex, name=pattern.name, is_endpoint=False
+                    pattern._regex,  # type: ignore[attr-defined]  # not in the stubs
+                    name=pattern.name,
+                    is_endpoint=False,
                 )
         return route
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from .. import exceptions
+from ..types import ChannelLayer
 
 #: The layer API methods whose exceptions are translated.
 API_METHODS = (
@@ -97,7 +98,7 @@ def _translating(
     return call
 
 
-def adapt_layer(layer: Any) -> Any:
+def adapt_layer(layer: Any) -> ChannelLayer:
     """Translate the exceptions of ``layer``'s API coroutines; returns ``layer``.
 
     Layers built on :class:`~channels_app.layers.BaseChannelLayer` already
@@ -111,7 +112,7 @@ def adapt_layer(layer: Any) -> Any:
     if isinstance(layer, BaseChannelLayer) or inspect.getattr_static(
         layer, _ADAPTED_MARK, False
     ):
-        return layer
+        return cast(ChannelLayer, layer)
     for name in API_METHODS:
         try:
             method = getattr(layer, name)
@@ -120,4 +121,4 @@ def adapt_layer(layer: Any) -> Any:
         if inspect.iscoroutinefunction(method):
             setattr(layer, name, _translating(method))
     setattr(layer, _ADAPTED_MARK, True)
-    return layer
+    return cast(ChannelLayer, layer)

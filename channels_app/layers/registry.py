@@ -10,6 +10,7 @@ from django.utils.module_loading import import_string
 
 from .. import DEFAULT_CHANNEL_LAYER
 from ..exceptions import InvalidChannelLayerError
+from ..types import ChannelLayer
 from .foreign import adapt_layer
 
 
@@ -17,7 +18,7 @@ class ChannelLayerManager:
     """Lazily creates and caches one layer instance per configured alias."""
 
     def __init__(self) -> None:
-        self.backends: dict[str, Any] = {}
+        self.backends: dict[str, ChannelLayer] = {}
         setting_changed.connect(self._reset_backends)
 
     def _reset_backends(self, setting: str, **kwargs: Any) -> None:
@@ -28,11 +29,11 @@ class ChannelLayerManager:
     def configs(self) -> dict[str, dict[str, Any]]:
         return getattr(settings, "CHANNEL_LAYERS", {}) or {}
 
-    def make_backend(self, name: str) -> Any:
+    def make_backend(self, name: str) -> ChannelLayer:
         """Build the layer for alias ``name`` from its ``CONFIG``."""
         return self._build(name, "CONFIG")
 
-    def make_test_backend(self, name: str) -> Any:
+    def make_test_backend(self, name: str) -> ChannelLayer:
         """Build the layer for alias ``name`` from ``TEST_CONFIG`` (else ``CONFIG``).
 
         Lets a test suite point the same alias at, say, a separate Redis
@@ -57,12 +58,12 @@ class ChannelLayerManager:
             )
         return entry
 
-    def _make_backend(self, name: str, config: dict[str, Any]) -> Any:
+    def _make_backend(self, name: str, config: dict[str, Any]) -> ChannelLayer:
         """Build alias ``name``'s BACKEND with ``config`` (Channels' hook: the
         dict itself, for subclasses and callers written against Channels)."""
         return self._build(name, "the given config", config)
 
-    def _build(self, name: str, config_key: str, config: Any = None) -> Any:
+    def _build(self, name: str, config_key: str, config: Any = None) -> ChannelLayer:
         """Build alias ``name``'s BACKEND from ``config``, or its ``config_key``."""
         entry = self._entry(name)
         where = f"CHANNEL_LAYERS[{name!r}]"
@@ -98,7 +99,7 @@ class ChannelLayerManager:
             )
         return adapt_layer(layer)
 
-    def __getitem__(self, key: str) -> Any:
+    def __getitem__(self, key: str) -> ChannelLayer:
         if key not in self.backends:
             self.backends[key] = self.make_backend(key)
         return self.backends[key]
@@ -106,7 +107,7 @@ class ChannelLayerManager:
     def __contains__(self, key: str) -> bool:
         return key in self.configs
 
-    def set(self, key: str, layer: Any) -> Any:
+    def set(self, key: str, layer: Any) -> ChannelLayer | None:
         """Install ``layer`` under ``key`` (handy in tests); return the old one."""
         old = self.backends.get(key)
         self.backends[key] = adapt_layer(layer)
@@ -116,7 +117,7 @@ class ChannelLayerManager:
 channel_layers = ChannelLayerManager()
 
 
-def get_channel_layer(alias: str = DEFAULT_CHANNEL_LAYER) -> Any:
+def get_channel_layer(alias: str = DEFAULT_CHANNEL_LAYER) -> ChannelLayer | None:
     """The layer configured under ``alias``, or ``None`` when there is none."""
     if alias not in channel_layers:
         return None
