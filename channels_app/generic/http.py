@@ -47,7 +47,10 @@ class AsyncHttpConsumer(session_end.FollowsSession, AsyncConsumer):
         self._following_session = False
 
     async def send_headers(
-        self, *, status: int = 200, headers: Iterable | dict | None = None
+        self,
+        *,
+        status: int = 200,
+        headers: Iterable[tuple[Any, Any]] | dict[Any, Any] | None = None,
     ) -> None:
         """Start the response; the server sends it with the first body part."""
         await self.send(

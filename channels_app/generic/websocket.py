@@ -14,7 +14,8 @@ import inspect
 import json
 import logging
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync  # noqa: F401 - reachable here, as in Channels
 
@@ -31,7 +32,7 @@ from ..exceptions import (
     StopConsumer,
 )
 from ..session_end import SESSION_ENDED
-from ..types import Message
+from ..types import ASGIApp, Message
 
 logger = logging.getLogger("channels_app.websocket")
 
@@ -119,10 +120,24 @@ def frame_arguments(message: Message) -> Message:
     return {"bytes_data": message.get("bytes")}
 
 
-class WebsocketProtocol(session_end.FollowsSession):
+if TYPE_CHECKING:
+    # The mixin always comes before a consumer class in the MRO, and uses its
+    # state (scope, channel_name, call_hook, as_asgi); say so to the checker.
+    _ConsumerBase = AsyncConsumer
+else:
+    _ConsumerBase = object
+
+
+class WebsocketProtocol(session_end.FollowsSession, _ConsumerBase):
     """The WebSocket handlers shared by every WebSocket consumer."""
 
     groups: list[str] | None = None
+    # The hooks each consumer class defines, as plain methods or coroutines.
+    connect: Callable[..., Any]
+    accept: Callable[..., Any]
+    receive: Callable[..., Any]
+    close: Callable[..., Any]
+    disconnect: Callable[..., Any]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Like Channels' WebSocket consumers: arguments are accepted and
@@ -133,7 +148,7 @@ class WebsocketProtocol(session_end.FollowsSession):
         self.groups = list(self.groups or [])
 
     @classmethod
-    def as_asgi(cls, **initkwargs: Any):
+    def as_asgi(cls, **initkwargs: Any) -> ASGIApp:
         if initkwargs and cls.__init__ is WebsocketProtocol.__init__:
             # No subclass defines __init__, so these keywords are certainly
             # thrown away.  Channels drops them silently; warn instead of
@@ -224,25 +239,34 @@ class WebsocketConsumer(WebsocketProtocol, SyncConsumer):
 
     # Plain methods, as in Channels, so a sync override can call them through
     # super(); the work is still WebsocketProtocol's coroutines.
-    websocket_connect = blocking_form(WebsocketProtocol.websocket_connect)
-    websocket_receive = blocking_form(WebsocketProtocol.websocket_receive)
-    websocket_disconnect = blocking_form(WebsocketProtocol.websocket_disconnect)
+    # (So their type differs from the coroutines': as in Channels.)
+    websocket_connect = blocking_form(WebsocketProtocol.websocket_connect)  # type: ignore[assignment]
+    websocket_receive = blocking_form(WebsocketProtocol.websocket_receive)  # type: ignore[assignment]
+    websocket_disconnect = blocking_form(WebsocketProtocol.websocket_disconnect)  # type: ignore[assignment]
 
     def connect(self) -> None:
         self.accept()
 
-    def accept(self, subprotocol: str | None = None, headers=None) -> None:
+    def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
         self.base_send(accept_message(subprotocol, headers))
 
-    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
+    def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None
+    ) -> None:
         pass
 
-    def send(self, text_data=None, bytes_data=None, close: bool | int = False) -> None:
+    # Channels' signature: WebSocket frames, not an ASGI message.
+    def send(  # type: ignore[override]
+        self,
+        text_data: str | None = None,
+        bytes_data: bytes | None = None,
+        close: bool | int = False,
+    ) -> None:
         self.base_send(frame_message(text_data, bytes_data))
         if close:
             self.close(close)
 
-    def close(self, code: int | bool | None = None, reason: str | None = None):
+    def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
         self.base_send(close_message(code, reason))
 
     def disconnect(self, code: int) -> None:
@@ -264,18 +288,28 @@ class AsyncWebsocketConsumer(WebsocketProtocol, AsyncConsumer):
     async def connect(self) -> None:
         await self.accept()
 
-    async def accept(self, subprotocol: str | None = None, headers=None) -> None:
+    async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
         await self.base_send(accept_message(subprotocol, headers))
 
-    async def receive(self, text_data=None, bytes_data=None) -> None:
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None
+    ) -> None:
         pass
 
-    async def send(self, text_data=None, bytes_data=None, close=False) -> None:
+    # Channels' signature: WebSocket frames, not an ASGI message.
+    async def send(  # type: ignore[override]
+        self,
+        text_data: str | None = None,
+        bytes_data: bytes | None = None,
+        close: bool | int = False,
+    ) -> None:
         await self.base_send(frame_message(text_data, bytes_data))
         if close:
             await self.close(close)
 
-    async def close(self, code: int | bool | None = None, reason=None) -> None:
+    async def close(
+        self, code: int | bool | None = None, reason: str | None = None
+    ) -> None:
         await self.base_send(close_message(code, reason))
 
     async def disconnect(self, code: int) -> None:
@@ -294,7 +328,12 @@ class AsyncWebsocketConsumer(WebsocketProtocol, AsyncConsumer):
 class JsonWebsocketConsumer(JsonFrames, WebsocketConsumer):
     """Sync WebSocket consumer speaking JSON: implement ``receive_json``."""
 
-    def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+    def receive(
+        self,
+        text_data: str | None = None,
+        bytes_data: bytes | None = None,
+        **kwargs: Any,
+    ) -> None:
         text = self.json_text(text_data)
         try:
             content = self.decode_json(text)
@@ -332,7 +371,12 @@ class AsyncJsonWebsocketConsumer(JsonFrames, AsyncWebsocketConsumer):
     so an override may await (a decoder that looks things up, say).
     """
 
-    async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+    async def receive(
+        self,
+        text_data: str | None = None,
+        bytes_data: bytes | None = None,
+        **kwargs: Any,
+    ) -> None:
         text = self.json_text(text_data)
         try:
             content = await _resolved(self.decode_json(text))
