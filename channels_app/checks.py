@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Sequence
 from typing import Any
 
+from django.apps import AppConfig
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
@@ -31,7 +33,7 @@ REACH_TIMEOUT = 5.0
 
 @checks.register(TAG)
 def check_asgi_application(
-    app_configs=None, **kwargs: Any
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
     """ASGI_APPLICATION is set and names something importable.
 
@@ -70,7 +72,9 @@ def check_asgi_application(
 
 
 @checks.register(TAG)
-def check_channel_layers(app_configs=None, **kwargs: Any) -> list[checks.CheckMessage]:
+def check_channel_layers(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
     """Every CHANNEL_LAYERS entry builds: known backend, accepted config keys."""
     layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
     if not isinstance(layers, dict):
@@ -83,7 +87,7 @@ def check_channel_layers(app_configs=None, **kwargs: Any) -> list[checks.CheckMe
                 id="channels_app.E003",
             )
         ]
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for alias, entry in layers.items():
         builders = [channel_layers.make_backend]
         if isinstance(entry, dict) and "TEST_CONFIG" in entry:
@@ -123,13 +127,15 @@ def _layer_error(alias: str, exc: InvalidChannelLayerError) -> checks.Error:
 
 @checks.register(TAG, deploy=True)
 def check_channel_layers_reachable(
-    app_configs=None, aliases: list[str] | None = None, **kwargs: Any
+    app_configs: Sequence[AppConfig] | None = None,
+    aliases: list[str] | None = None,
+    **kwargs: Any,
 ) -> list[checks.CheckMessage]:
     """Each layer carries a message to itself within ``REACH_TIMEOUT`` seconds."""
     layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
     if not isinstance(layers, dict):
         return []
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for alias in aliases if aliases is not None else list(layers):
         problem = layer_unreachable_reason(alias)
         if problem:
@@ -194,7 +200,7 @@ RUNSERVER_SHADOWED = "channels_app.E007"
 
 @checks.register(TAG)
 def check_runserver_not_shadowed(
-    app_configs=None, **kwargs: Any
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
     """``manage.py runserver`` is ours, not another app's listed earlier.
 

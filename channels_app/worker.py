@@ -20,7 +20,7 @@ from typing import Any
 from asgiref.sync import ThreadSensitiveContext
 
 from .routing import ChannelNameRouter, ProtocolTypeRouter
-from .types import Message
+from .types import ChannelLayer, Message
 
 logger = logging.getLogger("channels_app.worker")
 
@@ -71,7 +71,7 @@ class ApplicationInstance:
         self.channel = channel
         self.scope = {"type": "channel", "channel": channel}
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.turn: asyncio.Future | None = None
+        self.turn: asyncio.Future[None] | None = None
         self.current: dict[str, Any] | None = None
         self.taken = False
         self.task = asyncio.ensure_future(self._run(application))
@@ -129,7 +129,7 @@ class ApplicationInstance:
         if self.turn is not None and not self.turn.done():
             self.turn.set_result(None)
 
-    def _ended(self, task: asyncio.Task) -> None:
+    def _ended(self, task: asyncio.Task[None]) -> None:
         self._finish_turn()
         if task.cancelled() or task.exception() is None:
             return
@@ -160,7 +160,7 @@ class Worker:
         self,
         application: Any,
         channels: Iterable[str],
-        channel_layer: Any,
+        channel_layer: ChannelLayer,
         *,
         concurrency: int = 1,
         drain_timeout: float = 30.0,
@@ -182,9 +182,9 @@ class Worker:
         self.drain_timeout = drain_timeout
         self.stats = WorkerStats()
         self._stopping = False
-        self._drainer: asyncio.Future | None = None
-        self._idle: set[asyncio.Task] = set()
-        self._slots: list[asyncio.Task] = []
+        self._drainer: asyncio.Future[None] | None = None
+        self._idle: set[asyncio.Task[None]] = set()
+        self._slots: list[asyncio.Task[None]] = []
 
     # -- running ---------------------------------------------------------------
 
@@ -254,6 +254,7 @@ class Worker:
         try:
             while not self._stopping:
                 task = asyncio.current_task()
+                assert task is not None  # a slot runs as a task
                 self._idle.add(task)
                 try:
                     message = await self.channel_layer.receive(channel)

@@ -1,10 +1,12 @@
 
 from django.db import migrations, models
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.state import StateApps
 
 QUEUE_TABLES = ("channels_app_message", "channels_app_groupmembership")
 
 
-def tune_queue_tables(apps, schema_editor):
+def tune_queue_tables(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     """On PostgreSQL: UNLOGGED queue tables, vacuumed after a fixed churn.
 
     Queued messages are at-most-once anyway, so losing them in a database
@@ -22,7 +24,7 @@ def tune_queue_tables(apps, schema_editor):
         )
 
 
-def log_queue_tables(apps, schema_editor):
+def log_queue_tables(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     if schema_editor.connection.vendor != "postgresql":
         return
     for table in QUEUE_TABLES:

@@ -8,16 +8,18 @@ change once per connection, not per message, so logging them costs little.
 """
 
 from django.db import migrations
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.state import StateApps
 
 MEMBERSHIPS = "channels_app_groupmembership"
 
 
-def log_memberships(apps, schema_editor):
+def log_memberships(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(f'ALTER TABLE "{MEMBERSHIPS}" SET LOGGED')
 
 
-def unlog_memberships(apps, schema_editor):
+def unlog_memberships(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(f'ALTER TABLE "{MEMBERSHIPS}" SET UNLOGGED')
 

@@ -3,9 +3,10 @@ and does each origin check really refuse other sites?"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+from django.apps import AppConfig
 from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
@@ -24,7 +25,9 @@ ORIGIN_CHECKS = (OriginValidator, CsrfOriginValidator)
 
 
 @checks.register(checks.Tags.security, deploy=True)
-def check_websocket_origin_validation(app_configs=None, **kwargs: Any) -> list[Any]:
+def check_websocket_origin_validation(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[Any]:
     """Warn when a WebSocket route can be reached without an origin check.
 
     Runs with ``manage.py check --deploy``.  It follows middleware
@@ -65,7 +68,7 @@ def check_websocket_origin_validation(app_configs=None, **kwargs: Any) -> list[A
 
 @checks.register(checks.Tags.security, deploy=True)
 def check_origin_validators_refuse_other_sites(
-    app_configs=None, **kwargs: Any
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[Any]:
     """Warn about origin validators that let every site in.
 
