@@ -38,7 +38,7 @@ __all__ = [
 _HTTP_SCHEMES = {"ws": "http", "wss": "https"}
 
 
-class UserLazyObject(LazyObject):
+class UserLazyObject(LazyObject):  # type: ignore[type-arg]  # not generic at runtime
     """Placeholder for ``scope["user"]`` until ``AuthMiddleware`` resolves it."""
 
     def _setup(self) -> None:
@@ -68,7 +68,8 @@ def request_for_scope(scope: Scope) -> HttpRequest:
     """
     scope = {"path": "/", "headers": [], **scope}
     scope["method"] = scope.get("method", "GET")
-    scope["scheme"] = _HTTP_SCHEMES.get(scope.get("scheme"), scope.get("scheme"))
+    scheme = scope.get("scheme")
+    scope["scheme"] = _HTTP_SCHEMES.get(scheme, scheme)  # type: ignore[arg-type]
     request = ASGIRequest(scope, io.BytesIO())
     request.session = scope["session"]
     user = scope.get("user")

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeAlias
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -19,9 +20,13 @@ from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.base import BaseHandler
 from django.http import HttpResponse
 
-from .types import Message, Receive, Scope, Send
+from .types import Scope
 
 logger = logging.getLogger("channels_app.http")
+
+# Django's handler reads and sends its events as read-only mappings.
+_Receive: TypeAlias = Callable[[], Awaitable[Mapping[str, Any]]]
+_Send: TypeAlias = Callable[[Mapping[str, Any]], Awaitable[None]]
 
 #: Django 5.0 added watching for ``http.disconnect`` while the view runs.
 DJANGO_WATCHES_DISCONNECT = hasattr(ASGIHandler, "listen_for_disconnect")
@@ -50,12 +55,12 @@ class AsgiHandler(ASGIHandler):
     def __init__(self) -> None:
         BaseHandler.__init__(self)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._middleware_chain is None:
+    async def __call__(self, scope: Scope, receive: _Receive, send: _Send) -> None:
+        if self._middleware_chain is None:  # type: ignore[attr-defined]
             self.load_middleware(is_async=True)
         await super().__call__(scope, receive, send)
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def handle(self, scope: Scope, receive: _Receive, send: _Send) -> None:
         limit = body_size_limit(scope)
         if limit is not None:
             declared = declared_body_size(scope)
@@ -71,7 +76,9 @@ class AsgiHandler(ASGIHandler):
         except RequestDataTooBig:
             await self.refuse_large_body(scope, send, limit)
 
-    async def refuse_large_body(self, scope: Scope, send, limit: int | None) -> None:
+    async def refuse_large_body(
+        self, scope: Scope, send: _Send, limit: int | None
+    ) -> None:
         """Answer 413 without running the view."""
         logger.warning(
             "Refused %s %s: request body larger than DATA_UPLOAD_MAX_MEMORY_SIZE "
@@ -86,12 +93,12 @@ class AsgiHandler(ASGIHandler):
         await self.send_response(response, send)
 
     async def _handle_watching_disconnect(
-        self, scope: Scope, receive: Receive, send: Send
+        self, scope: Scope, receive: _Receive, send: _Send
     ) -> None:
         """Django 4.2: run the request, cancelling it if the client goes away."""
         body_complete = asyncio.Event()
 
-        async def receive_body() -> Message:
+        async def receive_body() -> Mapping[str, Any]:
             message = await receive()
             if message["type"] != "http.request" or not message.get("more_body"):
                 body_complete.set()
@@ -102,7 +109,8 @@ class AsgiHandler(ASGIHandler):
         await asyncio.wait({request, waiting}, return_when=asyncio.FIRST_COMPLETED)
         waiting.cancel()
         if request.done():
-            return request.result()
+            request.result()
+            return
         disconnect = asyncio.ensure_future(receive())
         try:
             await asyncio.wait(
@@ -119,7 +127,7 @@ class AsgiHandler(ASGIHandler):
 
 def body_size_limit(scope: Scope) -> int | None:
     """The most body bytes this request may carry, or None for no limit."""
-    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    limit: int | None = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     if limit is None or _content_type(scope).startswith("multipart/form-data"):
         return None
     return limit
@@ -139,15 +147,16 @@ def declared_body_size(scope: Scope) -> int | None:
 def _content_type(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name.lower() == b"content-type":
-            return value.decode("latin-1").lower().strip()
+            content_type: str = value.decode("latin-1").lower().strip()
+            return content_type
     return ""
 
 
-def _limit_body(receive, limit: int) -> Any:
+def _limit_body(receive: _Receive, limit: int) -> _Receive:
     """Wrap ``receive`` to raise ``RequestDataTooBig`` past ``limit`` body bytes."""
     received = 0
 
-    async def receive_limited() -> Message:
+    async def receive_limited() -> Mapping[str, Any]:
         nonlocal received
         message = await receive()
         received += len(message.get("body", b""))

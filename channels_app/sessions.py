@@ -109,11 +109,11 @@ class CookieMiddleware(BaseMiddleware):
             value,
             max_age=max_age,
             expires=expires,
-            path=path,
+            path=path,  # type: ignore[arg-type]  # passed on as given
             domain=domain,
             secure=secure,
             httponly=httponly,
-            samesite=samesite,
+            samesite=samesite,  # type: ignore[arg-type]
         )
         _append_cookie_header(message, response, key)
 
@@ -127,7 +127,12 @@ class CookieMiddleware(BaseMiddleware):
     ) -> None:
         """Add a ``Set-Cookie`` header that makes the browser drop ``key``."""
         response = HttpResponseBase()
-        response.delete_cookie(key, path=path, domain=domain, samesite=samesite)
+        response.delete_cookie(
+            key,
+            path=path,  # type: ignore[arg-type]  # passed on as given
+            domain=domain,
+            samesite=samesite,  # type: ignore[arg-type]
+        )
         _append_cookie_header(message, response, key)
 
 
@@ -176,7 +181,8 @@ def session_cookie_options(session: SessionBase) -> dict[str, Any]:
 
 def session_store_class() -> type[SessionBase]:
     """The ``SessionStore`` of the configured ``SESSION_ENGINE``."""
-    return import_module(settings.SESSION_ENGINE).SessionStore
+    store: type[SessionBase] = import_module(settings.SESSION_ENGINE).SessionStore
+    return store
 
 
 def usable_session_key(value: str | None) -> str | None:
@@ -191,7 +197,7 @@ def usable_session_key(value: str | None) -> str | None:
     return None
 
 
-class LazySession(SimpleLazyObject):
+class LazySession(SimpleLazyObject):  # type: ignore[type-arg]  # not generic at runtime
     """A session store built on first use, with async methods on every Django.
 
     The first read loads the data, which the database engine refuses to do
@@ -257,7 +263,7 @@ class InstanceSessionWrapper:
     #: Message types that can carry the session cookie back to the browser.
     cookie_response_message_types = ["http.response.start"]
 
-    def __init__(self, scope: Scope, send) -> None:
+    def __init__(self, scope: Scope, send: Send) -> None:
         self.cookie_name = settings.SESSION_COOKIE_NAME
         self.session_store = session_store_class()
         self.scope = dict(scope)
@@ -306,7 +312,7 @@ class InstanceSessionWrapper:
                     CookieMiddleware.set_cookie(
                         message,
                         self.cookie_name,
-                        session.session_key,
+                        session.session_key,  # type: ignore[arg-type]  # saved
                         **session_cookie_options(session),
                     )
                 vary = True
