@@ -4,6 +4,7 @@ import asyncio
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from ..types import Scope
 from .application import ApplicationCommunicator
 
 
@@ -12,14 +13,14 @@ class HttpCommunicator(ApplicationCommunicator):
 
     def __init__(
         self,
-        application,
+        application: Any,
         method: str,
         path: str,
         body: bytes = b"",
         headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         parts = urlsplit(path)
-        scope = {
+        scope: Scope = {
             "type": "http",
             "asgi": {"version": "3.0"},
             "http_version": "1.1",

@@ -4,6 +4,7 @@ import json
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from ..types import Scope
 from .application import ApplicationCommunicator
 
 
@@ -12,7 +13,7 @@ class WebsocketCommunicator(ApplicationCommunicator):
 
     def __init__(
         self,
-        application,
+        application: Any,
         path: str,
         headers: list[tuple[bytes, bytes]] | None = None,
         subprotocols: list[str] | None = None,
@@ -21,7 +22,7 @@ class WebsocketCommunicator(ApplicationCommunicator):
         if not isinstance(path, str):
             raise TypeError(f"path must be a str, not {type(path).__name__}")
         parts = urlsplit(path)
-        scope = {
+        scope: Scope = {
             "type": "websocket",
             "asgi": {"version": "3.0"},
             "scheme": "ws",
@@ -55,7 +56,9 @@ class WebsocketCommunicator(ApplicationCommunicator):
             return False, response.get("status")
         raise AssertionError(f"Unexpected reply to websocket.connect: {response!r}")
 
-    async def send_to(self, text_data: str | None = None, bytes_data=None) -> None:
+    async def send_to(
+        self, text_data: str | None = None, bytes_data: bytes | None = None
+    ) -> None:
         """Send one frame: exactly one of ``text_data`` or ``bytes_data``."""
         if (text_data is None) == (bytes_data is None):
             raise ValueError("send_to() needs exactly one of text_data or bytes_data")
@@ -76,10 +79,12 @@ class WebsocketCommunicator(ApplicationCommunicator):
         response = await self.receive_output(timeout)
         if response["type"] != "websocket.send":
             raise AssertionError(f"Expected a websocket.send, got {response!r}")
-        if response.get("text") is not None:
-            return response["text"]
-        if response.get("bytes") is not None:
-            return response["bytes"]
+        text: str | None = response.get("text")
+        if text is not None:
+            return text
+        data: bytes | None = response.get("bytes")
+        if data is not None:
+            return data
         raise AssertionError(
             f"websocket.send carries neither text nor bytes: {response}"
         )
