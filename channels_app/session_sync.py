@@ -146,7 +146,7 @@ def ensure_sync_binding(view: Callable[..., Any]) -> Callable[..., Any]:
                 secrets.token_urlsafe(32),
                 path=settings.SESSION_COOKIE_PATH,
                 domain=settings.SESSION_COOKIE_DOMAIN,
-                secure=settings.SESSION_COOKIE_SECURE or None,
+                secure=settings.SESSION_COOKIE_SECURE or None,  # type: ignore[arg-type]
                 httponly=True,
                 samesite=settings.SESSION_COOKIE_SAMESITE,
             )
@@ -178,7 +178,8 @@ async def create_sync_ticket(scope: Scope) -> str:
     """
     if "session" not in scope:
         raise ValueError("create_sync_ticket() needs scope['session']")
-    return await database_sync_to_async(_create_sync_ticket)(scope)
+    ticket: str = await database_sync_to_async(_create_sync_ticket)(scope)
+    return ticket
 
 
 def _create_sync_ticket(scope: Scope) -> str:
@@ -255,6 +256,7 @@ def _use_up(record: SessionBase) -> bool:
     if key is None:
         return False
     if isinstance(record, DatabaseStore):  # db and cached_db
+        deleted: int
         deleted, _ = record.get_model_class().objects.filter(session_key=key).delete()
         record.delete()  # cached_db: the cached copy too
         return deleted > 0
@@ -262,7 +264,7 @@ def _use_up(record: SessionBase) -> bool:
         return bool(caches[settings.SESSION_CACHE_ALIAS].delete(record.cache_key))
     if isinstance(record, FileStore):
         try:
-            os.remove(record._key_to_file(key))
+            os.remove(record._key_to_file(key))  # type: ignore[attr-defined]
         except FileNotFoundError:
             return False
         return True
@@ -309,6 +311,8 @@ def session_sync_view(request: HttpRequest) -> JsonResponse:
         )
     else:
         response.set_cookie(
-            name, session.session_key, **session_cookie_options(session)
+            name,
+            session.session_key,  # type: ignore[arg-type]  # saved: it has a key
+            **session_cookie_options(session),
         )
     return response

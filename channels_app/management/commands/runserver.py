@@ -20,6 +20,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError
+from django.core.management.base import CommandParser
 from django.core.management.commands.runserver import Command as RunserverCommand
 from django.db import connections
 from django.utils import autoreload
@@ -48,12 +49,17 @@ DEFAULT_WEBSOCKET_LIMIT = 1024 * 1024
 
 
 class Command(RunserverCommand):
+    # Set by Django's runserver in handle(); its stubs do not declare them.
+    addr: str
+    port: str
+    _raw_ipv6: bool
+
     help = (
         "Starts a development server for HTTP and WebSocket (Daphne running "
         "ASGI_APPLICATION), with workers for the project's channels."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
         parser.add_argument(
             "--noasgi",
@@ -299,7 +305,8 @@ class Command(RunserverCommand):
             value = getattr(settings, setting, DEFAULT_WEBSOCKET_LIMIT)
         if value < 0:
             raise CommandError(f"--websocket-max-{kind}-size cannot be negative")
-        return value
+        limit: int = value
+        return limit
 
     @staticmethod
     def connection_limits(options: dict[str, Any]) -> ConnectionLimits:

@@ -16,6 +16,7 @@ import signal
 from typing import Any
 
 from django.core.management import BaseCommand, CommandError
+from django.core.management.base import CommandParser
 
 from ... import DEFAULT_CHANNEL_LAYER
 from ...checks import layer_unreachable_reason
@@ -41,7 +42,7 @@ class Command(BaseCommand):
     #: of :class:`~channels_app.worker.Worker` here, as with Channels.
     worker_class = Worker
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "channels",
             nargs="*",
