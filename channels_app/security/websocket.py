@@ -42,9 +42,9 @@ from urllib.parse import ParseResult, urlparse
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest
-from django.http import HttpRequest
-from django.http.request import is_same_domain
+from django.http import HttpRequest, HttpResponseBase
 from django.middleware.csrf import CsrfViewMiddleware
+from django.utils.http import is_same_domain
 
 from ..generic.websocket import AsyncWebsocketConsumer
 from ..types import Receive, Scope, Send
@@ -252,7 +252,11 @@ class OriginValidator(_Guard):
             parsed_pattern = _parse_pattern(pattern)
         except ValueError:
             return False  # An ALLOWED_HOSTS entry no origin can have.
-        if not is_same_domain(parsed_origin.hostname, parsed_pattern.hostname):
+        # Both have a host here: _is_origin and _parse_pattern checked.
+        if not is_same_domain(
+            parsed_origin.hostname,  # type: ignore[arg-type]
+            parsed_pattern.hostname,  # type: ignore[arg-type]
+        ):
             return False
         origin_port = self.get_origin_port(parsed_origin)
         if parsed_pattern.scheme:
@@ -281,8 +285,8 @@ class AllowedHostsOriginValidator(OriginValidator):
         self.inner = application
         self.allow_missing_origin = allow_missing_origin
 
-    @property
-    def allowed_origins(self) -> list[str]:
+    @property  # read per handshake, where OriginValidator stores a list
+    def allowed_origins(self) -> list[str]:  # type: ignore[override]
         hosts = list(settings.ALLOWED_HOSTS)
         if settings.DEBUG and not hosts:
             return list(DEBUG_HOSTS)
@@ -293,7 +297,7 @@ class AllowedHostsOriginValidator(OriginValidator):
 _HTTP_SCHEMES = {"ws": "http", "wss": "https"}
 
 
-def _no_response(request: HttpRequest) -> None:  # pragma: no cover - never called
+def _no_response(request: HttpRequest) -> HttpResponseBase:  # pragma: no cover
     raise AssertionError("CsrfOriginValidator only asks the middleware about origins")
 
 
@@ -376,10 +380,17 @@ class CsrfOriginValidator(_Guard):
     def origin_verified(self, request: HttpRequest) -> bool:
         """Whether ``request``'s ``Origin`` header passes Django's CSRF rules."""
         # A fresh middleware, so current settings apply (it caches them).
-        return CsrfViewMiddleware(_no_response)._origin_verified(request)
+        middleware = CsrfViewMiddleware(_no_response)
+        verified: bool = middleware._origin_verified(request)  # type: ignore[attr-defined]
+        return verified
 
     async def _refuse(
-        self, scope: Scope, receive, send, shown: str, request: HttpRequest | None
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        shown: str,
+        request: HttpRequest | None,
     ) -> Any:
         expected = ""
         if request is not None:
