@@ -39,7 +39,7 @@ import logging
 import threading
 import weakref
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth import signals as auth_signals
@@ -50,6 +50,9 @@ from django.utils.crypto import constant_time_compare
 
 from .db import database_sync_to_async
 from .types import Message, Scope
+
+if TYPE_CHECKING:
+    from django.contrib.sessions.backends.base import SessionBase
 
 __all__ = [
     "DELETED",
@@ -132,7 +135,7 @@ def check_user_sessions(user: Any, reason: str = PASSWORD_CHANGED) -> None:
     _publish(user_group(user), {"type": CHECK_TYPE, "reason": reason})
 
 
-_pending: set[asyncio.Task] = set()
+_pending: set[asyncio.Task[Any]] = set()
 
 
 def _layers() -> list[Any]:
@@ -196,7 +199,9 @@ def _on_logout(sender: Any, request: Any = None, **kwargs: Any) -> None:
         end_session(key, LOGOUT)
 
 
-def _on_session_row_deleted(sender: Any, instance: Any, using: str, **kwargs) -> None:
+def _on_session_row_deleted(
+    sender: Any, instance: Any, using: str, **kwargs: Any
+) -> None:
     key = instance.session_key
     if getattr(_announced, "key", None) == key:
         _announced.key = None
@@ -205,7 +210,12 @@ def _on_session_row_deleted(sender: Any, instance: Any, using: str, **kwargs) ->
 
 
 def _on_user_saved(
-    sender: Any, instance: Any, created: bool, update_fields=None, using=None, **kw
+    sender: Any,
+    instance: Any,
+    created: bool,
+    update_fields: Any = None,
+    using: str | None = None,
+    **kw: Any,
 ) -> None:
     if created:
         return
@@ -253,7 +263,7 @@ _connect_receivers()
 # --- the connection's side ---------------------------------------------------
 
 
-def _session_store_class():
+def _session_store_class() -> type[SessionBase]:
     from .sessions import session_store_class
 
     return session_store_class()
@@ -264,7 +274,8 @@ def _current_key(scope: Scope) -> str | None:
     if session is None:
         return None
     try:
-        return session.session_key
+        key: str | None = session.session_key
+        return key
     except Exception:  # a store that cannot even be built: nothing to watch
         return None
 
@@ -293,7 +304,10 @@ def session_still_holds(session_key: str, user_id: str | None) -> bool:
     if str(data.get(django_auth.SESSION_KEY)) != user_id:
         return False
     backend_path = data.get(django_auth.BACKEND_SESSION_KEY)
-    if backend_path not in settings.AUTHENTICATION_BACKENDS:
+    if (
+        not isinstance(backend_path, str)
+        or backend_path not in settings.AUTHENTICATION_BACKENDS
+    ):
         return False
     user_model = django_auth.get_user_model()
     try:
@@ -311,9 +325,9 @@ def session_still_holds(session_key: str, user_id: str | None) -> bool:
     if constant_time_compare(stored, user.get_session_auth_hash()):
         return True
     fallbacks = getattr(user, "get_session_auth_fallback_hash", None)
-    return bool(fallbacks) and any(
-        constant_time_compare(stored, fallback) for fallback in fallbacks()
-    )
+    if not fallbacks:
+        return False
+    return any(constant_time_compare(stored, fallback) for fallback in fallbacks())
 
 
 def session_expiry(session_key: str) -> datetime | None:
@@ -326,15 +340,17 @@ def session_expiry(session_key: str) -> datetime | None:
     store = _session_store_class()(session_key)
     get_model_class = getattr(store, "get_model_class", None)
     if get_model_class is not None:
-        return (
+        expiry: datetime | None = (
             get_model_class()
             .objects.filter(session_key=session_key, expire_date__gt=timezone.now())
             .values_list("expire_date", flat=True)
             .first()
         )
+        return expiry
     if not store.load():
         return None
-    return store.get_expiry_date()
+    expires: datetime = store.get_expiry_date()
+    return expires
 
 
 #: The watch of each connection, by the id of its scope (the scope outlives
@@ -352,7 +368,7 @@ class SessionWatch:
         self.key: str | None = None
         self.user_id: str | None = None
         self.ended = False
-        self.timer: asyncio.Task | None = None
+        self.timer: asyncio.Task[Any] | None = None
 
     @property
     def layer(self) -> Any:
