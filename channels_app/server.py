@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
@@ -27,9 +28,13 @@ from twisted.internet import defer, reactor
 
 from .server_limits import ConnectionLimits, PendingConnections, install
 from .types import Scope
-from .worker import Worker
+from .worker import Worker, WorkerStats
 
 logger = logging.getLogger("channels_app.server")
+
+# Twisted types the reactor as zope interfaces, whose methods mypy reads with
+# their first argument taken for ``self``; the reactor is used untyped.
+_reactor: Any = reactor
 
 #: Seconds the application gets to answer each lifespan message.
 LIFESPAN_TIMEOUT = 30.0
@@ -58,7 +63,7 @@ class LifespanClient:
         self.supported = True
         self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[Any] | None = None
 
     async def startup(self) -> None:
         """Run the startup hooks; ``LifespanFailed`` if the application says so."""
@@ -80,6 +85,7 @@ class LifespanClient:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _exchange(self, phase: str) -> None:
+        assert self._task is not None  # started by startup()
         await self._inbox.put({"type": f"lifespan.{phase}"})
         reply = asyncio.ensure_future(self._replies.get())
         done, _ = await asyncio.wait(
@@ -115,7 +121,7 @@ class Inbox:
 
     def __init__(self) -> None:
         self._items: deque[dict[str, Any]] | None = None
-        self._waiter: asyncio.Future | None = None
+        self._waiter: asyncio.Future[None] | None = None
 
     def put_nowait(self, item: dict[str, Any]) -> None:
         if self._items is None:
@@ -135,14 +141,14 @@ class Inbox:
         return self._items.popleft()
 
 
-class DevelopmentServer(Server):
+class DevelopmentServer(Server):  # type: ignore[misc]  # daphne is untyped
     """Daphne's server, running lifespan hooks and ``workers`` on its event loop."""
 
     def __init__(
         self,
         application: Any,
         *,
-        workers: list[Worker] = (),
+        workers: Iterable[Worker] = (),
         limits: ConnectionLimits | None = None,
         **kwargs: Any,
     ) -> None:
@@ -151,12 +157,13 @@ class DevelopmentServer(Server):
         self.limits = limits or ConnectionLimits()
         self.pending: PendingConnections | None = None
         self.listen_failure: str | None = None
-        self._worker_tasks: list[asyncio.Task] = []
+        self._worker_tasks: list[asyncio.Task[WorkerStats]] = []
         self._lifespan = LifespanClient(application)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
-        return reactor._asyncioEventloop
+        loop: asyncio.AbstractEventLoop = _reactor._asyncioEventloop
+        return loop
 
     def run(self) -> None:
         """Start up the application, serve until stopped, then shut it down.
@@ -169,9 +176,9 @@ class DevelopmentServer(Server):
         self.loop.run_until_complete(self._lifespan.startup())
         # Daphne's run() builds its factories and starts listening; the
         # reactor accepts nothing before its startup triggers have run.
-        reactor.callWhenRunning(self._install_limits)
-        reactor.callWhenRunning(self._start_workers)
-        reactor.addSystemEventTrigger("before", "shutdown", self._before_shutdown)
+        _reactor.callWhenRunning(self._install_limits)
+        _reactor.callWhenRunning(self._start_workers)
+        _reactor.addSystemEventTrigger("before", "shutdown", self._before_shutdown)
         super().run()
 
     def create_application(self, protocol: Any, scope: Scope) -> Inbox | None:
@@ -214,7 +221,7 @@ class DevelopmentServer(Server):
                     # Forget the application so it is not reported again.
                     details.pop("application_instance", None)
         finally:
-            reactor.callLater(1, self.application_checker)
+            _reactor.callLater(1, self.application_checker)
 
     def _check_connection(self, protocol: Any, details: dict[str, Any]) -> None:
         """Kill an application that outlived its connection; reap a finished one."""
@@ -311,7 +318,7 @@ class DevelopmentServer(Server):
             self.loop.create_task(worker.serve()) for worker in self.workers
         ]
 
-    def _before_shutdown(self) -> defer.Deferred:
+    def _before_shutdown(self) -> defer.Deferred[None]:
         return defer.Deferred.fromFuture(self.loop.create_task(self._shut_down()))
 
     async def _shut_down(self) -> None:
