@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import subprocess
 import sys
 import urllib.parse
 import urllib.request
+import uuid
 from http.cookiejar import CookieJar
 from pathlib import Path
 
@@ -37,6 +39,27 @@ SHARED_LAYER_SETUPS = {
 PASSWORD = "a-long-pass-42"
 
 
+def own_redis_prefix(tmp_path: Path, pythonpath: str) -> dict[str, str]:
+    """Environment for the demo's settings plus a channels_redis key prefix of
+    this deployment's own.
+
+    The demo's settings leave channels_redis at its default prefix ("asgi"),
+    so two test runs on one machine would share each other's messages and
+    groups.  A settings module in ``tmp_path`` imports the demo's and changes
+    only the prefix; the processes are still started with the tutorial's
+    commands and the documented variables.
+    """
+    prefix = f"demo{uuid.uuid4().hex[:10]}"
+    (tmp_path / "demo_run_settings.py").write_text(
+        "from testproject.settings import *  # noqa: F403\n\n"
+        f'CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = {prefix!r}  # noqa: F405\n'
+    )
+    return {
+        "DJANGO_SETTINGS_MODULE": "demo_run_settings",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), pythonpath]),
+    }
+
+
 class DemoDeployment:
     """The demo project with the given environment, started process by process."""
 
@@ -48,6 +71,8 @@ class DemoDeployment:
             DEMO_PRESENCE_TIMEOUT="1.5",
             **env,
         )
+        if self.env.get("DEMO_CHANNEL_LAYER") == "redis":
+            self.env.update(own_redis_prefix(tmp_path, self.env["PYTHONPATH"]))
         self.processes: list[ProjectProcess] = []
         subprocess.run(
             [sys.executable, *MIGRATE, "--noinput", "-v0"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import uuid
 
 import pytest
 
@@ -118,8 +119,11 @@ async def test_a_normal_channel_keeps_messages_until_someone_receives(
     make_layer, layer_under_test, listen
 ):
     layer = await make_layer()
-    await layer.send("work.queue", {"type": "job", "n": 1})
-    listener = listen(layer, "work.queue")
+    # A name of this test's own: publish/subscribe channels are not prefixed
+    # (nor kept per Redis database), so another run could be listening.
+    channel = f"work.queue{uuid.uuid4().hex}"
+    await layer.send(channel, {"type": "job", "n": 1})
+    listener = listen(layer, channel)
     if layer_under_test.queues_until_received:
         assert (await listener.next())["n"] == 1
     else:
