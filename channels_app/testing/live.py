@@ -19,7 +19,7 @@ import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.conf import settings
@@ -79,9 +79,13 @@ def _forget_parent_threads() -> None:
 
 #: Forking gives the server the test process's settings and test databases.
 _FORK = multiprocessing.get_context("fork")
+if TYPE_CHECKING:
+    from multiprocessing.context import ForkProcess as _ForkProcess
+else:
+    _ForkProcess = _FORK.Process
 
 
-class LiveServerProcess(_FORK.Process):
+class LiveServerProcess(_ForkProcess):
     """Daphne in a forked child, serving ``get_application()`` on ``host``.
 
     It speaks the protocol of ``daphne.testing.DaphneProcess``, which
@@ -187,7 +191,7 @@ class LiveServerProcess(_FORK.Process):
             self.join(timeout)
             if self.is_alive():
                 self.kill()
-        if self._popen is not None:
+        if self._popen is not None:  # type: ignore[attr-defined]  # started
             self.join()
 
 
@@ -252,6 +256,10 @@ class ChannelsLiveServerTestCase(TransactionTestCase):
     #: The ASGI wrapper that serves them.
     static_wrapper = ASGIStaticFilesHandler
     server_start_timeout = 20.0
+    # Set by setUpClass.
+    _port: int
+    _server_process: Any
+    _live_server_modified_settings: modify_settings
 
     @classproperty
     def live_server_url(cls) -> str:
@@ -332,11 +340,12 @@ class ChannelsLiveServerTestCase(TransactionTestCase):
     @classmethod
     def _is_in_memory_db(cls, connection: Any) -> bool:
         """Whether ``connection`` is to a database only this process can see."""
-        return connection.vendor == "sqlite" and connection.is_in_memory_db()
+        in_memory: bool = connection.vendor == "sqlite" and connection.is_in_memory_db()
+        return in_memory
 
 
 def _reported_error(process: Any) -> str:
-    errors = getattr(process, "errors", None)
+    errors: Any = getattr(process, "errors", None)
     with contextlib.suppress(Exception):
         _, report = errors.get(timeout=1)
         return f":\n{report}"
