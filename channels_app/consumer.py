@@ -12,7 +12,12 @@ from typing import Any
 from asgiref.sync import async_to_sync
 
 from . import DEFAULT_CHANNEL_LAYER
-from .db import aclose_old_connections, connection_activity, database_sync_to_async
+from .db import (  # noqa: F401 - aclose_old_connections reachable here, as in Channels
+    aclose_old_connections,
+    connection_activity,
+    database_sync_to_async,
+    tidy_connections,
+)
 from .exceptions import StopConsumer
 from .layers import get_channel_layer
 from .types import ASGIApp, ChannelLayer, Message, Receive, Scope, Send
@@ -200,7 +205,7 @@ class AsyncConsumer:
         """Run the handler for ``message``, tidying DB connections only if needed."""
         handler = self._handler_for(message)
         if connection_activity.needs_tidying():
-            await aclose_old_connections()
+            await tidy_connections()
         await handler(message)
 
     async def send(self, message: Message) -> None:
