@@ -35,6 +35,8 @@ from typing import Any
 import daphne.server  # noqa: F401  # isort: skip
 
 from daphne.ws_protocol import WebSocketProtocol
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol
 
 logger = logging.getLogger("channels_app.server")
@@ -160,13 +162,17 @@ class LimitedHTTPChannel(HTTPChannel):
     has sent part of a request gets a 408 first.
     """
 
+    # Twisted types it as an optional ITransport, whose methods mypy reads
+    # with their first argument taken for ``self``.
+    transport: Any
+
     def __init__(
         self,
         limits: ConnectionLimits,
         pending: PendingConnections,
         on_refusal: RefusalLogger | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.limits = limits
         self.pending = pending
         self.on_refusal = on_refusal
@@ -187,7 +193,7 @@ class LimitedHTTPChannel(HTTPChannel):
     # -- waiting for headers -----------------------------------------------------
 
     def connectionMade(self) -> None:
-        super().connectionMade()
+        super().connectionMade()  # type: ignore[no-untyped-call]
         self._start_waiting()
 
     def _start_waiting(self) -> None:
@@ -197,7 +203,7 @@ class LimitedHTTPChannel(HTTPChannel):
         self._waiting_since = time.monotonic()
         self._cancel_deadline()
         if self.limits.header_timeout:
-            self._deadline = self.callLater(
+            self._deadline = self.callLater(  # type: ignore[no-untyped-call]
                 self.limits.header_timeout, self._headers_overdue
             )
         self.pending.add(self)
@@ -237,7 +243,7 @@ class LimitedHTTPChannel(HTTPChannel):
 
     def _close_quietly(self) -> None:
         self._stop_waiting()
-        self.loseConnection()
+        self.loseConnection()  # type: ignore[no-untyped-call]
 
     # -- parsing -----------------------------------------------------------------
 
@@ -253,12 +259,12 @@ class LimitedHTTPChannel(HTTPChannel):
             if line:  # Twisted tolerates one empty line before a request.
                 self._in_headers = True
                 self._request_line = line
-            super().lineReceived(line)
+            super().lineReceived(line)  # type: ignore[no-untyped-call]
             return
         if not line:
             self._in_headers = False
             self._stop_waiting()
-            super().lineReceived(line)
+            super().lineReceived(line)  # type: ignore[no-untyped-call]
             return
         self._header_bytes += len(line)
         self._header_lines += 1
@@ -270,7 +276,7 @@ class LimitedHTTPChannel(HTTPChannel):
         if self._header_lines > limits.max_headers:
             self.refuse(431, f"The request has more than {limits.max_headers} headers.")
             return
-        super().lineReceived(line)
+        super().lineReceived(line)  # type: ignore[no-untyped-call]
 
     def lineLengthExceeded(self, line: bytes) -> None:
         """A line longer than ``MAX_LENGTH``, or that much data with no line end."""
@@ -295,7 +301,7 @@ class LimitedHTTPChannel(HTTPChannel):
             self.length = None  # so that Twisted does not run the request
             self.refuse(400, "An HTTP/1.1 request needs exactly one Host header.")
             return
-        super().allHeadersReceived()
+        super().allHeadersReceived()  # type: ignore[no-untyped-call]
 
     def _respondToBadRequestAndDisconnect(self) -> None:
         # Twisted's answer to everything malformed: a bare 400 and a close.
@@ -307,14 +313,14 @@ class LimitedHTTPChannel(HTTPChannel):
         # request's headers already.
         if self.persistent and self.refused is None:
             self._start_waiting()
-        super().requestDone(request)
+        super().requestDone(request)  # type: ignore[no-untyped-call]
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._stop_waiting()
         self.pending.stop_lingering(self)
         if self._linger is not None and self._linger.active():
             self._linger.cancel()
-        super().connectionLost(reason)
+        super().connectionLost(reason)  # type: ignore[no-untyped-call]
 
     # -- refusing ----------------------------------------------------------------
 
@@ -324,7 +330,7 @@ class LimitedHTTPChannel(HTTPChannel):
             return
         self.refused = status
         self._stop_waiting()
-        self.setTimeout(None)
+        self.setTimeout(None)  # type: ignore[no-untyped-call]
         self._buffer = b""
         self.dataReceived = self._discard  # type: ignore[method-assign]
         body = f"{status} {REASONS[status]}\n\n{detail}\n".encode()
@@ -345,7 +351,9 @@ class LimitedHTTPChannel(HTTPChannel):
             self.transport.loseConnection()
             return
         close_writing()
-        self._linger = self.callLater(LINGER_SECONDS, self.transport.abortConnection)
+        self._linger = self.callLater(  # type: ignore[no-untyped-call]
+            LINGER_SECONDS, self.transport.abortConnection
+        )
         self.pending.linger(self)
 
     def _discard(self, data: bytes) -> None:
@@ -362,7 +370,7 @@ class LimitedHTTPChannel(HTTPChannel):
         shown = path[:LOGGED_PATH_LENGTH].decode("ascii", "replace")
         if len(path) > LOGGED_PATH_LENGTH:
             shown += f"... ({len(path)} bytes)"
-        peer = getattr(self.transport, "getPeer", lambda: None)()
+        peer: Any = getattr(self.transport, "getPeer", lambda: None)()
         client = (
             f"{peer.host}:{peer.port}"
             if hasattr(peer, "host") and hasattr(peer, "port")
@@ -378,7 +386,7 @@ class LimitedHTTPChannel(HTTPChannel):
         }
 
 
-class LimitedWebSocketProtocol(WebSocketProtocol):
+class LimitedWebSocketProtocol(WebSocketProtocol):  # type: ignore[misc]  # daphne
     """Daphne's WebSocket protocol, saying in the log why it failed a connection.
 
     With ``failByDrop`` off (see :func:`install`) Autobahn closes a failed
