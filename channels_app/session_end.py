@@ -49,7 +49,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from .db import database_sync_to_async
-from .types import Message, Scope
+from .types import ChannelLayer, Message, Scope
 
 if TYPE_CHECKING:
     from django.contrib.sessions.backends.base import SessionBase
@@ -138,7 +138,7 @@ def check_user_sessions(user: Any, reason: str = PASSWORD_CHANGED) -> None:
 _pending: set[asyncio.Task[Any]] = set()
 
 
-def _layers() -> list[Any]:
+def _layers() -> list[ChannelLayer]:
     from .layers.registry import channel_layers
 
     found = []
@@ -178,7 +178,7 @@ def _publish(group: str, message: Message) -> None:
             logger.exception("Could not tell %s that its session ended", group)
 
 
-async def _send_logged(layer: Any, group: str, message: Message) -> None:
+async def _send_logged(layer: ChannelLayer, group: str, message: Message) -> None:
     try:
         await layer.group_send(group, message)
     except Exception:
@@ -371,8 +371,10 @@ class SessionWatch:
         self.timer: asyncio.Task[Any] | None = None
 
     @property
-    def layer(self) -> Any:
-        return self.consumer.channel_layer
+    def layer(self) -> ChannelLayer:
+        layer: ChannelLayer | None = self.consumer.channel_layer
+        assert layer is not None  # watch() follows only consumers with a layer
+        return layer
 
     async def follow(self) -> None:
         """Join the groups of the scope's current session and user, leave others."""

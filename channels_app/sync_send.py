@@ -42,7 +42,7 @@ from asgiref.sync import AsyncToSync, SyncToAsync
 from . import DEFAULT_CHANNEL_LAYER
 from .exceptions import InvalidChannelLayerError
 from .layers import get_channel_layer
-from .types import Message
+from .types import ChannelLayer, Message
 
 __all__ = ["await_from_sync", "group_send", "send"]
 
@@ -113,7 +113,7 @@ def _calling_loop() -> asyncio.AbstractEventLoop | None:
     return loop if loop.is_running() else None
 
 
-def _layer(alias: str) -> Any:
+def _layer(alias: str) -> ChannelLayer:
     layer = get_channel_layer(alias)
     if layer is None:
         raise InvalidChannelLayerError(

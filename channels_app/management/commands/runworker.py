@@ -23,6 +23,7 @@ from ...checks import layer_unreachable_reason
 from ...exceptions import InvalidChannelLayerError
 from ...layers import InMemoryChannelLayer, channel_layers, get_channel_layer
 from ...routing import get_default_application
+from ...types import ChannelLayer
 from ...worker import (
     Worker,
     channel_router,
@@ -140,7 +141,7 @@ class Command(BaseCommand):
             )
         worker.stop()
 
-    def get_layer(self, alias: str) -> Any:
+    def get_layer(self, alias: str) -> ChannelLayer:
         if alias not in channel_layers:
             raise CommandError(
                 f"CHANNEL_LAYERS has no {alias!r} layer; configure one that "
