@@ -122,7 +122,7 @@ def _execute(cursor: Any, sql: str, params: Sequence[Any]) -> Rows:
 class _Job:
     __slots__ = ("future", "script")
 
-    def __init__(self, script: Script, future: asyncio.Future) -> None:
+    def __init__(self, script: Script, future: asyncio.Future[list[Rows]]) -> None:
         self.script = script
         self.future = future
 
@@ -146,12 +146,14 @@ class Lane:
         self._runner: LibpqRunner | None = None
         self._queue: list[_Job] = []
         self._busy = False
-        self._worker: asyncio.Task | None = None
+        self._worker: asyncio.Task[None] | None = None
 
     async def run(self, script: Script) -> list[Rows]:
         """Run ``script`` (one transaction) and return each statement's rows."""
         if self._busy:
-            future = asyncio.get_running_loop().create_future()
+            future: asyncio.Future[list[Rows]] = (
+                asyncio.get_running_loop().create_future()
+            )
             self._queue.append(_Job(script, future))
             return await future
         self._busy = True
@@ -278,7 +280,9 @@ class Lane:
 
 
 def _settle(
-    future: asyncio.Future, result: Any = None, exception: BaseException | None = None
+    future: asyncio.Future[Any],
+    result: Any = None,
+    exception: BaseException | None = None,
 ) -> None:
     if future.done():
         return

@@ -70,7 +70,7 @@ class Inbox:
         self.owned = state.owns(name)
         #: Highest row id handed out: a notification at or below it may be stale.
         self.high_water = 0
-        self.waiters: dict[str, deque[asyncio.Future]] = {}
+        self.waiters: dict[str, deque[asyncio.Future[Row]]] = {}
         #: Rows claimed here whose receiver was not waiting (yet).
         self.buffered: dict[str, deque[Row]] = {}
         #: Ids of buffered rows still in the table, leased to this loop: they
@@ -84,7 +84,7 @@ class Inbox:
         self.wanted = False
         #: True while a claim is in flight: its rows must reach someone.
         self.claiming = False
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[None] | None = None
         self.prefetch = 0
         self.poll_delay = state.min_poll_delay
         self.poll_timer: asyncio.TimerHandle | None = None
@@ -115,15 +115,15 @@ class Inbox:
         del self.buffered[channel]
         return None
 
-    def wait(self, channel: str) -> asyncio.Future:
+    def wait(self, channel: str) -> asyncio.Future[Row]:
         """Register a receiver; claim unless nothing can be there for it."""
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Row] = asyncio.get_running_loop().create_future()
         self.waiters.setdefault(channel, deque()).append(future)
         if channel not in self.known_empty or self.hints or channel in self.buffered:
             self.poke()
         return future
 
-    def forget(self, channel: str, future: asyncio.Future) -> None:
+    def forget(self, channel: str, future: asyncio.Future[Row]) -> None:
         """A receiver was cancelled: keep whatever it had been handed."""
         if future.done() and not future.cancelled() and future.exception() is None:
             self.give_back(future.result())

@@ -20,6 +20,7 @@ from django.utils.connection import ConnectionDoesNotExist
 
 from ...exceptions import ChannelFull, InvalidChannelLayerError, MessageTooLarge
 from ...logging_limits import RateLimitedLog
+from ...types import Message
 from ..base import BaseChannelLayer
 from .executors import psycopg_connect_kwargs
 from .sql import statements_for
@@ -115,7 +116,7 @@ class DatabaseChannelLayer(BaseChannelLayer):
 
     # -- channels -----------------------------------------------------------
 
-    async def send(self, channel: str, message: dict) -> None:
+    async def send(self, channel: str, message: Message) -> None:
         """Queue ``message`` on ``channel``; ``ChannelFull`` at its capacity."""
         self.require_valid_channel_name(channel)
         body = self._encode(message)
@@ -128,7 +129,7 @@ class DatabaseChannelLayer(BaseChannelLayer):
             raise ChannelFull(f"Channel {channel!r} already holds {capacity} messages")
         state.woke([channel])
 
-    async def receive(self, channel: str) -> dict:
+    async def receive(self, channel: str) -> Message:
         """The oldest live message on ``channel``, waiting until there is one.
 
         Each message is delivered once, to one receiver, across all processes.
@@ -174,7 +175,7 @@ class DatabaseChannelLayer(BaseChannelLayer):
         self.require_valid_channel_name(channel)
         await self._state().run(self.statements.group_discard(group, channel))
 
-    async def group_send(self, group: str, message: dict) -> int:
+    async def group_send(self, group: str, message: Message) -> int:
         """Queue ``message`` for every member of ``group`` in one statement.
 
         A member whose channel is full misses the message: that is logged at
@@ -188,10 +189,10 @@ class DatabaseChannelLayer(BaseChannelLayer):
         script = self.statements.group_send(group, now + self.expiry, body, now)
         results = await state.run(script)
         if self.statements.vendor == "postgresql":
-            full = [row for row in results[0] if row[0] is not None]
+            full = [row for row in results[0] or () if row[0] is not None]
         else:
-            sent = {row[0] for row in results[0]}
-            full = [row for row in results[1] if row[0] not in sent]
+            sent = {row[0] for row in results[0] or ()}
+            full = [row for row in results[1] or () if row[0] not in sent]
             state.woke(sent)
         if full:
             self._report_full(group, full)
@@ -261,12 +262,12 @@ class DatabaseChannelLayer(BaseChannelLayer):
         for loop in [loop for loop in self._states if loop.is_closed()]:
             self._states.pop(loop).abandon()
 
-    def _encode(self, message: dict) -> bytes:
+    def _encode(self, message: Message) -> bytes:
         import msgpack
 
         self.require_valid_message(message)
         try:
-            body = msgpack.packb(message, use_bin_type=True)
+            body: bytes = msgpack.packb(message, use_bin_type=True)
         except (TypeError, ValueError, OverflowError):
             # Let the shared check name the offending key.
             self.require_portable_message(message)
@@ -279,10 +280,11 @@ class DatabaseChannelLayer(BaseChannelLayer):
         return body
 
     @staticmethod
-    def _decode(body: bytes) -> dict:
+    def _decode(body: bytes) -> Message:
         import msgpack
 
-        return msgpack.unpackb(body, raw=False)
+        message: Message = msgpack.unpackb(body, raw=False)
+        return message
 
 
 def _vendor(alias: str) -> str:

@@ -34,13 +34,17 @@ _PIPELINE_SYNC = pq.ExecStatus.PIPELINE_SYNC
 _BINARY = pq.Format.BINARY
 _BAD = pq.ConnStatus.BAD
 
+#: A statement ready to send: its SQL, dumped values, their types and
+#: formats, and the name of its prepared statement (None: not prepared).
+_Bound = tuple[str, Any, Any, Any, bytes | None]
+
 
 @functools.lru_cache(maxsize=256)
 def numbered(sql: str) -> bytes:
     """``%s`` placeholders as libpq's ``$1, $2, ...`` (and ``%%`` as ``%``)."""
     count = 0
 
-    def replace(match: re.Match) -> str:
+    def replace(match: re.Match[str]) -> str:
         nonlocal count
         if match.group() == "%%":
             return "%"
@@ -69,8 +73,8 @@ class LibpqRunner:
         self.pgconn = connection.pgconn
         self.prepare = prepare
         self._transformer = Transformer.from_context(connection)
-        self._prepared: dict[tuple[str, tuple[int, ...]], bytes] = {}
-        self._ready: asyncio.Future | None = None
+        self._prepared: dict[tuple[str, tuple[int, ...] | None], bytes] = {}
+        self._ready: asyncio.Future[None] | None = None
         self._loop = asyncio.get_running_loop()
         self._socket: int | None = self.pgconn.socket
         self._loop.add_reader(self._socket, self._readable)
@@ -83,7 +87,9 @@ class LibpqRunner:
             raise errors.OperationalError("the server sent no result")
         return self._rows(results[-1])
 
-    async def pipeline(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list:
+    async def pipeline(
+        self, statements: Sequence[tuple[str, Sequence[Any]]]
+    ) -> list[Any]:
         """Run ``statements`` in one round trip and one implicit transaction.
 
         If one fails, nothing was committed and its error is raised; the
@@ -125,7 +131,7 @@ class LibpqRunner:
 
     # -- internals ------------------------------------------------------------
 
-    async def _bind(self, sql: str, params: Sequence[Any]) -> tuple:
+    async def _bind(self, sql: str, params: Sequence[Any]) -> _Bound:
         """Dump ``params`` and find (or make) the prepared statement for ``sql``."""
         transformer = self._transformer
         values = transformer.dump_sequence(params, _auto_formats(len(params)))
@@ -138,7 +144,7 @@ class LibpqRunner:
             self._prepared[(sql, types)] = name
         return sql, values, types, formats, name
 
-    def _send(self, statement: tuple) -> None:
+    def _send(self, statement: _Bound) -> None:
         sql, values, types, formats, name = statement
         if name is None:
             self.pgconn.send_query_params(
@@ -149,7 +155,7 @@ class LibpqRunner:
                 name, values, formats, result_format=_BINARY
             )
 
-    async def _collect(self, pipelined: bool = False) -> list:
+    async def _collect(self, pipelined: bool = False) -> list[Any]:
         """The results of what was sent, read until the server is ready again.
 
         In a pipeline that is its sync point, and ``None`` separates the
@@ -159,7 +165,7 @@ class LibpqRunner:
         pgconn = self.pgconn
         while pgconn.flush():
             await self._writable()
-        results: list = []
+        results: list[Any] = []
         while True:
             if pgconn.is_busy():
                 await self._input()
@@ -229,6 +235,6 @@ class LibpqRunner:
             self._loop.remove_writer(socket)
 
 
-def _wake(ready: asyncio.Future) -> None:
+def _wake(ready: asyncio.Future[None]) -> None:
     if not ready.done():
         ready.set_result(None)

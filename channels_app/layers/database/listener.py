@@ -46,9 +46,9 @@ class Listener:
         self.health_interval = health_interval
         self.connected = False
         self._active: set[str] = set()
-        self._requested: dict[str, asyncio.Future] = {}
+        self._requested: dict[str, asyncio.Future[None]] = {}
         self._changed = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._connection: Any = None
 
     async def listen(self, key: str) -> None:

@@ -14,13 +14,17 @@ from django.db import models
 class ChannelMessage(models.Model):
     """One message waiting on one channel, serialised with msgpack."""
 
-    channel = models.CharField(max_length=100)
-    expires = models.FloatField(help_text="Unix time after which nobody receives it.")
-    body = models.BinaryField()
+    channel: models.CharField[str, str] = models.CharField(max_length=100)
+    expires: models.FloatField[float, float] = models.FloatField(
+        help_text="Unix time after which nobody receives it."
+    )
+    body: models.BinaryField[bytes, bytes] = models.BinaryField()
     #: The event loop holding the row, claimed ahead of its receivers; NULL
     #: (not ``""``: the layer's SQL writes it) while nobody holds it.
-    lease_owner = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001
-    lease_expires = models.FloatField(
+    lease_owner: models.CharField[str | None, str | None] = models.CharField(  # noqa: DJ001
+        max_length=32, null=True, blank=True
+    )
+    lease_expires: models.FloatField[float | None, float | None] = models.FloatField(
         null=True,
         blank=True,
         help_text="Unix time after which a leased row is claimable again.",
@@ -52,10 +56,12 @@ class GroupMembership(models.Model):
     member's limit inside a single SQL statement.
     """
 
-    group_name = models.CharField(max_length=100)
-    channel = models.CharField(max_length=100)
-    expires = models.FloatField(help_text="Unix time after which the member is gone.")
-    capacity = models.PositiveIntegerField()
+    group_name: models.CharField[str, str] = models.CharField(max_length=100)
+    channel: models.CharField[str, str] = models.CharField(max_length=100)
+    expires: models.FloatField[float, float] = models.FloatField(
+        help_text="Unix time after which the member is gone."
+    )
+    capacity: models.PositiveIntegerField[int, int] = models.PositiveIntegerField()
 
     class Meta:
         app_label = "channels_app"

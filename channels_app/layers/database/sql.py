@@ -95,7 +95,7 @@ class SQLiteStatements:
 
     vendor = "sqlite"
 
-    def _in(self, values: Sequence[str]) -> str:
+    def _in(self, values: Sequence[object]) -> str:
         return ", ".join(["%s"] * len(values))
 
     def send(
@@ -168,7 +168,9 @@ class SQLiteStatements:
             ),
         ]
 
-    def claimed(self, results: list[Rows], leasing: bool) -> tuple[list, list]:
+    def claimed(
+        self, results: list[Rows], leasing: bool
+    ) -> tuple[list[Any], list[Any]]:
         """``(handed, leased)`` rows of a :meth:`claim`'s results."""
         if not leasing or len(results) < 2:
             return list(results[-1] or ()), []
@@ -416,7 +418,9 @@ class PostgresStatements(SQLiteStatements):
             )
         ]
 
-    def claimed(self, results: list[Rows], leasing: bool) -> tuple[list, list]:
+    def claimed(
+        self, results: list[Rows], leasing: bool
+    ) -> tuple[list[Any], list[Any]]:
         rows = results[-1] or ()
         if not leasing:
             return list(rows), []
@@ -464,6 +468,7 @@ class PostgresStatements(SQLiteStatements):
         FIFO; a row another process took meanwhile is simply not returned.
         """
         where, params = _channels_match(channels)
+        ids_param: int | list[int]
         if len(ids) == 1:
             match, ids_param = "id = %s", ids[0]
         else:
@@ -591,7 +596,7 @@ class PostgresStatements(SQLiteStatements):
         return since_last is None or float(since_last) >= interval
 
 
-def _channels_match(channels: Sequence[str]) -> tuple[str, tuple]:
+def _channels_match(channels: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
     if len(channels) == 1:
         return "channel = %s::text", (channels[0],)
     return "channel = ANY(%s::text[])", (list(channels),)

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from ...exceptions import ChannelFull
 from ..base import GROUPS_LOST
-from .executors import ChannelLayerUnavailable, DjangoExecutor, PsycopgExecutor, Rows
+from .executors import ChannelLayerUnavailable, DjangoExecutor, PsycopgExecutor
 from .inbox import Inbox, Row
 from .listener import Listener
-from .sql import Script, inbox_of, uncarry, wake_key
+from .sql import PostgresStatements, Rows, Script, inbox_of, uncarry, wake_key
 
 if TYPE_CHECKING:
     from .layer import DatabaseChannelLayer
@@ -47,7 +47,7 @@ class LoopState:
         #: Whose lease a row claimed ahead of its receivers is (see :mod:`.sql`).
         self.lease_owner = secrets.token_hex(8)
         self.lease = layer.lease
-        self._renewal: asyncio.Task | None = None
+        self._renewal: asyncio.Task[None] | None = None
         self.inboxes: dict[str, Inbox] = {}
         #: Rows delivered from a notification: id -> expiry, until deleted.
         self.unconfirmed: dict[int, float] = {}
@@ -58,10 +58,10 @@ class LoopState:
         self._delete_now = False
         self._deleting = False
         self._delete_timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._next_cleanup = 0.0
         self._cleaning = False
-        self._safety_poll: asyncio.Task | None = None
+        self._safety_poll: asyncio.Task[None] | None = None
         if layer.statements.vendor == "postgresql":
             self.executor: Any = PsycopgExecutor(
                 layer.connect_kwargs(layer.database),
@@ -157,7 +157,7 @@ class LoopState:
                 self._delete_now = False
                 try:
                     [rows] = await self.executor.run_claim(
-                        self.statements.delete_ids(ids)
+                        self._postgres_statements().delete_ids(ids)
                     )
                 except Exception as exc:
                     # Still filtered from claims until they expire: never twice.
@@ -227,7 +227,14 @@ class LoopState:
 
     async def run(self, script: Script) -> list[Rows]:
         self.maybe_clean_up()
-        return await self.executor.run(script)
+        results: list[Rows] = await self.executor.run(script)
+        return results
+
+    def _postgres_statements(self) -> PostgresStatements:
+        """The statements of the paths only PostgreSQL takes (psycopg lanes)."""
+        statements = self.statements
+        assert isinstance(statements, PostgresStatements)
+        return statements
 
     async def claim(
         self, inbox: Inbox, channels: list[str], limit: int, handed: int | None = None
@@ -278,12 +285,15 @@ class LoopState:
             self._renewal = None
 
     async def _run_claim(self, script: Script) -> list[Rows]:
+        results: list[Rows]
         if isinstance(self.executor, DjangoExecutor):
-            return await self.executor.run(script)
-        return await self.executor.run_claim(script)
+            results = await self.executor.run(script)
+        else:
+            results = await self.executor.run_claim(script)
+        return results
 
     async def claim_ids(self, channels: list[str], ids: list[int]) -> list[Row]:
-        script = self.statements.claim_ids(ids, channels, time.time())
+        script = self._postgres_statements().claim_ids(ids, channels, time.time())
         return (await self.executor.run_claim(script))[-1] or []
 
     async def put_back(self, inbox: Inbox, rows: list[Row], leased: list[int]) -> None:
@@ -336,7 +346,7 @@ class LoopState:
             else:
                 done = await self.executor.run_claim(script)
                 if self.statements.vacuum_due(done[0], self.layer.vacuum_interval):
-                    await self.executor.run_aside(self.statements.vacuum())
+                    await self.executor.run_aside(self._postgres_statements().vacuum())
             await self._tell_groups_lost(self.statements.groups_left(done))
         except Exception as exc:
             logger.debug("Channel layer cleanup skipped: %s", exc)
@@ -373,7 +383,7 @@ class LoopState:
                 del self.inboxes[name]
                 self._keys.pop(wake_key(name), None)
 
-    def spawn(self, coroutine: Coroutine) -> None:
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
