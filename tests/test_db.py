@@ -64,7 +64,7 @@ async def test_orm_consumer_gets_fresh_connection_after_conn_max_age(clean_activ
         comm = RawCommunicator(UsesOrm.as_asgi(), {"type": "work", "seen": []})
         seen = comm.scope["seen"]
         for pause in (0, 0, 0.5):
-            await asyncio.sleep(pause)
+            await asyncio.sleep(pause)  # deliberate: 0.5 s outlives CONN_MAX_AGE
             await comm.send_input({"type": "work.do"})
             await comm.receive_output()
         comm.stop(exceptions=False)

@@ -5,6 +5,7 @@ from unittest import mock
 import pytest
 
 from channels_app.utils import await_many_dispatch, name_that_thing
+from tests.support.waiting import eventually
 
 
 async def test_dispatches_from_every_source_and_cancels_on_exit():
@@ -20,12 +21,14 @@ async def test_dispatches_from_every_source_and_cancels_on_exit():
     await a.put("a1")
     await b.put("b1")
     await a.put("a2")
-    await asyncio.sleep(0.01)
+    await eventually(lambda: len(seen) == 3)
     await b.put("stop")
     with pytest.raises(LookupError):
         await task
     assert sorted(seen) == ["a1", "a2", "b1", "stop"]
-    # Nothing is left listening: a later message stays in the queue.
+    # Nothing is left listening: a later message stays in the queue.  (A
+    # deliberate pause: no event marks "nobody took it"; a leftover getter
+    # would have taken it within a few loop turns.)
     await a.put("late")
     await asyncio.sleep(0.01)
     assert a.qsize() == 1
@@ -33,20 +36,21 @@ async def test_dispatches_from_every_source_and_cancels_on_exit():
 
 async def test_dispatches_are_serialised():
     a, b = asyncio.Queue(), asyncio.Queue()
-    running, overlaps = 0, 0
+    running, overlaps, handled = 0, 0, 0
 
     async def dispatch(message):
-        nonlocal running, overlaps
+        nonlocal running, overlaps, handled
         running += 1
         overlaps += running > 1
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(0.001)  # the dispatch takes a while
         running -= 1
+        handled += 1
 
     task = asyncio.ensure_future(await_many_dispatch([a.get, b.get], dispatch))
     for i in range(20):
         a.put_nowait(i)
         b.put_nowait(i)
-    await asyncio.sleep(0.2)
+    await eventually(lambda: handled == 40)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -62,28 +66,31 @@ async def test_error_from_the_first_source_stops_the_others():
 
     task = asyncio.ensure_future(await_many_dispatch([a.get, b.get], dispatch))
     await b.put("fine")
-    await asyncio.sleep(0.01)
+    await eventually(b.empty)  # taken: every source is being listened to
     await a.put("boom")
     with pytest.raises(KeyError, match="first source failed"):
         await task
     await b.put("late")
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)  # deliberate: a leftover getter would take it
     assert b.qsize() == 1
 
 
 async def test_cancelling_from_outside_is_a_cancellation():
     a, b = asyncio.Queue(), asyncio.Queue()
 
+    seen = []
+
     async def dispatch(message):
-        pass
+        seen.append(message)
 
     task = asyncio.ensure_future(await_many_dispatch([a.get, b.get], dispatch))
-    await asyncio.sleep(0.01)
+    await b.put("first")
+    await eventually(lambda: seen == ["first"])  # it is running and listening
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     await b.put("late")
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)  # deliberate: a leftover getter would take it
     assert b.qsize() == 1
 
 

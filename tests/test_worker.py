@@ -20,6 +20,7 @@ from channels_app.worker import (
 )
 from tests.services import require
 from tests.serving import redis_layers
+from tests.support import waiting
 
 #: What the consumers did, in order.
 journal: list = []
@@ -74,12 +75,9 @@ def layer(settings, django_db_blocker):
         yield get_channel_layer()
 
 
-async def eventually(condition, timeout=5.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s: {journal}")
-        await asyncio.sleep(0.01)
+def eventually(condition, timeout=5.0):
+    """:func:`tests.support.waiting.eventually`, showing the journal on failure."""
+    return waiting.eventually(condition, timeout, describe=lambda: journal)
 
 
 def start(worker):
@@ -211,7 +209,8 @@ async def test_second_stop_cancels_in_flight_handlers_at_once(layer):
 async def test_stop_before_any_message_returns_promptly(layer):
     worker = Worker(application, ["jobs", "other-jobs"], layer, concurrency=2)
     running = start(worker)
-    await asyncio.sleep(0.1)
+    # Its slots are receiving: stopping has something to interrupt.
+    await eventually(lambda: getattr(worker, "_slots", None))
     worker.stop()
     stats = await asyncio.wait_for(running, 2)
     assert (stats.handled, stats.failed) == (0, 0)

@@ -358,11 +358,15 @@ async def test_moderation_worker_edits_the_message_and_tells_the_room(lobby, ada
 
 async def test_moderation_leaves_clean_and_deleted_messages_alone(lobby, ada):
     clean = await sync_to_async(posting.save_message)(lobby, ada, "all good")
+    # Moderated last: its update shows the worker got past the other two.
+    marker = await sync_to_async(posting.save_message)(lobby, ada, "oh darn it")
     layer, channel = await listen(lobby)
     worker = moderation_worker()
-    for message_id in (clean.id, clean.id + 1000):
+    for message_id in (clean.id, marker.id + 1000, marker.id):
         await worker.send_input({"type": "moderate.message", "message_id": message_id})
-    await asyncio.sleep(0.3)
+    # The first (and only) update the room hears is the marker's.
+    update = await asyncio.wait_for(layer.receive(channel), 2)
+    assert update["message"]["id"] == marker.id
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(layer.receive(channel), 0.2)
     await sync_to_async(clean.refresh_from_db)()

@@ -154,6 +154,7 @@ def test_noworker_leaves_channel_messages_to_runworker(tmp_path):
     try:
         assert "in-process workers" not in server.log()
         assert get(f"{server.url}/e2e/send/e2e-other/?n=41")[0] == 200
+        # Deliberate: no consumer running it can only be shown by waiting.
         time.sleep(0.5)
         assert project.lines("e2e-other.log") == []
         # A separate worker finds the message waiting in the layer.
@@ -197,7 +198,8 @@ def test_autoreloader_restarts_the_server_when_code_changes(project):
     server = project.runserver(reload=True)
     try:
         before = json.loads(get(f"{server.url}/e2e/whoami/")[1])["pid"]
-        # Let the reloader note the URLconf (imported by that request) first.
+        # Let the reloader note the URLconf (imported by that request) first:
+        # it looks once a second and shows no sign of it, so this is timed.
         time.sleep(2.5)
         os.utime(TESTPROJECT / "testproject" / "serving_e2e" / "urls.py")
         deadline = time.monotonic() + 30

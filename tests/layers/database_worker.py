@@ -57,8 +57,11 @@ async def main(channel: str, receivers: int) -> None:
                 return
             got.append(message["n"])
 
+    from tests.layers.helpers import database_receiving
+    from tests.support.waiting import eventually
+
     tasks = [asyncio.ensure_future(receive_until_stopped()) for _ in range(receivers)]
-    await asyncio.sleep(0.3)
+    await eventually(lambda: database_receiving(layer, channel, receivers), 30)
     print("ready", flush=True)
     await asyncio.gather(*tasks)
     await layer.close()

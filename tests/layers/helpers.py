@@ -37,6 +37,7 @@ class Listener:
         return await asyncio.wait_for(self.inbox.get(), timeout)
 
     async def nothing(self, period: float) -> None:
+        # Deliberate: "nothing arrives" can only be shown by waiting a while.
         await asyncio.sleep(period)
         self._raise_if_crashed()
         if not self.inbox.empty():
@@ -48,3 +49,23 @@ class Listener:
     async def stop(self) -> None:
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
+
+
+def database_receiving(layer, channel: str, count: int = 1) -> bool:
+    """Are ``count`` receives waiting on ``channel`` of a database layer, in
+    this event loop, with the notifications that wake them listened for?
+
+    Nothing public tells; tests about waking a receiver that already waits
+    poll this (with :func:`tests.support.waiting.eventually`) instead of
+    sleeping and hoping the receive got that far.
+    """
+    from channels_app.layers.database.sql import inbox_of, wake_key
+
+    state = layer._state()
+    inbox = state.inboxes.get(inbox_of(channel))
+    if inbox is None or len(inbox.waiters.get(channel, ())) < count:
+        return False
+    listener = state.listener
+    return listener is None or (
+        listener.connected and wake_key(inbox.name) in listener._active
+    )

@@ -17,6 +17,7 @@ import pytest
 from channels_app.exceptions import ChannelFull
 from channels_app.layers.base import GROUPS_LOST
 from tests.layers.helpers import receive_within
+from tests.support.waiting import eventually
 
 
 async def test_layer_lists_its_extensions(make_layer):
@@ -174,7 +175,7 @@ async def test_queued_messages_expire(make_layer, layer_under_test, listen):
     layer = await make_layer(expiry=1)
     channel = await layer.new_channel()
     await layer.send(channel, {"type": "test.stale"})
-    await asyncio.sleep(2.1)
+    await asyncio.sleep(2.1)  # deliberate: past the expiry (whole seconds in Redis)
     listener = listen(layer, channel)
     if layer_under_test.message_expiry:
         await listener.nothing(layer_under_test.quiet_period)
@@ -189,6 +190,8 @@ async def test_a_cancelled_receive_loses_no_message(make_layer, layer_under_test
     layer = await make_layer()
     channel = await layer.new_channel()
     pending = asyncio.ensure_future(layer.receive(channel))
+    # Let the receive get under way (no layer-neutral sign shows it waiting);
+    # cancelled earlier, the test would pass without testing anything more.
     await asyncio.sleep(0.05)
     pending.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -221,12 +224,13 @@ async def test_each_message_goes_to_exactly_one_of_many_receivers(
 
     tasks = [asyncio.ensure_future(receive_forever()) for _ in range(receivers)]
     try:
+        # Let the receivers start (no layer-neutral sign shows them waiting;
+        # the messages queue, or the pub/sub channel is subscribed, anyway).
         await asyncio.sleep(0.05)
         for n in range(total):
             await layer.send(channel, {"type": "test", "n": n})
-        async with asyncio.timeout(60):
-            while len(seen) < total:
-                await asyncio.sleep(0.01)
+        await eventually(lambda: len(seen) >= total, timeout=60)
+        # Deliberate: time for a duplicate to arrive, if the layer sent one.
         await asyncio.sleep(layer_under_test.quiet_period)
     finally:
         for task in tasks:
@@ -294,7 +298,7 @@ async def test_group_membership_expires(make_layer, layer_under_test, listen):
     layer = await make_layer(group_expiry=1)
     listener = listen(layer, await layer.new_channel())
     await layer.group_add("lapsing", listener.channel)
-    await asyncio.sleep(2.1)
+    await asyncio.sleep(2.1)  # deliberate: past the group expiry
     await layer.group_send("lapsing", {"type": "chat"})
     if layer_under_test.sends_groups_lost:
         # The member is told, on its channel, instead of the group's message.

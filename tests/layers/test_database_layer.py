@@ -15,8 +15,10 @@ from channels_app.exceptions import ChannelFull, MessageTooLarge
 from channels_app.layers import channel_layers
 from channels_app.layers.database import DatabaseChannelLayer
 from channels_app.models import ChannelMessage, GroupMembership
+from tests.support.waiting import eventually
 
 from .database_fixtures import nothing_within, receive_within
+from .helpers import database_receiving
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -46,7 +48,7 @@ async def test_send_then_receive_in_order(make_db_layer):
 async def test_receive_waits_for_a_later_send(make_db_layer):
     sender, receiver = make_db_layer(), make_db_layer()
     waiting = asyncio.ensure_future(receive_within(receiver, "later"))
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # deliberate: time passes, and nothing arrives
     assert not waiting.done()
     await sender.send("later", {"type": "x"})
     assert await waiting == {"type": "x"}
@@ -127,11 +129,11 @@ async def test_channel_capacity_globs_and_regexes(make_db_layer):
 async def test_expired_messages_are_never_received(make_db_layer, backend):
     layer = make_db_layer(expiry=0.3, cleanup_interval=0.05)
     await layer.send("stale", {"type": "old"})
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # deliberate: past the 0.3 s expiry
     assert await nothing_within(layer, "stale", 0.2)
     # Cleanup piggy-backs on traffic: the expired row leaves the table.
     await layer.send("fresh", {"type": "new"})
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # deliberate: past the cleanup interval
     await layer.send("fresh", {"type": "new"})
     assert await count_rows(backend, ChannelMessage) == 2
 
@@ -150,7 +152,7 @@ async def test_process_specific_channels_across_two_layers(make_db_layer):
     server, worker = make_db_layer(), make_db_layer()
     channels = [await server.new_channel() for _ in range(3)]
     receivers = [asyncio.ensure_future(receive_within(server, c)) for c in channels]
-    await asyncio.sleep(0.1)
+    await eventually(lambda: all(database_receiving(server, c) for c in channels))
     for n, channel in enumerate(channels):
         await worker.send(channel, {"n": n})
     assert [(await r)["n"] for r in receivers] == [0, 1, 2]
@@ -220,7 +222,9 @@ async def test_a_message_arriving_while_nobody_receives_waits_for_the_receiver(
     assert await nothing_within(receiver, channel, 0.1)
     for n in range(5):
         await sender.send(channel, {"n": n})
-    await asyncio.sleep(0.3)  # notifications arrive with no receiver waiting
+    # Deliberate: notifications arrive (and are dropped) with no receiver
+    # waiting; the messages must still be there afterwards.
+    await asyncio.sleep(0.3)
     assert [(await receive_within(receiver, channel))["n"] for _ in range(5)] == [
         0,
         1,
@@ -290,7 +294,7 @@ async def test_group_add_renews_the_membership(make_db_layer, backend):
     layer = make_db_layer(group_expiry=0.6)
     channel = await layer.new_channel()
     await layer.group_add("renewed", channel)
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(0.4)  # deliberate, as are the next: expiry is the subject
     await layer.group_add("renewed", channel)
     await asyncio.sleep(0.4)  # 0.8 s after the first add, 0.4 s after renewal
     await layer.group_send("renewed", {"type": "still"})
@@ -302,7 +306,7 @@ async def test_expired_memberships_receive_nothing(make_db_layer):
     layer = make_db_layer(group_expiry=0.2)
     channel = await layer.new_channel()
     await layer.group_add("short", channel)
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # deliberate: past the 0.2 s group expiry
     await layer.group_send("short", {"type": "late"})
     assert await nothing_within(layer, channel)
 
@@ -332,9 +336,9 @@ async def test_expired_messages_take_their_channel_out_of_groups(
     layer = make_db_layer(expiry=0.2, cleanup_interval=0.05)
     await layer.group_add("g", "abandoned")
     await layer.send("abandoned", {"type": "never read"})
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # deliberate: past the 0.2 s expiry
     await layer.send("elsewhere", {})  # traffic triggers the cleanup
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # deliberate: past the cleanup interval
     await layer.send("elsewhere", {})
     assert await count_rows(backend, GroupMembership) == 0
 
@@ -455,7 +459,7 @@ async def test_polling_latency_on_sqlite_is_bounded(make_db_layer):
     """Without notifications a receiver in another process polls at most 0.1 s."""
     sender, receiver = make_db_layer(), make_db_layer()
     waiting = asyncio.ensure_future(receive_within(receiver, "slow"))
-    await asyncio.sleep(1.0)  # let the back-off reach its ceiling
+    await asyncio.sleep(1.0)  # deliberate: let the back-off reach its ceiling
     sent = time.monotonic()
     await sender.send("slow", {})
     await waiting

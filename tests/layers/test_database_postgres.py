@@ -14,8 +14,10 @@ from django.db import connections
 from channels_app.layers.database import ChannelLayerUnavailable, DatabaseChannelLayer
 from channels_app.layers.database.sql import wake_key
 from tests.servers import ROOT, TESTPROJECT
+from tests.support.waiting import eventually
 
 from .database_fixtures import nothing_within, receive_within
+from .helpers import database_receiving
 from .pgbouncer import pgbouncer_fixture
 from .private_postgres import private_postgres_fixture
 
@@ -35,7 +37,7 @@ async def test_receivers_are_woken_by_notify_not_by_polling(make_db_layer):
     receiver = make_db_layer(poll_interval=600)  # the safety poll never fires here
     for round_ in range(3):
         waiting = asyncio.ensure_future(receive_within(receiver, "pushed", 3))
-        await asyncio.sleep(0.1)
+        await eventually(lambda: database_receiving(receiver, "pushed"))
         await sender.send("pushed", {"round": round_})
         assert await waiting == {"round": round_}
 
@@ -67,7 +69,9 @@ async def test_a_lane_runs_one_statement_at_a_time(make_db_layer):
         return await lane.run([("SELECT %s::int", (3,))])
 
     first = asyncio.ensure_future(one_after_another())
-    await asyncio.sleep(0.02)  # its first statement is running: this one queues
+    # Deliberately timed: its first statement (0.05 s) is running, so this one
+    # queues; no public sign tells when the lane has sent it.
+    await asyncio.sleep(0.02)
     queued = await lane.run([("SELECT %s::text", ("queued",))])
     assert queued == [[("queued",)]]
     assert await first == [[(3,)]]
@@ -104,7 +108,7 @@ async def test_scripts_queued_on_a_busy_lane_share_a_pipeline_not_a_fate(
 
     lane = Lane("test", make_db_layer().connect_kwargs("postgres"))
     busy = asyncio.ensure_future(lane.run([("SELECT pg_sleep(0.1)", ())]))
-    await asyncio.sleep(0.03)
+    await asyncio.sleep(0.03)  # deliberately timed: inside its 0.1 s statement
     queued = [
         asyncio.ensure_future(lane.run([("SELECT %s::int * 2", (n,))]))
         for n in range(5)
@@ -165,7 +169,7 @@ async def test_a_receiver_that_keeps_up_never_makes_its_channel_look_full(
             arrived.set()
 
     consumer = asyncio.ensure_future(consume())
-    await asyncio.sleep(0.2)  # listening
+    await eventually(lambda: database_receiving(receiver, channel))
     try:
         for n in range(60):
             arrived.clear()
@@ -196,7 +200,7 @@ async def test_connections_stay_fixed_however_many_consumers_wait(make_db_layer)
     channels = [await layer.new_channel() for _ in range(290)]
     channels += [f"worker.queue{n}" for n in range(10)]
     receivers = [asyncio.ensure_future(layer.receive(c)) for c in channels]
-    await asyncio.sleep(0.5)
+    await eventually(lambda: all(database_receiving(layer, c) for c in channels))
     await asyncio.gather(*(layer.send(c, {"to": c}) for c in channels))
     got = await asyncio.wait_for(asyncio.gather(*receivers), 20)
     assert [m["to"] for m in got] == channels
@@ -208,7 +212,12 @@ async def test_a_second_layer_in_the_same_process_delivers_nothing_twice(make_db
     first, second = make_db_layer(), make_db_layer()
     a = [asyncio.ensure_future(first.receive("both")) for _ in range(5)]
     b = [asyncio.ensure_future(second.receive("both")) for _ in range(5)]
-    await asyncio.sleep(0.2)
+    await eventually(
+        lambda: (
+            database_receiving(first, "both", 5)
+            and database_receiving(second, "both", 5)
+        )
+    )
     for n in range(10):
         await first.send("both", {"n": n})
     got = await asyncio.wait_for(asyncio.gather(*a, *b), 10)
@@ -266,7 +275,7 @@ async def test_layer_survives_a_postgresql_restart(private_layer, private_postgr
         assert await receive_within(layer, "before") == {"n": 1}
         await layer.send("kept", {"queued": "before the restart"})
         waiting = asyncio.ensure_future(layer.receive("during"))
-        await asyncio.sleep(0.2)
+        await eventually(lambda: database_receiving(layer, "during"))
 
         await asyncio.to_thread(private_postgres.stop)
         # A send during the outage fails quickly and clearly; it does not hang.

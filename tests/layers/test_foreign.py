@@ -152,6 +152,8 @@ async def test_a_blocking_receive_outlives_the_redis_read_timeout(redis_layer):
     assert read_timeout is None or read_timeout > redis_layer.brpop_timeout
     channel = await redis_layer.new_channel()
     waiting = asyncio.ensure_future(redis_layer.receive(channel))
+    # Let the blocking read start (channels_redis shows no sign of it); sent
+    # earlier, the message would be found without any wait at all.
     await asyncio.sleep(0.2)
     await redis_layer.send(channel, {"type": "late"})
     assert (await asyncio.wait_for(waiting, 5))["type"] == "late"

@@ -62,6 +62,7 @@ async def test_a_hundred_thousand_abandoned_channels_are_reclaimed():
         full = tracemalloc.get_traced_memory()[0] - baseline
         assert layer.stats()["channels"] > 10_000
         # Nobody calls the layer while it is idle; its own timer reclaims.
+        # Deliberate: polling stats() would be calling it.
         await asyncio.sleep(3)
         gc.collect()
         left = tracemalloc.get_traced_memory()[0] - baseline
@@ -85,7 +86,7 @@ async def test_an_expired_message_takes_its_channel_out_of_its_groups():
         await layer.group_add("room", channel)
         await layer.group_add("lobby", channel)
     await layer.send(dead, {"type": "unread"})
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # deliberate: past the 0.2 s expiry
     await layer.group_send("room", {"type": "chat"})
     assert (await receive_within(layer, alive))["type"] == "chat"
     assert layer.stats()["memberships"] == 2  # alive in room and lobby
@@ -94,7 +95,7 @@ async def test_an_expired_message_takes_its_channel_out_of_its_groups():
 async def test_renewing_a_membership_postpones_its_expiry():
     layer = InMemoryChannelLayer(group_expiry=0.6)
     await layer.group_add("room", "member")
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(0.4)  # deliberate, as are the next: expiry is the subject
     await layer.group_add("room", "member")
     await asyncio.sleep(0.4)  # past the first deadline, before the second
     await layer.group_send("room", {"type": "still-here"})
@@ -316,7 +317,7 @@ def test_the_layer_survives_its_event_loop_closing():
     async def later():
         # The sweep timer lived on the closed loop; this one re-arms it.
         await layer.send("second", {"type": "test"})
-        await asyncio.sleep(0.4)
+        await asyncio.sleep(0.4)  # deliberate: past the expiry, for the timer
         return layer.stats()
 
     stats = asyncio.run(later())

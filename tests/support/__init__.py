@@ -1,0 +1,1 @@
+"""Helpers the tests share: waiting for conditions (:mod:`tests.support.waiting`)."""
