@@ -1,9 +1,10 @@
 """Shared pieces of the session, auth and session-sync tests.
 
-``session_engine`` runs a test once per real session engine: db on SQLite,
-db on PostgreSQL, cache on Redis, signed cookies and files.  ``Browser``
-keeps cookies the way a browser does across in-process HTTP requests and
-WebSocket handshakes.
+The fixtures that use them (``session_engine``, ``alice``, ``site``) are in
+``tests/conftest.py``.  ``ENGINES`` are the real session engines a test runs
+once each with: db on SQLite, db on PostgreSQL, cache on Redis, signed cookies
+and files.  ``Browser`` keeps cookies the way a browser does across in-process
+HTTP requests and WebSocket handshakes.
 """
 
 from __future__ import annotations
@@ -14,9 +15,7 @@ from http.cookies import SimpleCookie
 from urllib.parse import urlencode
 
 import pytest
-from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
-from django.db import connections
 
 from channels_app.testing import HttpCommunicator, WebsocketCommunicator
 from tests.services import REDIS_URL, require
@@ -69,21 +68,6 @@ def use_session_engine(settings, name: str, tmp_path) -> None:
         settings.SESSION_FILE_PATH = str(tmp_path)
     settings.SESSION_ENGINE = ENGINES[name]
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(params=list(ENGINES))
-async def session_engine(request, settings, tmp_path):
-    use_session_engine(settings, request.param, tmp_path)
-    yield request.param
-    # Communicators keep the connections database_sync_to_async opens (closing
-    # would break test transactions); PostgreSQL cannot drop a test database
-    # while they are open.
-    await sync_to_async(connections.close_all)()
-
-
-@pytest.fixture
-def alice(session_engine, django_user_model):
-    return django_user_model.objects.create_user("alice", password="alice-pw")
 
 
 class Browser:
@@ -157,14 +141,3 @@ async def ask(communicator, **content) -> dict:
 
 def session_cookie_name() -> str:
     return django_settings.SESSION_COOKIE_NAME
-
-
-@pytest.fixture
-def site(session_engine, settings):
-    """The in-process auth site (Django views + AccountConsumer)."""
-    from tests.authsite import settings as site_settings
-    from tests.authsite.routing import build_application
-
-    settings.MIDDLEWARE = site_settings.MIDDLEWARE
-    settings.ROOT_URLCONF = "tests.authsite.urls"
-    return build_application()

@@ -22,13 +22,7 @@ from channels_app.testing import (
     communicator_for,
     session_cookie_header,
 )
-from tests.auth_support import (  # noqa: F401
-    SERVER_SIDE,
-    alice,
-    all_databases,
-    ask,
-    session_engine,
-)
+from tests.auth_support import SERVER_SIDE, all_databases
 
 pytestmark = all_databases
 
@@ -77,7 +71,7 @@ async def _username_of(scope):
 # --- AuthMiddleware / get_user ----------------------------------------------
 
 
-async def test_logged_in_communicator_sees_its_user(alice):  # noqa: F811
+async def test_logged_in_communicator_sees_its_user(alice):
     app = ScopeSocket()
     app.on_frame = _username_of
     communicator = await communicator_for(alice, app.application, "/ws/")
@@ -87,7 +81,7 @@ async def test_logged_in_communicator_sees_its_user(alice):  # noqa: F811
     await communicator.disconnect()
 
 
-async def test_session_cookie_header_works_for_http_too(alice):  # noqa: F811
+async def test_session_cookie_header_works_for_http_too(alice):
     seen = []
 
     async def app(scope, receive, send):
@@ -151,7 +145,7 @@ async def test_get_user_needs_a_session():
         await get_user({})
 
 
-async def test_password_change_logs_out_other_sessions(alice):  # noqa: F811
+async def test_password_change_logs_out_other_sessions(alice):
     cookie = await session_cookie_header(alice)
     assert await whoami_over([cookie]) == "alice"
 
@@ -221,7 +215,7 @@ async def anonymous_session_cookie():
     return (b"cookie", f"sessionid={key}".encode()), key
 
 
-async def test_login_rotates_the_key_and_keeps_the_data(alice, session_engine):  # noqa: F811
+async def test_login_rotates_the_key_and_keeps_the_data(alice, session_engine):
     cookie, old_key = await anonymous_session_cookie()
     with Recorder(user_logged_in) as logged_in:
         new_key, scope = await login_over_socket(alice, [cookie])
@@ -243,15 +237,15 @@ async def test_login_rotates_the_key_and_keeps_the_data(alice, session_engine): 
         assert await whoami_over([cookie]) is None
 
 
-async def test_login_does_not_save(alice, session_engine):  # noqa: F811
+async def test_login_does_not_save(alice, session_engine):
     cookie, _ = await anonymous_session_cookie()
     new_key, _ = await login_over_socket(alice, [cookie], save=False)
     assert await whoami_over([(b"cookie", f"sessionid={new_key}".encode())]) is None
 
 
 async def test_login_over_another_users_session_discards_it(
-    alice,  # noqa: F811
-    session_engine,  # noqa: F811
+    alice,
+    session_engine,
     django_user_model,
 ):
     bob = await database_sync_to_async(django_user_model.objects.create_user)(
@@ -269,7 +263,7 @@ async def test_login_over_another_users_session_discards_it(
 
 
 async def test_login_needs_a_backend_when_several_are_configured(
-    alice,  # noqa: F811
+    alice,
     settings,
 ):
     settings.AUTHENTICATION_BACKENDS = [
@@ -304,7 +298,7 @@ async def test_login_without_any_user_is_refused():
         await login({"session": object()}, None)
 
 
-async def test_logout_flushes_and_signals(alice, session_engine):  # noqa: F811
+async def test_logout_flushes_and_signals(alice, session_engine):
     cookie = await session_cookie_header(alice)
     app = ScopeSocket()
 
@@ -332,8 +326,8 @@ async def test_logout_flushes_and_signals(alice, session_engine):  # noqa: F811
 
 @pytest.mark.filterwarnings("ignore::django.core.cache.backends.base.CacheKeyWarning")
 async def test_bad_cookies_leave_the_user_anonymous_without_tracebacks(
-    alice,  # noqa: F811
-    session_engine,  # noqa: F811
+    alice,
+    session_engine,
     caplog,
 ):
     _, value = (await session_cookie_header(alice))[1].decode().split("=", 1)

@@ -2,6 +2,7 @@
 
 import asyncio
 import functools
+import importlib
 import socket
 import unittest
 import urllib.error
@@ -158,7 +159,7 @@ def test_daphne_options_and_setup_reach_the_child(tmp_path):
 )
 @pytest.mark.django_db(transaction=True)
 def test_servers_work_side_by_side_after_the_test_process_loaded_twisted():
-    import daphne.server  # noqa: F401 - installs a Twisted reactor here
+    importlib.import_module("daphne.server")  # installs a Twisted reactor here
 
     User.objects.create_user("side")
     servers = [started_server() for _ in range(2)]

@@ -22,15 +22,7 @@ from channels_app.generic.websocket import (
 from channels_app.layers import get_channel_layer
 from channels_app.sessions import SessionMiddlewareStack, session_store_class
 from channels_app.testing import WebsocketCommunicator, session_cookie_header
-from tests.auth_support import (  # noqa: F401
-    SERVER_SIDE,
-    Browser,
-    alice,
-    all_databases,
-    ask,
-    session_engine,
-    site,
-)
+from tests.auth_support import SERVER_SIDE, Browser, all_databases, ask
 from tests.serving import redis_layers
 from tests.support.waiting import eventually
 
@@ -127,7 +119,7 @@ async def other_user(name="bob"):
 # --- logout ------------------------------------------------------------------
 
 
-async def test_logout_in_another_tab_closes_this_tab(alice, layer):  # noqa: F811
+async def test_logout_in_another_tab_closes_this_tab(alice, layer):
     cookie = await session_cookie_header(alice)
     tab_one = await connected(cookie)
     tab_two = await connected(cookie)
@@ -141,7 +133,7 @@ async def test_logout_in_another_tab_closes_this_tab(alice, layer):  # noqa: F81
     await tab_one.disconnect()
 
 
-async def test_logout_over_http_closes_the_socket(site, alice, memory_layer):  # noqa: F811
+async def test_logout_over_http_closes_the_socket(site, alice, memory_layer):
     browser = Browser(site)
     await browser.whoami()
     login_reply = await browser.request(
@@ -158,7 +150,7 @@ async def test_logout_over_http_closes_the_socket(site, alice, memory_layer):  #
     assert await closed_with(socket) == (SESSION_ENDED, "session ended: logout")
 
 
-async def test_the_sync_consumer_closes_too(alice, memory_layer):  # noqa: F811
+async def test_the_sync_consumer_closes_too(alice, memory_layer):
     cookie = await session_cookie_header(alice)
     watcher = await connected(cookie, SyncAccount)
     await ask(await connected(cookie), action="logout")
@@ -167,7 +159,7 @@ async def test_the_sync_consumer_closes_too(alice, memory_layer):  # noqa: F811
 
 @pytest.mark.parametrize("session_engine", SERVER_SIDE, indirect=True)
 async def test_a_socket_that_logged_in_is_closed_by_a_later_logout(
-    alice,  # noqa: F811
+    alice,
     memory_layer,
 ):
     # Anonymous at connect; logs in over the socket itself (new key, user).
@@ -184,7 +176,7 @@ async def test_a_socket_that_logged_in_is_closed_by_a_later_logout(
 
 @pytest.mark.parametrize("session_engine", SERVER_SIDE, indirect=True)
 async def test_a_logout_of_someone_elses_session_leaves_this_socket_alone(
-    alice,  # noqa: F811
+    alice,
     memory_layer,
 ):
     mine = await connected(await session_cookie_header(alice))
@@ -200,7 +192,7 @@ async def test_a_logout_of_someone_elses_session_leaves_this_socket_alone(
 
 @pytest.mark.parametrize("session_engine", ["db", "db-postgres"], indirect=True)
 async def test_flushing_a_database_session_closes_its_sockets(
-    alice,  # noqa: F811
+    alice,
     memory_layer,
 ):
     cookie = await session_cookie_header(alice)
@@ -215,7 +207,7 @@ async def test_flushing_a_database_session_closes_its_sockets(
     assert await closed_with(socket) == (SESSION_ENDED, "session ended: deleted")
 
 
-async def test_end_session_reaches_every_engine(alice, memory_layer):  # noqa: F811
+async def test_end_session_reaches_every_engine(alice, memory_layer):
     cookie = await session_cookie_header(alice)
     socket = await connected(cookie)
     await database_sync_to_async(session_end.end_session)(key_of(cookie), "revoked")
@@ -223,7 +215,7 @@ async def test_end_session_reaches_every_engine(alice, memory_layer):  # noqa: F
 
 
 async def test_password_change_closes_the_users_other_sessions(
-    alice,  # noqa: F811
+    alice,
     layer,
 ):
     phone = await connected(await session_cookie_header(alice))
@@ -246,7 +238,7 @@ async def test_password_change_closes_the_users_other_sessions(
 
 
 async def test_saving_a_user_without_a_new_password_closes_nothing(
-    alice,  # noqa: F811
+    alice,
     memory_layer,
 ):
     socket = await connected(await session_cookie_header(alice))
@@ -264,7 +256,7 @@ async def test_saving_a_user_without_a_new_password_closes_nothing(
 @pytest.mark.parametrize(
     "session_engine", ["db", "db-postgres", "cache-redis", "file"], indirect=True
 )
-async def test_a_session_that_expires_closes_its_sockets(alice, memory_layer):  # noqa: F811
+async def test_a_session_that_expires_closes_its_sockets(alice, memory_layer):
     cookie = await session_cookie_header(alice)
 
     def expire_soon():
@@ -284,7 +276,7 @@ async def test_a_session_that_expires_closes_its_sockets(alice, memory_layer):  
 
 @pytest.mark.parametrize("session_engine", ["db"], indirect=True)
 async def test_a_session_extended_before_its_expiry_stays_open(
-    alice,  # noqa: F811
+    alice,
     memory_layer,
 ):
     cookie = await session_cookie_header(alice)
@@ -319,7 +311,7 @@ async def test_a_session_extended_before_its_expiry_stays_open(
 # --- overriding, no layer, cost ----------------------------------------------
 
 
-async def test_session_ended_can_be_overridden(alice, memory_layer):  # noqa: F811
+async def test_session_ended_can_be_overridden(alice, memory_layer):
     cookie = await session_cookie_header(alice)
     keeper = await connected(cookie, Keeps)
     await ask(await connected(cookie), action="logout")
@@ -334,7 +326,7 @@ async def test_session_ended_can_be_overridden(alice, memory_layer):  # noqa: F8
 
 
 async def test_without_a_layer_consumers_work_and_learn_nothing(
-    alice,  # noqa: F811
+    alice,
     settings,
 ):
     settings.CHANNEL_LAYERS = {}
@@ -362,7 +354,7 @@ class CountingStore:
 
 @pytest.mark.parametrize("session_engine", ["db"], indirect=True)
 async def test_a_connection_costs_two_groups_and_nothing_per_frame(
-    alice,  # noqa: F811
+    alice,
     memory_layer,
     monkeypatch,
 ):
@@ -489,7 +481,7 @@ async def streaming(cookie, consumer=Stream):
     return communicator
 
 
-async def test_a_logout_completes_an_open_event_stream(alice, layer):  # noqa: F811
+async def test_a_logout_completes_an_open_event_stream(alice, layer):
     cookie = await session_cookie_header(alice)
     stream = await streaming(cookie)
     await database_sync_to_async(session_end.end_session)(
@@ -500,7 +492,7 @@ async def test_a_logout_completes_an_open_event_stream(alice, layer):  # noqa: F
     await stream.wait(10)  # the consumer ended
 
 
-async def test_an_event_stream_can_react_otherwise(alice, memory_layer):  # noqa: F811
+async def test_an_event_stream_can_react_otherwise(alice, memory_layer):
     cookie = await session_cookie_header(alice)
     stream = await streaming(cookie, KeepsStreaming)
     await database_sync_to_async(session_end.end_session)(key_of(cookie), "revoked")
@@ -510,7 +502,7 @@ async def test_an_event_stream_can_react_otherwise(alice, memory_layer):  # noqa
     await stream.wait(10)
 
 
-async def test_a_whole_response_costs_no_group(alice, memory_layer):  # noqa: F811
+async def test_a_whole_response_costs_no_group(alice, memory_layer):
     class Whole(AsyncHttpConsumer):
         async def handle(self, body):
             await self.send_response(200, b"ok")

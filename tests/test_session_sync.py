@@ -15,15 +15,7 @@ from django.db import connections
 from django.test import RequestFactory
 
 from channels_app import session_sync
-from tests.auth_support import (  # noqa: F401
-    SERVER_SIDE,
-    Browser,
-    alice,
-    all_databases,
-    ask,
-    session_engine,
-    site,
-)
+from tests.auth_support import SERVER_SIDE, Browser, all_databases, ask
 
 pytestmark = all_databases
 
@@ -36,7 +28,7 @@ async def login_over_socket(browser, password="alice-pw"):
 
 
 @pytest.fixture
-def server_side_site(site, alice, session_engine):  # noqa: F811
+def server_side_site(site, alice, session_engine):
     """The site on engines that keep sessions server-side (not signed cookies)."""
     if session_engine not in SERVER_SIDE:
         pytest.skip("signed cookies keep nothing server-side: no single use, no key")
@@ -53,9 +45,9 @@ async def logged_in_over_socket(application):
 
 
 async def test_login_over_websocket_then_http_sees_the_user(
-    site,  # noqa: F811
-    alice,  # noqa: F811
-    session_engine,  # noqa: F811
+    site,
+    alice,
+    session_engine,
 ):
     browser = Browser(site)
     assert await browser.whoami() is None
@@ -207,8 +199,8 @@ async def test_two_processes_never_both_redeem_one_ticket(server_side_site):
 
 
 async def test_expired_and_tampered_tickets_are_refused(
-    site,  # noqa: F811
-    alice,  # noqa: F811
+    site,
+    alice,
     monkeypatch,
 ):
     browser, reply = await logged_in_over_socket(site)
@@ -235,7 +227,7 @@ async def test_the_ticket_does_not_reveal_the_session_key(server_side_site):
     assert key not in json.dumps(payload)
 
 
-async def test_sync_view_needs_post_and_the_csrf_token(site, alice):  # noqa: F811
+async def test_sync_view_needs_post_and_the_csrf_token(site, alice):
     browser, reply = await logged_in_over_socket(site)
     assert (await browser.request("GET", "/session-sync/"))["status"] == 405
     forged = await browser.request(
@@ -248,7 +240,7 @@ async def test_sync_view_needs_post_and_the_csrf_token(site, alice):  # noqa: F8
     assert forged["status"] == 403
 
 
-async def test_sync_rotates_the_csrf_token(site, alice):  # noqa: F811
+async def test_sync_rotates_the_csrf_token(site, alice):
     browser = Browser(site)
     await browser.whoami()
     old_csrf = browser.cookies["csrftoken"]
@@ -261,8 +253,8 @@ async def test_sync_rotates_the_csrf_token(site, alice):  # noqa: F811
 
 
 async def test_cookie_from_sync_follows_the_session_settings(
-    site,  # noqa: F811
-    alice,  # noqa: F811
+    site,
+    alice,
     settings,
 ):
     settings.SESSION_COOKIE_AGE = 600

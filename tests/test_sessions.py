@@ -17,7 +17,7 @@ from channels_app.sessions import (
     SessionMiddlewareStack,
 )
 from channels_app.testing import HttpCommunicator, WebsocketCommunicator
-from tests.auth_support import all_databases, session_engine  # noqa: F401
+from tests.auth_support import all_databases
 
 
 async def cookies_seen(headers):
@@ -220,7 +220,7 @@ def load_session(key):
 
 
 @all_databases
-async def test_http_session_round_trip_on_every_engine(session_engine):  # noqa: F811
+async def test_http_session_round_trip_on_every_engine(session_engine):
     first = await http_request(http_app(set_value))
     morsel = set_cookie_headers(first["headers"])["sessionid"]
     assert morsel["httponly"] is True
@@ -329,7 +329,7 @@ async def test_vary_cookie_is_merged_into_an_existing_vary():
     ],
 )
 async def test_unusable_session_keys_give_an_empty_session(
-    session_engine,  # noqa: F811
+    session_engine,
     cookie,
     caplog,
 ):
@@ -447,7 +447,7 @@ class SessionSocket:
 
 
 @all_databases
-async def test_websocket_session_is_saved_only_when_asked(session_engine):  # noqa: F811
+async def test_websocket_session_is_saved_only_when_asked(session_engine):
     first = await http_request(http_app(set_value))
     key = set_cookie_headers(first["headers"])["sessionid"].value
     communicator = WebsocketCommunicator(

@@ -6,10 +6,36 @@ import pytest
 from django.test import override_settings
 
 from channels_app.layers import channel_layers
-from tests.layers.database_fixtures import backend, make_db_layer  # noqa: F401
+from channels_app.layers.database import DatabaseChannelLayer
+from tests.layers.database_fixtures import ALIASES, BACKENDS
 from tests.layers.helpers import Listener
 from tests.layers.implementations import LAYER_PARAMS, LayerUnderTest
 from tests.services import require
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    if request.param == "postgres":
+        require("postgres")
+    return request.param
+
+
+@pytest.fixture
+async def make_db_layer(backend, transactional_db):
+    """``make_db_layer(**config)``: a database layer on the backend the test is
+    parameterised with, closed afterwards; the tables come from the app's
+    migrations, run by pytest-django into the test databases."""
+    layers: list[DatabaseChannelLayer] = []
+
+    def make(**config) -> DatabaseChannelLayer:
+        config.setdefault("database", ALIASES[backend])
+        layer = DatabaseChannelLayer(**config)
+        layers.append(layer)
+        return layer
+
+    yield make
+    for layer in layers:
+        await layer.close()
 
 
 @pytest.fixture(params=LAYER_PARAMS)

@@ -1,8 +1,6 @@
-"""Fixtures for the database channel layer tests: layers on SQLite and PostgreSQL.
+"""Helpers for the database channel layer tests: layers on SQLite and PostgreSQL.
 
-``make_db_layer(**config)`` builds a layer on the backend the test is
-parameterised with and closes it afterwards; the tables come from the app's
-migrations, run by pytest-django into the test databases.
+The fixtures (``backend``, ``make_db_layer``) are in ``tests/layers/conftest.py``.
 """
 
 from __future__ import annotations
@@ -10,36 +8,10 @@ from __future__ import annotations
 import asyncio
 import os
 
-import pytest
 from django.db import connections
-
-from channels_app.layers.database import DatabaseChannelLayer
-from tests.services import require
 
 BACKENDS = ["sqlite", "postgres"]
 ALIASES = {"sqlite": "default", "postgres": "postgres"}
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request) -> str:
-    if request.param == "postgres":
-        require("postgres")
-    return request.param
-
-
-@pytest.fixture
-async def make_db_layer(backend, transactional_db):
-    layers: list[DatabaseChannelLayer] = []
-
-    def make(**config) -> DatabaseChannelLayer:
-        config.setdefault("database", ALIASES[backend])
-        layer = DatabaseChannelLayer(**config)
-        layers.append(layer)
-        return layer
-
-    yield make
-    for layer in layers:
-        await layer.close()
 
 
 def database_env(backend: str) -> dict[str, str]:
