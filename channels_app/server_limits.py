@@ -133,13 +133,17 @@ class PendingConnections:
     def linger(self, channel: LimitedHTTPChannel) -> None:
         """``channel`` was refused and waits for its client to read the answer.
 
-        At most a quarter of ``max_pending`` linger at once: beyond that the
-        one refused longest ago -- which has had the most time to read its
-        answer -- is cut off at once.
+        At most ``max_pending`` linger at once, so waiting and lingering
+        connections together hold at most twice ``max_pending`` descriptors
+        (1,000 by default, under the usual limit of 1,024); beyond that the one
+        refused longest ago -- which has had the most time to read its answer
+        -- is cut off at once.  A quarter of the cap was too few: clients that
+        read their answers a moment later lost them to the reset
+        (tests/e2e/test_hostile_clients.py).
         """
         self._lingering[channel] = None
         cap = self.limits.max_pending
-        while cap and len(self._lingering) > max(1, cap // 4):
+        while cap and len(self._lingering) > cap:
             oldest = next(iter(self._lingering))
             self._lingering.pop(oldest)
             oldest.transport.abortConnection()

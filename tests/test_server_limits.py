@@ -468,24 +468,28 @@ def test_a_refusal_closes_the_writing_half_and_lingers_then_aborts():
     assert conn.transport.aborted
 
 
-def test_lingering_refusals_are_capped_at_a_quarter_of_the_pending_cap():
-    """Clients that ignore their 408 must not pile up descriptors past the cap."""
-    limits = ConnectionLimits(header_timeout=TIMEOUT, max_pending=8)
+def test_lingering_refusals_are_capped_at_the_pending_cap():
+    """Clients that ignore their answer must not pile up descriptors past the cap."""
+    limits = ConnectionLimits(header_timeout=TIMEOUT, max_pending=2)
     pending = PendingConnections(limits)
     clock = Clock()
-    conns = [Connection(limits, pending=pending, clock=clock) for _ in range(3)]
-    for conn in conns:
+    timed_out = [Connection(limits, pending=pending, clock=clock) for _ in range(2)]
+    for conn in timed_out:
         conn.send(b"GET / HTTP/1.1\r\n")
-    clock.advance(TIMEOUT)  # all three refused with 408, two may linger
-    assert all(conn.status() == 408 for conn in conns)
-    assert [conn.transport.aborted for conn in conns] == [True, False, False]
+    clock.advance(TIMEOUT)  # both answered 408; both may linger
+    assert [conn.status() for conn in timed_out] == [408, 408]
+    assert not any(conn.transport.aborted for conn in timed_out)
+    # A third refusal within their linger: the oldest is cut off.
+    third = Connection(limits, pending=pending, clock=clock)
+    third.send(b"GET / HTTP/1.1\r\n" + b"X: " + b"x" * 70_000)
+    assert third.status() == 431
+    assert [conn.transport.aborted for conn in timed_out] == [True, False]
+    assert not third.transport.aborted
     # One that goes away leaves room for the next refusal.
-    conns[1].channel.connectionLost(Failure(ConnectionDone()))
-    late = Connection(limits, pending=pending, clock=clock)
-    late.send(b"GET / HTTP/1.1\r\n")
-    clock.advance(TIMEOUT)
-    assert late.status() == 408
-    assert not late.transport.aborted  # (conns[2] has lingered out meanwhile)
+    timed_out[1].channel.connectionLost(Failure(ConnectionDone()))
+    fourth = Connection(limits, pending=pending, clock=clock)
+    fourth.send(b"GET / HTTP/1.1\r\n" + b"X: " + b"x" * 70_000)
+    assert not third.transport.aborted and not fourth.transport.aborted
 
 
 def test_a_refused_client_that_keeps_sending_is_aborted_after_the_linger_bytes():
