@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import resource
 import statistics
 import sys
@@ -39,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.demo.clients import create_crowd, open_crowd  # noqa: E402
+from tests.demo.clients import create_crowd, open_crowd, post_to_crowd  # noqa: E402
 from tests.servers import free_port, migrate, project_env, wait_for_port  # noqa: E402
 from tests.serving import ProjectProcess  # noqa: E402
 
@@ -103,14 +102,7 @@ async def measure(server_url: str, slug: str, keys, names, args) -> int:
         f"median {statistics.median(lists):.0f}, max {max(lists)}"
     )
 
-    text = f"hello all {uuid.uuid4().hex[:6]}"
-    sent = time.monotonic()
-    await crowd[0].ws.send(json.dumps({"type": "message", "text": text}))
-    results = await asyncio.gather(
-        *(asyncio.wait_for(m.received(text), args.timeout) for m in crowd),
-        return_exceptions=True,
-    )
-    delays = sorted(r - sent for r in results if isinstance(r, float))
+    delays, _ = await post_to_crowd(crowd, args.timeout)
     print(f"delivery:  {len(delays)}/{len(crowd)} sockets received the message")
     if delays:
         print(

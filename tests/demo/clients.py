@@ -284,3 +284,25 @@ async def open_crowd(
         return member
 
     return list(await asyncio.gather(*(one(key) for key in session_keys)))
+
+
+async def post_to_crowd(
+    crowd: list[CrowdMember], timeout: float
+) -> tuple[list[float], list[object]]:
+    """Post one message from the first socket and wait for every socket to show it.
+
+    Returns the sorted delivery delays (seconds) of the sockets that did, and
+    each socket's raw result (its arrival time, or the exception it got).
+    """
+    import time
+    import uuid
+
+    text = f"hello all {uuid.uuid4().hex[:6]}"
+    sent = time.monotonic()
+    await crowd[0].ws.send(json.dumps({"type": "message", "text": text}))
+    results = await asyncio.gather(
+        *(asyncio.wait_for(m.received(text), timeout) for m in crowd),
+        return_exceptions=True,
+    )
+    delays = sorted(r - sent for r in results if isinstance(r, float))
+    return delays, list(results)

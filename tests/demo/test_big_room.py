@@ -18,7 +18,6 @@ join.
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import statistics
 import sys
@@ -27,7 +26,7 @@ import uuid
 
 import pytest
 
-from tests.demo.clients import create_crowd, open_crowd
+from tests.demo.clients import create_crowd, open_crowd, post_to_crowd
 from tests.servers import free_port, migrate, project_env, wait_for_port
 from tests.serving import ProjectProcess
 
@@ -120,14 +119,7 @@ async def test_two_hundred_sockets_settle_and_all_receive_a_message(demo):
         assert max(lists) <= SOCKETS // 4, lists
         assert max(lists) <= (settled - started) / BROADCAST_INTERVAL + 2, lists
 
-        text = f"hello all {uuid.uuid4().hex[:6]}"
-        sent = time.monotonic()
-        await crowd[0].ws.send(json.dumps({"type": "message", "text": text}))
-        results = await asyncio.gather(
-            *(asyncio.wait_for(m.received(text), DELIVERY_DEADLINE) for m in crowd),
-            return_exceptions=True,
-        )
-        delays = sorted(r - sent for r in results if isinstance(r, float))
+        delays, results = await post_to_crowd(crowd, DELIVERY_DEADLINE)
         print(
             f"\n{SOCKETS} sockets: joined in {joined - started:.2f} s, settled "
             f"{settled - joined:.2f} s later; presence lists per socket median "
