@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import inspect
 import io
-import logging
 import os
 import re
 import sys
@@ -15,12 +13,12 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.urls.exceptions import Resolver404
 from django.urls.resolvers import RegexPattern, RoutePattern, URLResolver
 
+from .lifespan import Lifespan
 from .types import Receive, Scope, Send
 
 
@@ -157,7 +155,8 @@ class ProtocolTypeRouter:
 
     The ASGI ``lifespan`` scope is answered here unless the mapping routes it
     elsewhere: the ``on_startup`` hooks run when the server starts and the
-    ``on_shutdown`` hooks when it stops (see :class:`Lifespan`).
+    ``on_shutdown`` hooks when it stops (see
+    :class:`~channels_app.lifespan.Lifespan`).
     """
 
     def __init__(
@@ -328,49 +327,3 @@ class ChannelNameRouter:
                 f"ChannelNameRouter knows {sorted(self.application_mapping)}"
             )
         return await application(scope, receive, send)
-
-
-logger = logging.getLogger("channels_app.lifespan")
-
-
-class Lifespan:
-    """Answer the ASGI ``lifespan`` scope by running startup and shutdown hooks.
-
-    Hooks take no arguments; coroutine functions are awaited and plain
-    functions run in a thread, so they may use the ORM.  Hooks run in the
-    order given.  If one raises, the server is told the phase failed (with
-    the error as the message) and the remaining hooks of that phase are
-    skipped, which makes a server refuse to start rather than serve a
-    half-initialised project.
-    """
-
-    def __init__(
-        self,
-        on_startup: Iterable[Callable[[], Any]] = (),
-        on_shutdown: Iterable[Callable[[], Any]] = (),
-    ) -> None:
-        self.hooks = {"startup": list(on_startup), "shutdown": list(on_shutdown)}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            phase = message["type"].removeprefix("lifespan.")
-            if phase not in self.hooks:
-                raise ValueError(f"Unexpected lifespan message {message['type']!r}")
-            try:
-                for hook in self.hooks[phase]:
-                    await self._run(hook)
-            except Exception as exc:
-                logger.exception("lifespan %s hook failed", phase)
-                await send({"type": f"lifespan.{phase}.failed", "message": f"{exc!r}"})
-                return
-            await send({"type": f"lifespan.{phase}.complete"})
-            if phase == "shutdown":
-                return
-
-    @staticmethod
-    async def _run(hook: Callable[[], Any]) -> None:
-        if inspect.iscoroutinefunction(hook):
-            await hook()
-        else:
-            await sync_to_async(hook)()

@@ -26,6 +26,7 @@ from daphne.http_protocol import WebRequest
 from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import defer, reactor
 
+from .lifespan import LifespanClient, LifespanFailed
 from .server_limits import ConnectionLimits, PendingConnections, install
 from .types import Scope
 from .worker import Worker, WorkerStats
@@ -36,76 +37,10 @@ logger = logging.getLogger("channels_app.server")
 # their first argument taken for ``self``; the reactor is used untyped.
 _reactor: Any = reactor
 
-#: Seconds the application gets to answer each lifespan message.
-LIFESPAN_TIMEOUT = 30.0
-
 #: How ``URLRouter`` says that no route matches a connection's path.  Channels
 #: code relies on the ``ValueError``, so the router keeps raising it; the
 #: server recognises it and refuses the connection with one log line.
 NO_ROUTE_PREFIX = "No route found for path"
-
-
-class LifespanFailed(Exception):
-    """The application reported that its startup or shutdown failed."""
-
-
-class LifespanClient:
-    """The server's side of the ASGI lifespan protocol for one application.
-
-    An application that raises on the ``lifespan`` scope before answering
-    does not support it; as the ASGI spec asks, the server then carries on
-    without it.
-    """
-
-    def __init__(self, application: Any, timeout: float = LIFESPAN_TIMEOUT) -> None:
-        self.application = application
-        self.timeout = timeout
-        self.supported = True
-        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._task: asyncio.Task[Any] | None = None
-
-    async def startup(self) -> None:
-        """Run the startup hooks; ``LifespanFailed`` if the application says so."""
-        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
-        self._task = asyncio.ensure_future(
-            self.application(scope, self._inbox.get, self._replies.put)
-        )
-        await self._exchange("startup")
-
-    async def shutdown(self) -> None:
-        """Run the shutdown hooks; ``LifespanFailed`` if the application says so."""
-        if self._task is None or not self.supported:
-            return
-        try:
-            await self._exchange("shutdown")
-        finally:
-            if not self._task.done():
-                self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _exchange(self, phase: str) -> None:
-        assert self._task is not None  # started by startup()
-        await self._inbox.put({"type": f"lifespan.{phase}"})
-        reply = asyncio.ensure_future(self._replies.get())
-        done, _ = await asyncio.wait(
-            {reply, self._task},
-            timeout=self.timeout,
-            return_when=asyncio.FIRST_COMPLETED,
-        )
-        if reply not in done:
-            reply.cancel()
-            if self._task in done:
-                self.supported = False
-                error = self._task.exception() if not self._task.cancelled() else None
-                logger.debug("Application does not support lifespan: %r", error)
-                return
-            raise LifespanFailed(f"no answer to lifespan.{phase} in {self.timeout}s")
-        message = reply.result()
-        if message["type"] == f"lifespan.{phase}.failed":
-            raise LifespanFailed(message.get("message") or f"{phase} failed")
-        if message["type"] != f"lifespan.{phase}.complete":
-            raise LifespanFailed(f"unexpected reply to lifespan.{phase}: {message!r}")
 
 
 class Inbox:

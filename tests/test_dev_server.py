@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from channels_app.lifespan import LifespanClient, LifespanFailed
 from channels_app.routing import ProtocolTypeRouter
-from channels_app.server import Inbox, LifespanClient, LifespanFailed
+from channels_app.server import Inbox
 from tests.compat import checks_typo
 from tests.servers import free_port, wait_for_port
 

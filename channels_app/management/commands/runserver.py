@@ -28,8 +28,9 @@ from django.utils import autoreload
 from ... import DEFAULT_CHANNEL_LAYER
 from ...checks import layer_unreachable_reason
 from ...layers import get_channel_layer
+from ...lifespan import LifespanFailed
 from ...routing import get_default_application
-from ...server import DevelopmentServer, LifespanFailed
+from ...server import DevelopmentServer
 from ...server_limits import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_MAX_HEADER_SIZE,
