@@ -43,7 +43,7 @@ _reactor: Any = reactor
 NO_ROUTE_PREFIX = "No route found for path"
 
 
-class Inbox:
+class ConnectionEvents:
     """One connection's incoming events, read by its application's ``receive``.
 
     Stands in for the ``asyncio.Queue`` Daphne gives every connection: the
@@ -116,26 +116,28 @@ class DevelopmentServer(Server):  # type: ignore[misc]  # daphne is untyped
         _reactor.addSystemEventTrigger("before", "shutdown", self._before_shutdown)
         super().run()
 
-    def create_application(self, protocol: Any, scope: Scope) -> Inbox | None:
+    def create_application(
+        self, protocol: Any, scope: Scope
+    ) -> ConnectionEvents | None:
         """Start the application for a new connection; return where its events go.
 
-        The contract of Daphne's method, with an :class:`Inbox` for a queue.
+        The contract of Daphne's method, with a :class:`ConnectionEvents` for a queue.
         """
         details = self.connections.get(protocol)
         if details is None:
             return None
         if "application_instance" in details:
             raise RuntimeError(f"{protocol!r} already has an application instance")
-        inbox = Inbox()
+        events = ConnectionEvents()
         scope.setdefault("asgi", {"version": "3.0"})
         details["application_instance"] = asyncio.ensure_future(
             self.application(
                 scope=scope,
-                receive=inbox.get,
+                receive=events.get,
                 send=partial(self.handle_reply, protocol),
             )
         )
-        return inbox
+        return events
 
     def application_checker(self) -> None:
         """Reap finished applications and stale connections, then run again in 1 s.

@@ -1,4 +1,4 @@
-"""runserver: its server pieces (the per-connection inbox, the lifespan client)
+"""runserver: its server pieces (the per-connection event queue, the lifespan client)
 and, through real ``manage.py runserver`` processes, what it does when
 ``ASGI_APPLICATION`` cannot be imported."""
 
@@ -14,40 +14,40 @@ import pytest
 
 from channels_app.lifespan import LifespanClient, LifespanFailed
 from channels_app.routing import ProtocolTypeRouter
-from channels_app.server import Inbox
+from channels_app.server import ConnectionEvents
 from tests.compat import checks_typo
 from tests.servers import free_port, wait_for_port
 
 
-async def test_inbox_hands_over_events_in_order():
-    inbox = Inbox()
-    inbox.put_nowait({"n": 1})
-    inbox.put_nowait({"n": 2})
-    assert [await inbox.get(), await inbox.get()] == [{"n": 1}, {"n": 2}]
+async def test_connection_events_hands_over_events_in_order():
+    events = ConnectionEvents()
+    events.put_nowait({"n": 1})
+    events.put_nowait({"n": 2})
+    assert [await events.get(), await events.get()] == [{"n": 1}, {"n": 2}]
 
 
-async def test_inbox_wakes_a_waiting_reader():
-    inbox = Inbox()
-    reader = asyncio.ensure_future(inbox.get())
+async def test_connection_events_wakes_a_waiting_reader():
+    events = ConnectionEvents()
+    reader = asyncio.ensure_future(events.get())
     await asyncio.sleep(0)
-    inbox.put_nowait({"type": "websocket.connect"})
+    events.put_nowait({"type": "websocket.connect"})
     assert await asyncio.wait_for(reader, 1) == {"type": "websocket.connect"}
 
 
 async def test_cancelled_reader_loses_nothing():
-    inbox = Inbox()
-    reader = asyncio.ensure_future(inbox.get())
+    events = ConnectionEvents()
+    reader = asyncio.ensure_future(events.get())
     await asyncio.sleep(0)
-    inbox.put_nowait({"n": 1})
+    events.put_nowait({"n": 1})
     reader.cancel()  # before it ran to take the event
     with pytest.raises(asyncio.CancelledError):
         await reader
-    assert await asyncio.wait_for(inbox.get(), 1) == {"n": 1}
+    assert await asyncio.wait_for(events.get(), 1) == {"n": 1}
 
 
-def test_inbox_is_truthy_even_when_empty():
+def test_connection_events_is_truthy_even_when_empty():
     # Daphne tests "if self.application_queue:" before using it.
-    assert Inbox()
+    assert ConnectionEvents()
 
 
 async def test_lifespan_client_runs_the_routers_hooks():
