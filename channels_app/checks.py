@@ -22,8 +22,8 @@ from django.core.management import get_commands, load_command_class
 
 from .exceptions import InvalidChannelLayerError
 from .layers import channel_layers
+from .layers.registry import close_layer
 from .routing import load_application
-from .worker import close_layer
 
 TAG = "channels"
 

@@ -19,8 +19,9 @@ from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext
 
-from .routing import ChannelNameRouter, ProtocolTypeRouter
+from .routing import ChannelNameRouter
 from .types import ChannelLayer, Message
+from .unwrap import find_wrapped, protocol_branch
 
 logger = logging.getLogger("channels_app.worker")
 
@@ -312,11 +313,9 @@ def channel_router(application: Any) -> ChannelNameRouter | None:
 
     Middleware wrapping either router is looked through (via ``inner``).
     """
-    application = _unwrap(application, ProtocolTypeRouter)
-    if isinstance(application, ProtocolTypeRouter):
-        application = application.application_mapping.get("channel")
-    found = _unwrap(application, ChannelNameRouter)
-    return found if isinstance(found, ChannelNameRouter) else None
+    branch = protocol_branch(application, "channel")
+    found: ChannelNameRouter | None = find_wrapped(branch, ChannelNameRouter)
+    return found
 
 
 def routed_channels(application: Any) -> list[str]:
@@ -338,22 +337,3 @@ def select_channels(
         if (not only or any(fnmatch.fnmatchcase(name, p) for p in only))
         and not any(fnmatch.fnmatchcase(name, p) for p in exclude)
     ]
-
-
-async def close_layer(layer: Any) -> None:
-    """Release a layer's connections, whichever name its layer class gives that."""
-    for name in ("close", "close_pools"):
-        close = getattr(layer, name, None)
-        if close is not None:
-            await close()
-            return
-
-
-def _unwrap(application: Any, wanted: type) -> Any:
-    seen = 0
-    while application is not None and not isinstance(application, wanted):
-        application = getattr(application, "inner", None)
-        seen += 1
-        if seen > 50:
-            return None
-    return application

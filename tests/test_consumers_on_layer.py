@@ -14,8 +14,8 @@ from channels_app.generic.websocket import (
     JsonWebsocketConsumer,
 )
 from channels_app.layers import get_channel_layer
+from channels_app.layers.registry import close_layer
 from channels_app.testing import WebsocketCommunicator
-from channels_app.worker import close_layer
 from tests.layers.helpers import Listener
 from tests.layers.implementations import LAYER_PARAMS
 from tests.services import require

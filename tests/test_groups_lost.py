@@ -21,8 +21,8 @@ from channels_app.generic.websocket import (
     JsonWebsocketConsumer,
 )
 from channels_app.layers import InMemoryChannelLayer, get_channel_layer
+from channels_app.layers.registry import close_layer
 from channels_app.testing import WebsocketCommunicator
-from channels_app.worker import close_layer
 from tests.layers.implementations import DATABASE_TABLES
 from tests.services import require
 

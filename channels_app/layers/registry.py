@@ -122,3 +122,15 @@ def get_channel_layer(alias: str = DEFAULT_CHANNEL_LAYER) -> ChannelLayer | None
     if alias not in channel_layers:
         return None
     return channel_layers[alias]
+
+
+async def close_layer(layer: Any) -> None:
+    """Release a layer's connections, whichever name its layer class gives that.
+
+    Our layers have ``close()``; channels_redis's layers have ``close_pools()``.
+    """
+    for name in ("close", "close_pools"):
+        close = getattr(layer, name, None)
+        if close is not None:
+            await close()
+            return

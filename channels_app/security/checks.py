@@ -12,6 +12,7 @@ from django.core import checks
 from django.utils.module_loading import import_string
 
 from ..routing import ProtocolTypeRouter, URLRouter
+from ..unwrap import find_wrapped, protocol_branch, wrapping_chain
 from .websocket import CsrfOriginValidator, OriginValidator
 
 W001 = "channels_app.security.W001"
@@ -130,22 +131,17 @@ def _websocket_root(path: str | None) -> Any:
         application = import_string(path)
     except Exception:
         return None  # Not this check's business; serving will say why.
-    while application is not None and not isinstance(application, ProtocolTypeRouter):
-        application = getattr(application, "inner", None)
-    if application is None:
-        return None
-    return application.application_mapping.get("websocket")
+    return protocol_branch(application, "websocket")
 
 
 def _applications_under(application: Any) -> Iterator[Any]:
     """``application`` and everything it wraps or routes to."""
-    while application is not None:
-        yield application
-        if isinstance(application, URLRouter):
-            for route in application.routes:
+    for wrapped in wrapping_chain(application):
+        yield wrapped
+        if isinstance(wrapped, URLRouter):
+            for route in wrapped.routes:
                 yield from _applications_under(route.callback)
             return
-        application = getattr(application, "inner", None)
 
 
 def _reads_cookies(application: Any) -> bool:
@@ -158,23 +154,18 @@ def _reads_cookies(application: Any) -> bool:
 
 
 def _websocket_branch(application: Any) -> Any:
-    while application is not None:
-        if isinstance(application, ORIGIN_CHECKS):
-            return None  # Everything below is guarded.
-        if isinstance(application, ProtocolTypeRouter):
-            return application.application_mapping.get("websocket")
-        application = getattr(application, "inner", None)
-    return None
+    """The ``"websocket"`` branch, or None when an origin check guards it all."""
+    found = find_wrapped(application, (*ORIGIN_CHECKS, ProtocolTypeRouter))
+    if not isinstance(found, ProtocolTypeRouter):
+        return None  # No router, or everything below is guarded.
+    return found.application_mapping.get("websocket")
 
 
 def _unguarded_routes(application: Any, prefix: str) -> Iterator[str]:
     """Route prefixes under ``application`` that no origin check covers."""
-    while not isinstance(application, (*ORIGIN_CHECKS, URLRouter)):
-        inner = getattr(application, "inner", None)
-        if inner is None:
-            yield prefix
-            return
-        application = inner
-    if isinstance(application, URLRouter):
-        for route in application.routes:
+    found = find_wrapped(application, (*ORIGIN_CHECKS, URLRouter))
+    if found is None:
+        yield prefix
+    elif isinstance(found, URLRouter):
+        for route in found.routes:
             yield from _unguarded_routes(route.callback, prefix + str(route.pattern))

@@ -22,15 +22,10 @@ from ... import DEFAULT_CHANNEL_LAYER
 from ...checks import layer_unreachable_reason
 from ...exceptions import InvalidChannelLayerError
 from ...layers import InMemoryChannelLayer, channel_layers, get_channel_layer
+from ...layers.registry import close_layer
 from ...routing import get_default_application
 from ...types import ChannelLayer
-from ...worker import (
-    Worker,
-    channel_router,
-    close_layer,
-    routed_channels,
-    select_channels,
-)
+from ...worker import Worker, channel_router, routed_channels, select_channels
 from ...worker import logger as worker_logger
 
 __all__ = ["Command", "get_channel_layer"]  # the latter as Channels' module has it
