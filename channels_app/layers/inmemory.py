@@ -6,18 +6,24 @@ one group), never to how many other channels or groups exist: expiry is kept
 on two heaps ordered by deadline, group membership has a reverse index from
 channel to groups, and reclaiming memory happens a little at a time as
 deadlines pass (on any operation, and on a timer while the layer is idle).
+
+The pieces have modules of their own: one channel's queue and receivers
+(:mod:`.inmemory_queue`), group membership (:mod:`.inmemory_groups`), the
+idle sweep (:mod:`.sweep_timer`) and the Channels-shaped ``channels`` and
+``groups`` views (:mod:`.inmemory_views`).  Every clock read is here, on
+``monotonic``, which tests that fake time patch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import heapq
 import itertools
 import logging
 import secrets
-from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from time import monotonic
 from time import time as wall_clock
 from typing import Any
@@ -27,7 +33,11 @@ from ..logging_limits import RateLimitedLog
 from ..types import Message
 from .base import BaseChannelLayer
 from .group_loss import GroupLossWatch, GroupLossWatches
+from .inmemory_groups import GroupMemberships, warn_members_skipped
+from .inmemory_queue import ChannelQueue, Item
+from .inmemory_views import ChannelsView, GroupsView, QueueView
 from .messages import is_flat, portable_copy, require_dict
+from .sweep_timer import SweepTimer
 
 logger = logging.getLogger("channels_app.layers")
 
@@ -35,170 +45,9 @@ logger = logging.getLogger("channels_app.layers")
 MAX_SWEEP_INTERVAL = 1.0
 
 
-class _Channel:
-    """Queued messages and waiting receivers of one channel name."""
-
-    __slots__ = ("armed", "capacity", "messages", "name", "waiters")
-
-    def __init__(self, name: str, capacity: int) -> None:
-        self.name = name
-        self.capacity = capacity
-        #: ``(expires_at, message)`` in arrival order.
-        self.messages: deque[tuple[float, Message]] = deque()
-        #: Futures of pending ``receive()`` calls, oldest first.
-        self.waiters: deque[asyncio.Future[tuple[float, Message]]] = deque()
-        #: Whether the expiry heap holds an entry for this channel.
-        self.armed = False
-
-
-def _held(queue: _Channel) -> bool:
-    """Whether Channels would still list this channel: messages or receivers.
-
-    An empty channel may stay in our table until its expiry deadline (so
-    sending to it again needs no new heap entry); Channels drops it at once.
-    """
-    return bool(queue.messages or queue.waiters)
-
-
-def _wall_clock_offset() -> float:
-    """What to add to one of our monotonic instants to get Channels' time.time()."""
-    return wall_clock() - monotonic()
-
-
-class _QueueView:
-    """What Channels' ``layer.channels[name]`` is: a queue of (expiry, message).
-
-    Read-only: it reports on the channel's live state (``qsize``, ``empty``,
-    ``full``, ``maxsize``, and ``_queue`` to peek) the way an ``asyncio.Queue``
-    would, with expiry on the wall clock as Channels stores it.  Messages go
-    in and out through ``send`` and ``receive`` only, so that waiting
-    receivers, capacity and expiry stay consistent.
-    """
-
-    __slots__ = ("_layer", "_name")
-
-    def __init__(self, layer: InMemoryChannelLayer, name: str) -> None:
-        self._layer = layer
-        self._name = name
-
-    def _messages(self) -> deque[tuple[float, Message]]:
-        queue = self._layer._channels.get(self._name)
-        return queue.messages if queue is not None else deque()
-
-    @property
-    def maxsize(self) -> int:
-        queue = self._layer._channels.get(self._name)
-        if queue is not None:
-            return queue.capacity
-        return self._layer.get_capacity(self._name)
-
-    def qsize(self) -> int:
-        return len(self._messages())
-
-    def empty(self) -> bool:
-        return not self._messages()
-
-    def full(self) -> bool:
-        return len(self._messages()) >= self.maxsize
-
-    @property
-    def _queue(self) -> deque[tuple[float, Message]]:
-        """A snapshot of the queued ``(expires_at, message)``, oldest first."""
-        offset = _wall_clock_offset()
-        return deque((at + offset, message) for at, message in self._messages())
-
-    def __repr__(self) -> str:
-        size = self.qsize()
-        return f"<channel queue {self._name!r} maxsize={self.maxsize} qsize={size}>"
-
-
-class _ChannelsView(Mapping[str, "_QueueView"]):
-    """``layer.channels``: the channels holding messages or waited on.
-
-    That is the set Channels keeps (it drops a channel once a receive leaves
-    it empty), so ``len()``, ``in`` and ``keys()`` answer the same.  Looking
-    one name up is O(1); ``len()`` and iteration visit every channel the
-    layer holds, which suits the tests and debugging they are for.
-    """
-
-    __slots__ = ("_layer",)
-
-    def __init__(self, layer: InMemoryChannelLayer) -> None:
-        self._layer = layer
-
-    def __getitem__(self, name: str) -> _QueueView:
-        queue = self._layer._channels.get(name)
-        if queue is None or not _held(queue):
-            raise KeyError(name)
-        return _QueueView(self._layer, name)
-
-    def __contains__(self, name: object) -> bool:
-        queue = self._layer._channels.get(name)  # type: ignore[call-overload]
-        return queue is not None and _held(queue)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter([name for name, q in self._layer._channels.items() if _held(q)])
-
-    def __len__(self) -> int:
-        return sum(1 for queue in self._layer._channels.values() if _held(queue))
-
-    def __repr__(self) -> str:
-        return repr({name: self[name] for name in self})
-
-
-class _MembersView(Mapping[str, float]):
-    """``layer.groups[group]``: member channel -> when it joined (``time.time()``)."""
-
-    __slots__ = ("_group", "_layer")
-
-    def __init__(self, layer: InMemoryChannelLayer, group: str) -> None:
-        self._layer = layer
-        self._group = group
-
-    def _members(self) -> dict[str, float]:
-        return self._layer._groups.get(self._group, {})
-
-    def __getitem__(self, channel: str) -> float:
-        return self._members()[channel] + _wall_clock_offset()
-
-    def __contains__(self, channel: object) -> bool:
-        return channel in self._members()
-
-    def __iter__(self) -> Iterator[str]:
-        # A snapshot: leaving the group while iterating it must not fail.
-        return iter(list(self._members()))
-
-    def __len__(self) -> int:
-        return len(self._members())
-
-    def __repr__(self) -> str:
-        return repr(dict(self.items()))
-
-
-class _GroupsView(Mapping[str, "_MembersView"]):
-    """``layer.groups``: group -> its members, as Channels exposes them; O(1) reads."""
-
-    __slots__ = ("_layer",)
-
-    def __init__(self, layer: InMemoryChannelLayer) -> None:
-        self._layer = layer
-
-    def __getitem__(self, group: str) -> _MembersView:
-        if group not in self._layer._groups:
-            raise KeyError(group)
-        return _MembersView(self._layer, group)
-
-    def __contains__(self, group: object) -> bool:
-        return group in self._layer._groups
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self._layer._groups))
-
-    def __len__(self) -> int:
-        return len(self._layer._groups)
-
-    def __repr__(self) -> str:
-        return repr({group: dict(self[group].items()) for group in self})
+def _clock() -> float:
+    """The layer's clock, looked up at each call so a patched one applies."""
+    return monotonic()
 
 
 class InMemoryChannelLayer(BaseChannelLayer):
@@ -241,19 +90,14 @@ class InMemoryChannelLayer(BaseChannelLayer):
             _require_positive("channel_capacity values", value, integer=True)
         self.group_expiry = group_expiry
         self.require_portable_messages = require_portable_messages
-        self._channels: dict[str, _Channel] = {}
-        self._groups: dict[str, dict[str, float]] = {}
-        self._groups_of: dict[str, set[str]] = {}
+        self._channels: dict[str, ChannelQueue] = {}
+        self._memberships = GroupMemberships(group_expiry)
         # (deadline, tie-breaker, channel) for channels holding messages.
-        self._message_deadlines: list[tuple[float, int, _Channel]] = []
-        # (deadline, tie-breaker, group, channel) for group memberships.
-        self._membership_deadlines: list[tuple[float, int, str, str]] = []
-        self._memberships = 0
+        self._message_deadlines: list[tuple[float, int, ChannelQueue]] = []
         self._tiebreak = itertools.count()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_loop: asyncio.AbstractEventLoop | None = None
-        self._timer_at = 0.0
-        self._sweep_interval = min(MAX_SWEEP_INTERVAL, expiry / 10)
+        self._timer = SweepTimer(
+            self._sweep, min(MAX_SWEEP_INTERVAL, expiry / 10), _clock
+        )
         self.dropped_messages = 0
         self.expired_messages = 0
         #: At most one "members skipped" warning per group per interval.
@@ -289,9 +133,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 return message
             self._message_expired(queue)
 
-        waiter: asyncio.Future[tuple[float, Message]] = (
-            asyncio.get_running_loop().create_future()
-        )
+        waiter: asyncio.Future[Item] = asyncio.get_running_loop().create_future()
         queue.waiters.append(waiter)
         try:
             _, message = await waiter
@@ -300,7 +142,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 # Handed a message, then cancelled before running: keep it.
                 self._put_back(channel, waiter.result())
             else:
-                _discard(queue.waiters, waiter)
+                queue.forget_waiter(waiter)
             self._forget_if_idle(queue)
             raise
         self._forget_if_idle(queue)
@@ -328,27 +170,16 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self.require_valid_channel_name(channel)
         now = monotonic()
         self._expire_due(now)
-        members = self._groups.setdefault(group, {})
-        renewed = channel in members
-        members[channel] = now
-        if renewed:
-            return
-        self._memberships += 1
-        self._groups_of.setdefault(channel, set()).add(group)
-        deadline = now + self.group_expiry
-        heapq.heappush(
-            self._membership_deadlines,
-            (deadline, next(self._tiebreak), group, channel),
-        )
-        self._compact_membership_deadlines()
-        self._ensure_timer(deadline)
+        deadline = self._memberships.add(group, channel, now)
+        if deadline is not None:
+            self._timer.ensure(deadline)
 
     async def group_discard(self, group: str, channel: str) -> None:
         """Remove ``channel`` from ``group``; a no-op when it is not a member."""
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
         self._expire_due(monotonic())
-        self._leave(group, channel)
+        self._memberships.leave(group, channel)
 
     async def group_send(self, group: str, message: Message) -> int:
         """Queue ``message`` on every member channel of ``group``.
@@ -366,7 +197,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         now = self._clean_expired()
         if type(now) is not float:  # replaced by a test double: read the clock
             now = monotonic()
-        members = self._groups.get(group)
+        members = self._memberships.members.get(group)
         if not members:
             return 0
         clone = dict.copy if is_flat(template) else portable_copy
@@ -385,31 +216,15 @@ class InMemoryChannelLayer(BaseChannelLayer):
                     named.append(channel)
         if dropped:
             self.dropped_messages += dropped
-            self._warn_full(group, dropped, len(members), named, capacities)
+            warn_members_skipped(
+                self.full_channel_warnings,
+                group,
+                dropped,
+                len(members),
+                named,
+                capacities,
+            )
         return dropped
-
-    def _warn_full(
-        self,
-        group: str,
-        dropped: int,
-        size: int,
-        named: list[str],
-        capacities: set[int],
-    ) -> None:
-        """One line for one group_send; rate-limited per group."""
-        low, high = min(capacities), max(capacities)
-        self.full_channel_warnings.log(
-            group,
-            "group_send to group %r skipped %d of %d members: their channels are "
-            "full (capacity %s), so they miss this message (%s%s)",
-            group,
-            dropped,
-            size,
-            low if low == high else f"{low}-{high}",
-            ", ".join(map(repr, named)),
-            ", ..." if dropped > len(named) else "",
-            totals={"members skipped": dropped},
-        )
 
     # -- flush, close, introspection ------------------------------------------
 
@@ -421,21 +236,18 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._channels = {
             name: queue for name, queue in self._channels.items() if queue.waiters
         }
-        self._groups.clear()
-        self._groups_of.clear()
-        self._memberships = 0
+        self._memberships.clear()
         self._message_deadlines.clear()
-        self._membership_deadlines.clear()
-        self._cancel_timer()
+        self._timer.cancel()
 
     async def close(self) -> None:
         """Stop the idle sweep timer and write held-back warnings; the layer
         remains usable."""
-        self._cancel_timer()
+        self._timer.cancel()
         self.full_channel_warnings.flush()
 
     @property
-    def channels(self) -> Mapping[str, _QueueView]:
+    def channels(self) -> Mapping[str, QueueView]:
         """Channels' ``channels`` dict, as a live read-only view.
 
         Test suites written for Channels read it (``len(layer.channels)``,
@@ -443,7 +255,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         built on demand from our own structures, so keeping it costs the
         layer's operations nothing.
         """
-        return _ChannelsView(self)
+        return ChannelsView(self)
 
     @property
     def groups(self) -> Mapping[str, Mapping[str, float]]:
@@ -452,7 +264,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         Join times are ``time.time()`` values, as in Channels, although the
         layer itself keeps time on the monotonic clock.
         """
-        return _GroupsView(self)
+        return GroupsView(self)
 
     def stats(self) -> dict[str, int]:
         """Sizes of the internal structures and running totals, for monitoring."""
@@ -460,9 +272,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
             "channels": len(self._channels),
             "queued_messages": sum(len(q.messages) for q in self._channels.values()),
             "waiting_receivers": sum(len(q.waiters) for q in self._channels.values()),
-            "groups": len(self._groups),
-            "memberships": self._memberships,
-            "deadlines": len(self._message_deadlines) + len(self._membership_deadlines),
+            "groups": len(self._memberships.members),
+            "memberships": self._memberships.count,
+            "deadlines": len(self._message_deadlines)
+            + len(self._memberships.deadlines),
             "dropped_messages": self.dropped_messages,
             "expired_messages": self.expired_messages,
         }
@@ -475,79 +288,37 @@ class InMemoryChannelLayer(BaseChannelLayer):
         require_dict(message)
         return copy.deepcopy(message)
 
-    def _channel(self, name: str) -> _Channel:
+    def _channel(self, name: str) -> ChannelQueue:
         queue = self._channels.get(name)
         if queue is None:
-            queue = self._channels[name] = _Channel(name, self.get_capacity(name))
+            queue = self._channels[name] = ChannelQueue(name, self.get_capacity(name))
         return queue
 
-    def _deliver(self, queue: _Channel, item: tuple[float, Message]) -> None:
+    def _deliver(self, queue: ChannelQueue, item: Item) -> None:
         """Hand ``item`` to the oldest live waiter, or queue it."""
-        if queue.waiters and not queue.messages:
-            loop = asyncio.get_running_loop()
-            while queue.waiters:
-                waiter = queue.waiters.popleft()
-                if waiter.done():
-                    continue
-                if waiter.get_loop() is loop:
-                    waiter.set_result(item)
-                    return
-                if self._hand_over_from_another_loop(queue, waiter, item):
-                    return
-        if len(queue.messages) >= queue.capacity:
-            raise ChannelFull(
-                f"Channel {queue.name!r} already holds {queue.capacity} messages"
-            )
-        queue.messages.append(item)
-        if not queue.armed:
+        queued = queue.deliver(item, functools.partial(self._put_back, queue.name))
+        if queued and not queue.armed:
             self._arm(queue, item[0])
 
-    def _hand_over_from_another_loop(
-        self,
-        queue: _Channel,
-        waiter: asyncio.Future[tuple[float, Message]],
-        item: tuple[float, Message],
-    ) -> bool:
-        """Wake a receiver waiting on another thread's event loop, safely."""
-
-        def hand_over() -> None:
-            if waiter.done():
-                self._put_back(queue.name, item)
-            else:
-                waiter.set_result(item)
-
-        try:
-            waiter.get_loop().call_soon_threadsafe(hand_over)
-        except RuntimeError:  # that loop is closed: its receiver is gone
-            return False
-        return True
-
-    def _put_back(self, name: str, item: tuple[float, Message]) -> None:
+    def _put_back(self, name: str, item: Item) -> None:
         """Return an undelivered message to the head of its channel's queue."""
         queue = self._channel(name)
         queue.messages.appendleft(item)
         if not queue.armed:
             self._arm(queue, item[0])
-        if queue.waiters:
-            messages, queue.messages = queue.messages, deque()
-            for position, pending in enumerate(messages):
-                try:
-                    self._deliver(queue, pending)
-                except ChannelFull:  # only reachable when put back over capacity
-                    queue.messages.extend(itertools.islice(messages, position, None))
-                    break
+        queue.redeliver(functools.partial(self._put_back, name))
 
-    def _forget_if_idle(self, queue: _Channel) -> None:
+    def _forget_if_idle(self, queue: ChannelQueue) -> None:
         idle = not (queue.armed or queue.waiters or queue.messages)
         if idle and self._channels.get(queue.name) is queue:
             del self._channels[queue.name]
 
     # -- expiry ---------------------------------------------------------------
 
-    def _arm(self, queue: _Channel, deadline: float) -> None:
+    def _arm(self, queue: ChannelQueue, deadline: float) -> None:
         queue.armed = True
         heapq.heappush(self._message_deadlines, (deadline, next(self._tiebreak), queue))
-        self._ensure_timer(deadline)
+        self._timer.ensure(deadline)
 
     def _expire_due(self, now: float) -> None:
         """Handle every deadline that has passed; O(1) when none has."""
@@ -566,21 +337,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 self._arm(queue, messages[0][0])
             else:
                 self._forget_if_idle(queue)
-
-        memberships = self._membership_deadlines
-        while memberships and memberships[0][0] <= now:
-            _, _, group, channel = heapq.heappop(memberships)
-            joined = self._groups.get(group, {}).get(channel)
-            if joined is None:
-                continue  # discarded since
-            deadline = joined + self.group_expiry
-            if deadline <= now:
-                self._leave(group, channel)
-                self._group_loss_watches.report(channel, (group,))
-            else:  # renewed since: look again at the new deadline
-                heapq.heappush(
-                    memberships, (deadline, next(self._tiebreak), group, channel)
-                )
+        for group, channel in self._memberships.expire_due(now):
+            self._group_loss_watches.report(channel, (group,))
 
     def _clean_expired(self) -> float:
         """Drop every message and membership whose time is up; return the time.
@@ -596,23 +354,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._expire_due(now)
         return now
 
-    def _message_expired(self, queue: _Channel) -> None:
+    def _message_expired(self, queue: ChannelQueue) -> None:
         """A receiver found an expired message: its channel leaves its groups."""
         self.expired_messages += 1
         self._remove_from_groups(queue.name)
-
-    def _leave(self, group: str, channel: str) -> None:
-        members = self._groups.get(group)
-        if members is None or members.pop(channel, None) is None:
-            return
-        self._memberships -= 1
-        if not members:
-            del self._groups[group]
-        groups = self._groups_of.get(channel)
-        if groups is not None:
-            groups.discard(group)
-            if not groups:
-                del self._groups_of[channel]
 
     def _remove_from_groups(self, channel: str) -> None:
         """Unread messages expiring mean nobody reads ``channel``: drop it.
@@ -622,75 +367,28 @@ class InMemoryChannelLayer(BaseChannelLayer):
         that wrap it see the same calls; the reverse index makes it cost the
         channel's own groups only.
         """
-        groups = self._groups_of.pop(channel, ())
-        for group in groups:
-            members = self._groups.get(group)
-            if members is not None and members.pop(channel, None) is not None:
-                self._memberships -= 1
-                if not members:
-                    del self._groups[group]
+        groups = self._memberships.remove_channel(channel)
         self._group_loss_watches.report(channel, groups)
 
-    def _compact_membership_deadlines(self) -> None:
-        """Rebuild the heap when stale entries (left by discards) dominate it."""
-        deadlines = self._membership_deadlines
-        if len(deadlines) < 1024 or len(deadlines) < 2 * self._memberships:
-            return
-        rebuilt = [
-            (joined + self.group_expiry, next(self._tiebreak), group, channel)
-            for group, members in self._groups.items()
-            for channel, joined in members.items()
-        ]
-        heapq.heapify(rebuilt)
-        self._membership_deadlines = rebuilt
-
-    # -- the idle sweep timer ---------------------------------------------------
-
-    def _ensure_timer(self, deadline: float) -> None:
-        """Make sure a sweep runs soon after ``deadline`` even if the layer idles.
-
-        Sweeps are at least ``expiry / 10`` (at most a second) apart, so many
-        nearby deadlines cost one timer tick, not one each.
-        """
-        when = max(deadline, monotonic() + self._sweep_interval)
-        if (
-            self._timer is not None
-            and self._timer_at <= when
-            and self._timer_loop is not None
-            and not self._timer_loop.is_closed()
-        ):
-            return
-        self._cancel_timer()
-        loop = asyncio.get_running_loop()
-        self._timer_loop = loop
-        self._timer_at = when
-        self._timer = loop.call_later(when - monotonic(), self._sweep)
-
     def _sweep(self) -> None:
-        self._timer = None
+        """The idle sweep: expire what is due, then wait for the next deadline."""
         self._expire_due(monotonic())
         upcoming = [
-            heap[0][0]
-            for heap in (self._message_deadlines, self._membership_deadlines)
-            if heap
+            deadline
+            for deadline in (
+                self._message_deadlines[0][0] if self._message_deadlines else None,
+                self._memberships.next_deadline(),
+            )
+            if deadline is not None
         ]
         if upcoming:
-            self._ensure_timer(min(upcoming))
+            self._timer.ensure(min(upcoming))
 
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-
-def _discard(
-    waiters: deque[asyncio.Future[tuple[float, Message]]],
-    waiter: asyncio.Future[tuple[float, Message]],
-) -> None:
-    try:
-        waiters.remove(waiter)
-    except ValueError:
-        pass
+    @staticmethod
+    def _wall_clock_offset() -> float:
+        """What to add to one of our monotonic instants to get Channels'
+        ``time.time()``."""
+        return wall_clock() - monotonic()
 
 
 def _require_positive(name: str, value: Any, integer: bool = False) -> None:
