@@ -1,4 +1,5 @@
-# The two commands a new user needs: `make demo` and `make test`.
+# The two commands a new user needs: `make demo` and `make test`
+# (`make test-fast` is the quick subset to run while editing).
 # Each creates .venv on first use and reinstalls when setup.cfg changes.
 
 PYTHON ?= python3
@@ -6,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint docs clean
+.PHONY: demo test test-fast lint docs clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,11 @@ docs: $(STAMP)
 
 test: lint docs
 	$(BIN)/pytest
+
+# The tests that start no process (no servers, workers, browser or forks; see
+# tests/support/fast.py), without lint and docs: for the edit-test loop.
+test-fast: $(STAMP)
+	$(BIN)/pytest --fast -q
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -7,6 +7,9 @@ Shared fixtures live in conftest files, not in modules that tests import
   :mod:`tests.auth_support`);
 * ``tests/layers/conftest.py``, the channel layer fixtures;
 * ``tests/demo/conftest.py``, the demo's.
+
+It also adds ``--fast`` (``make test-fast``): only the tests that start no
+process, see :mod:`tests.support.fast`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,59 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 
 from tests.auth_support import ENGINES, use_session_engine
+from tests.support.fast import SpawnGuard, starts_processes
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help="only the tests that start no process (servers, workers, a "
+        "browser, forks): make test-fast",
+    )
+
+
+def pytest_configure(config):
+    if config.getoption("fast"):
+        config.stash[SPAWN_GUARD] = SpawnGuard()
+
+
+def pytest_collection_modifyitems(config, items):
+    selected, deselected = [], []
+    for item in items:
+        if starts_processes(item):
+            item.add_marker(pytest.mark.spawns)
+        if config.getoption("fast") and item.get_closest_marker("spawns"):
+            deselected.append(item)
+        else:
+            selected.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
+
+
+SPAWN_GUARD = pytest.StashKey[SpawnGuard]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    return (yield from _guarded(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    return (yield from _guarded(item))
+
+
+def _guarded(item):
+    guard = item.config.stash.get(SPAWN_GUARD, None)
+    if guard is None:
+        return (yield)
+    guard.armed = True
+    try:
+        return (yield)
+    finally:
+        guard.armed = False
 
 
 @pytest.fixture(params=list(ENGINES))
