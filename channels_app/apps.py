@@ -11,12 +11,14 @@ class ChannelsAppConfig(AppConfig):
     def ready(self) -> None:
         # Importing db installs the hook that lets async consumers skip the
         # connection-tidying thread hop when no database work happened;
-        # importing checks registers the system checks; importing
-        # session_end connects the receivers that tell open connections their
-        # session ended (a logout handled by a process that never imports a
-        # consumer module, a WSGI server beside the ASGI one, must still
-        # announce it).
-        from . import checks, db, session_end  # noqa: F401
+        # importing checks registers the system checks.
+        from . import checks, db  # noqa: F401
+        from .session_signals import connect_receivers
+
+        # The receivers that tell open connections their session ended: a
+        # logout handled by a process that never imports a consumer module
+        # (a WSGI server beside the ASGI one) must still announce it.
+        connect_receivers()
 
         # Registers the deployment check for WebSocket origin validation.
         from .security import checks as security_checks  # noqa: F401

@@ -29,6 +29,12 @@ learn nothing until they next read the session themselves.
 Code that ends sessions some other way (a custom engine, a bulk update of
 passwords) can announce it with :func:`end_session` and
 :func:`check_user_sessions`.
+
+This module has the group names, the announcements and each connection's
+:class:`SessionWatch`; the Django receivers that announce are in
+:mod:`channels_app.session_signals`, and the questions put to the session
+store (does it still hold, when does it expire) in
+:mod:`channels_app.session_validity`.
 """
 
 from __future__ import annotations
@@ -36,23 +42,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import threading
 import weakref
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
-from django.contrib.auth import signals as auth_signals
-from django.db import transaction
-from django.db.models import signals as model_signals
 from django.utils import timezone
-from django.utils.crypto import constant_time_compare
 
 from .db import database_sync_to_async
+from .session_validity import session_expiry, session_still_holds
 from .types import ChannelLayer, Message, Scope
 
 if TYPE_CHECKING:
-    from django.contrib.sessions.backends.base import SessionBase
+    pass
 
 __all__ = [
     "DELETED",
@@ -185,88 +185,7 @@ async def _send_logged(layer: ChannelLayer, group: str, message: Message) -> Non
         logger.exception("Could not tell %s that its session ended", group)
 
 
-# --- what Django does that ends sessions -------------------------------------
-
-_announced = threading.local()
-
-
-def _on_logout(sender: Any, request: Any = None, **kwargs: Any) -> None:
-    session = getattr(request, "session", None)
-    key = getattr(session, "session_key", None) if session is not None else None
-    if key:
-        # logout() flushes next; the row's deletion need not be announced too.
-        _announced.key = key
-        end_session(key, LOGOUT)
-
-
-def _on_session_row_deleted(
-    sender: Any, instance: Any, using: str, **kwargs: Any
-) -> None:
-    key = instance.session_key
-    if getattr(_announced, "key", None) == key:
-        _announced.key = None
-        return
-    transaction.on_commit(lambda: end_session(key, DELETED), using=using)
-
-
-def _on_user_saved(
-    sender: Any,
-    instance: Any,
-    created: bool,
-    update_fields: Any = None,
-    using: str | None = None,
-    **kw: Any,
-) -> None:
-    if created:
-        return
-    # AbstractBaseUser.set_password() keeps the raw password in _password
-    # until save() has finished (for the validators' password_changed), so
-    # it is still set while post_save runs.
-    password_set = getattr(instance, "_password", None) is not None
-    if password_set or (update_fields and "password" in update_fields):
-        transaction.on_commit(lambda: check_user_sessions(instance), using=using)
-
-
-def _installed(app: str) -> bool:
-    return any(
-        entry == app or entry.startswith(app + ".apps.")
-        for entry in settings.INSTALLED_APPS
-    )
-
-
-def _connect_receivers() -> None:
-    auth_signals.user_logged_out.connect(
-        _on_logout, dispatch_uid="channels_app.session_end.logout"
-    )
-    if not settings.configured:
-        return
-    # Lazy, by label and for one model each: a post_delete receiver for every
-    # model would stop Django's fast deletes everywhere.
-    if _installed("django.contrib.sessions"):
-        model_signals.post_delete.connect(
-            _on_session_row_deleted,
-            sender="sessions.Session",
-            dispatch_uid="channels_app.session_end.session_deleted",
-        )
-    user_model = getattr(settings, "AUTH_USER_MODEL", "auth.User")
-    if user_model != "auth.User" or _installed("django.contrib.auth"):
-        model_signals.post_save.connect(
-            _on_user_saved,
-            sender=user_model,
-            dispatch_uid="channels_app.session_end.user_saved",
-        )
-
-
-_connect_receivers()
-
-
 # --- the connection's side ---------------------------------------------------
-
-
-def _session_store_class() -> type[SessionBase]:
-    from .sessions import session_store_class
-
-    return session_store_class()
 
 
 def _current_key(scope: Scope) -> str | None:
@@ -287,70 +206,6 @@ def _current_user(scope: Scope) -> Any:
     if user is None or not _is_resolved(user):
         return None
     return user if getattr(user, "is_authenticated", False) else None
-
-
-def session_still_holds(session_key: str, user_id: str | None) -> bool:
-    """Whether ``session_key`` still exists and (if ``user_id``) still logs
-    that user in, by the checks of Django's ``get_user`` -- without its side
-    effects (it would flush or rotate the browser's session)."""
-    from django.contrib import auth as django_auth
-
-    store = _session_store_class()(session_key)
-    data = store.load()
-    if not data:
-        return False
-    if user_id is None:
-        return True
-    if str(data.get(django_auth.SESSION_KEY)) != user_id:
-        return False
-    backend_path = data.get(django_auth.BACKEND_SESSION_KEY)
-    if (
-        not isinstance(backend_path, str)
-        or backend_path not in settings.AUTHENTICATION_BACKENDS
-    ):
-        return False
-    user_model = django_auth.get_user_model()
-    try:
-        pk = user_model._meta.pk.to_python(data[django_auth.SESSION_KEY])
-    except Exception:
-        return False
-    user = django_auth.load_backend(backend_path).get_user(pk)
-    if user is None:
-        return False
-    if not hasattr(user, "get_session_auth_hash"):
-        return True
-    stored = data.get(django_auth.HASH_SESSION_KEY)
-    if not stored:
-        return False
-    if constant_time_compare(stored, user.get_session_auth_hash()):
-        return True
-    fallbacks = getattr(user, "get_session_auth_fallback_hash", None)
-    if not fallbacks:
-        return False
-    return any(constant_time_compare(stored, fallback) for fallback in fallbacks())
-
-
-def session_expiry(session_key: str) -> datetime | None:
-    """When ``session_key`` expires, or None if it does not exist (any more).
-
-    Exact for the database engines (the row's ``expire_date``) and for
-    sessions given a date with ``set_expiry``; otherwise the latest it can
-    be (``SESSION_COOKIE_AGE`` from now), and the re-check then looks again.
-    """
-    store = _session_store_class()(session_key)
-    get_model_class = getattr(store, "get_model_class", None)
-    if get_model_class is not None:
-        expiry: datetime | None = (
-            get_model_class()
-            .objects.filter(session_key=session_key, expire_date__gt=timezone.now())
-            .values_list("expire_date", flat=True)
-            .first()
-        )
-        return expiry
-    if not store.load():
-        return None
-    expires: datetime = store.get_expiry_date()
-    return expires
 
 
 #: The watch of each connection, by the id of its scope (the scope outlives
@@ -465,7 +320,7 @@ class SessionWatch:
     async def end(self, reason: str) -> None:
         from django.contrib.auth.models import AnonymousUser
 
-        from .sessions import LazySession
+        from .sessions import LazySession, session_store_class
 
         self.ended = True
         self.cancel_timer()
@@ -474,7 +329,7 @@ class SessionWatch:
             scope["user"] = AnonymousUser()
         session = scope.get("session")
         if isinstance(session, LazySession):
-            session._wrapped = _session_store_class()(None)
+            session._wrapped = session_store_class()(None)
         # Leave the groups of what is no longer this connection's.
         await self.follow()
         await self.consumer.call_hook(self.consumer.session_ended, reason)
