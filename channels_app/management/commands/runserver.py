@@ -5,11 +5,12 @@ migration check; this one swaps the WSGI server for Daphne running
 ``ASGI_APPLICATION``, serves static files under ``DEBUG`` as staticfiles'
 runserver would, and runs workers for the project's ``ChannelNameRouter``
 on the server's event loop so background consumers work with one command.
+Its options are defined in :mod:`channels_app.management.runserver_options`
+and its request log in :mod:`channels_app.management.request_log`.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import traceback
@@ -31,22 +32,10 @@ from ...layers import get_channel_layer
 from ...lifespan import LifespanFailed
 from ...routing import get_default_application
 from ...server import DevelopmentServer
-from ...server_limits import (
-    DEFAULT_HEADER_TIMEOUT,
-    DEFAULT_MAX_HEADER_SIZE,
-    DEFAULT_MAX_HEADERS,
-    DEFAULT_MAX_PENDING,
-    DEFAULT_MAX_REQUEST_LINE,
-    ConnectionLimits,
-)
+from ...server_limits import ConnectionLimits
 from ...worker import Worker, routed_channels
-
-# Django's name for the development server's request log, so a project's
-# LOGGING for runserver applies here too.
-request_logger = logging.getLogger("django.server")
-
-#: Default largest incoming WebSocket frame and message: 1 MiB.
-DEFAULT_WEBSOCKET_LIMIT = 1024 * 1024
+from ..request_log import log_server_action
+from ..runserver_options import DEFAULT_WEBSOCKET_LIMIT, add_server_options
 
 
 class Command(RunserverCommand):
@@ -62,99 +51,9 @@ class Command(RunserverCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
-        parser.add_argument(
-            "--noasgi",
-            action="store_false",
-            dest="use_asgi",
-            help="Run Django's WSGI development server instead (no WebSockets).",
+        add_server_options(
+            parser, staticfiles=apps.is_installed("django.contrib.staticfiles")
         )
-        parser.add_argument(
-            "--noworker",
-            action="store_false",
-            dest="use_worker",
-            help="Do not run in-process workers for the ChannelNameRouter.",
-        )
-        parser.add_argument(
-            "--http-timeout",
-            "--http_timeout",
-            type=int,
-            dest="http_timeout",
-            default=None,
-            help="Answer 503 when the application has not responded to an HTTP "
-            "request within this many seconds (default: no limit).",
-        )
-        parser.add_argument(
-            "--websocket-handshake-timeout",
-            "--websocket_handshake_timeout",
-            type=int,
-            dest="websocket_handshake_timeout",
-            default=5,
-            help="Seconds a WebSocket handshake may take (default: 5).",
-        )
-        parser.add_argument(
-            "--websocket-max-message-size",
-            type=int,
-            default=None,
-            help="Largest incoming WebSocket message in bytes (default: the "
-            "DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE setting, else 1 MiB; 0: no limit).",
-        )
-        parser.add_argument(
-            "--websocket-max-frame-size",
-            type=int,
-            default=None,
-            help="Largest incoming WebSocket frame in bytes (default: the "
-            "DAPHNE_WEBSOCKET_MAX_FRAME_SIZE setting, else 1 MiB; 0: no limit).",
-        )
-        parser.add_argument(
-            "--header-timeout",
-            type=float,
-            default=DEFAULT_HEADER_TIMEOUT,
-            help="Close a connection that has not sent complete request headers "
-            "within this many seconds, answering 408 if it sent part of them "
-            f"(default: {DEFAULT_HEADER_TIMEOUT:g}; 0: no limit).",
-        )
-        parser.add_argument(
-            "--max-pending-connections",
-            type=int,
-            default=DEFAULT_MAX_PENDING,
-            help="Most connections that may be waiting to send their request "
-            "headers at once; beyond it the one waiting longest is closed "
-            f"(default: {DEFAULT_MAX_PENDING}; 0: no limit).",
-        )
-        parser.add_argument(
-            "--max-request-line",
-            type=int,
-            default=DEFAULT_MAX_REQUEST_LINE,
-            help="Longest request line (method, URL, version) in bytes; a longer "
-            f"one is answered 414 (default: {DEFAULT_MAX_REQUEST_LINE}).",
-        )
-        parser.add_argument(
-            "--max-header-size",
-            type=int,
-            default=DEFAULT_MAX_HEADER_SIZE,
-            help="Most bytes of request headers, all lines together; more is "
-            f"answered 431 (default: {DEFAULT_MAX_HEADER_SIZE}).",
-        )
-        parser.add_argument(
-            "--max-headers",
-            type=int,
-            default=DEFAULT_MAX_HEADERS,
-            help="Most request header lines; more is answered 431 "
-            f"(default: {DEFAULT_MAX_HEADERS}).",
-        )
-        if apps.is_installed("django.contrib.staticfiles"):
-            parser.add_argument(
-                "--nostatic",
-                action="store_false",
-                dest="use_static_handler",
-                help="Do not serve static files at STATIC_URL.",
-            )
-            parser.add_argument(
-                "--insecure",
-                action="store_true",
-                dest="insecure_serving",
-                help="Serve static files even if DEBUG is False.",
-            )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["use_asgi"] and not getattr(settings, "ASGI_APPLICATION", None):
@@ -381,38 +280,7 @@ class Command(RunserverCommand):
 
     def log_action(self, protocol: str, action: str, details: dict[str, Any]) -> None:
         """Log each request and WebSocket event, as Django's runserver does."""
-        if protocol == "http" and action == "complete":
-            status = details["status"]
-            level = logging.INFO
-            if status >= 500:
-                level = logging.ERROR
-            elif status >= 400:
-                level = logging.WARNING
-            request_logger.log(
-                level,
-                '"%s %s" %s [%.2fs, %s]',
-                details["method"],
-                details["path"],
-                status,
-                details["time_taken"],
-                details["client"],
-                extra={"status_code": status, "server_time": _server_time()},
-            )
-        elif protocol == "websocket":
-            label = {
-                "connecting": "HANDSHAKING",
-                "connected": "CONNECT",
-                "rejected": "REJECT",
-                "disconnected": "DISCONNECT",
-            }.get(action)
-            if label:
-                request_logger.info(
-                    "WebSocket %s %s [%s]",
-                    label,
-                    details["path"],
-                    details["client"],
-                    extra={"server_time": _server_time()},
-                )
+        log_server_action(protocol, action, details)
 
 
 def watch_files_of(error: BaseException) -> None:
@@ -434,8 +302,3 @@ def watch_files_of(error: BaseException) -> None:
     for filename in files:
         if os.path.isfile(filename) and filename not in watched:
             watched.append(filename)
-
-
-def _server_time() -> str:
-    """The timestamp Django's request log shows."""
-    return datetime.now().strftime("%d/%b/%Y %H:%M:%S")
