@@ -1,56 +1,24 @@
-"""Limits ``runserver``'s server puts on what clients send, and how it refuses.
-
-Daphne inherits its request parsing from Twisted and Autobahn, and with it
-three weaknesses a misbehaving client (or a slowloris attack) can use:
-
-* Twisted's only timer on a connection is a 60 s *idle* timeout, reset by
-  every byte, so a client trickling its request headers holds its socket
-  (and a file descriptor) for ever; about a thousand such clients exhaust a
-  1,024-descriptor limit and lock everyone out.
-* A request line longer than 16 KiB, or headers beyond 16 KiB in all (a big
-  ``Cookie``), make Twisted drop the connection without any answer, or
-  answer a bare ``400`` -- never the ``414``/``431`` that say what is wrong.
-* Autobahn "fails by drop": a frame or message over the size limit, invalid
-  UTF-8 or a protocol error closes the TCP connection without a close frame,
-  so the client sees 1006 rather than 1009, 1007 or 1002.
-
-:class:`LimitedHTTPChannel` gives every connection a deadline for its
-request headers (:attr:`ConnectionLimits.header_timeout`), caps how many
-connections may be waiting for theirs at once (the one that has waited
-longest is closed to make room for a new one), and answers oversized or
-malformed requests with a real status (400, 408, 414, 431, 503) before
-closing.  :func:`install` puts it, and a WebSocket protocol that closes with
-a close frame, into Daphne's factories.
-"""
+"""Twisted's HTTP/1.1 parser, with a deadline for request headers and limits
+that are answered with a status instead of a dropped connection."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 # Installs Twisted's asyncio reactor before anything imports another one.
 import daphne.server  # noqa: F401  # isort: skip
 
-from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
-from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol
+from twisted.web.http import HTTPChannel
+
+from .limits import ConnectionLimits
+from .pending import PendingConnections
 
 logger = logging.getLogger("channels_app.server")
-
-#: Seconds a connection has to send complete request headers.
-DEFAULT_HEADER_TIMEOUT = 10.0
-#: Connections that may be waiting for their request headers at once.
-DEFAULT_MAX_PENDING = 500
-#: Longest request line (method, URL, version), in bytes: beyond it, 414.
-DEFAULT_MAX_REQUEST_LINE = 8 * 1024
-#: Most bytes of header lines in one request: beyond it, 431.
-DEFAULT_MAX_HEADER_SIZE = 16 * 1024
-#: Most header lines in one request: beyond it, 431.
-DEFAULT_MAX_HEADERS = 100
 
 #: After refusing a request the server keeps reading, and discarding, what
 #: the client is still sending, for this long or this many bytes, so that
@@ -69,87 +37,6 @@ REASONS = {
 
 #: Longest request path written to the log for a refused request.
 LOGGED_PATH_LENGTH = 100
-
-
-@dataclass(frozen=True)
-class ConnectionLimits:
-    """What ``runserver``'s server accepts from a client.
-
-    ``header_timeout`` and ``max_pending`` may be 0 for "no limit"; the
-    sizes must be positive.
-    """
-
-    header_timeout: float = DEFAULT_HEADER_TIMEOUT
-    max_pending: int = DEFAULT_MAX_PENDING
-    max_request_line: int = DEFAULT_MAX_REQUEST_LINE
-    max_header_size: int = DEFAULT_MAX_HEADER_SIZE
-    max_headers: int = DEFAULT_MAX_HEADERS
-
-    def __post_init__(self) -> None:
-        if self.header_timeout < 0 or self.max_pending < 0:
-            raise ValueError("header_timeout and max_pending cannot be negative")
-        sizes = (self.max_request_line, self.max_header_size, self.max_headers)
-        if min(sizes) <= 0:
-            raise ValueError(
-                "max_request_line, max_header_size and max_headers must be positive"
-            )
-
-
-class PendingConnections:
-    """The connections still waiting for their request headers, oldest first.
-
-    When a new one would take the count over ``limits.max_pending``, the one
-    that has waited longest is closed: a slow or stalled client loses its
-    place, not the newcomer (who, if it is a real client, sends its headers
-    at once and leaves the set again).
-    """
-
-    def __init__(self, limits: ConnectionLimits) -> None:
-        self.limits = limits
-        # A dict keeps insertion order, which is the order they began waiting.
-        self._waiting: dict[LimitedHTTPChannel, None] = {}
-        # Refused connections reading out their client's input (LINGER_*):
-        # they hold a file descriptor too, so a flood of clients that ignore
-        # the answer must not pile them up beyond the cap (found by
-        # tests/e2e/test_slowloris.py with clients that never hang up).
-        self._lingering: dict[LimitedHTTPChannel, None] = {}
-
-    def __len__(self) -> int:
-        return len(self._waiting)
-
-    def add(self, channel: LimitedHTTPChannel) -> None:
-        self._waiting.pop(channel, None)
-        self._waiting[channel] = None
-        cap = self.limits.max_pending
-        while cap and len(self._waiting) > cap:
-            oldest = next(iter(self._waiting))
-            # Leaves the set before anything else happens to it.
-            oldest.evict()
-            self._waiting.pop(oldest, None)
-
-    def discard(self, channel: LimitedHTTPChannel) -> None:
-        self._waiting.pop(channel, None)
-
-    def linger(self, channel: LimitedHTTPChannel) -> None:
-        """``channel`` was refused and waits for its client to read the answer.
-
-        At most ``max_pending`` linger at once, so waiting and lingering
-        connections together hold at most twice ``max_pending`` descriptors
-        (1,000 by default, under the usual limit of 1,024); beyond that the one
-        refused longest ago -- which has had the most time to read its answer
-        -- is cut off at once.  A quarter of the cap was too few: clients that
-        read their answers a moment later lost them to the reset
-        (tests/e2e/test_hostile_clients.py).
-        """
-        self._lingering[channel] = None
-        cap = self.limits.max_pending
-        while cap and len(self._lingering) > cap:
-            oldest = next(iter(self._lingering))
-            self._lingering.pop(oldest)
-            oldest.transport.abortConnection()
-
-    def stop_lingering(self, channel: LimitedHTTPChannel) -> None:
-        self._lingering.pop(channel, None)
 
 
 #: ``(channel, status, detail)``: told about every request the channel refuses.
@@ -388,50 +275,3 @@ class LimitedHTTPChannel(HTTPChannel):
             "time_taken": time.monotonic() - self._waiting_since,
             "size": 0,
         }
-
-
-class LimitedWebSocketProtocol(WebSocketProtocol):  # type: ignore[misc]  # daphne
-    """Daphne's WebSocket protocol, saying in the log why it failed a connection.
-
-    With ``failByDrop`` off (see :func:`install`) Autobahn closes a failed
-    connection with a close frame: 1009 for a frame or message over the size
-    limit, 1007 for text that is not UTF-8, 1002 for a protocol error.
-    """
-
-    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
-        if getattr(self, "failedByMe", False) and hasattr(self, "request"):
-            local_reason = self.localCloseReason or b""
-            logger.warning(
-                "WebSocket %s closed by the server with %s: %s [%s]",
-                self.request.path,
-                self.localCloseCode,
-                local_reason.decode("utf-8", "replace"),
-                ":".join(map(str, self.client_addr or ())) or "-",
-            )
-        super().onClose(wasClean, code, reason)
-
-
-def install(server: Any, limits: ConnectionLimits) -> PendingConnections:
-    """Put the limits into the factories Daphne's ``Server.run`` built.
-
-    Must run before the reactor accepts the first connection.
-    """
-    pending = PendingConnections(limits)
-
-    def log_refusal(channel: LimitedHTTPChannel, status: int, detail: str) -> None:
-        server.log_action("http", "complete", channel.describe())
-
-    def build_channel() -> _GenericHTTPChannelProtocol:
-        return _GenericHTTPChannelProtocol(
-            LimitedHTTPChannel(limits, pending, log_refusal)
-        )
-
-    # Factory.buildProtocol calls self.protocol() with no arguments.
-    server.http_factory.protocol = build_channel
-    server.ws_factory.protocol = LimitedWebSocketProtocol
-    # setProtocolOptions resets allowNullOrigin unless it is passed: keep
-    # Daphne's choice (the application's origin check decides).
-    server.ws_factory.setProtocolOptions(
-        failByDrop=False, allowNullOrigin=server.ws_factory.allowNullOrigin
-    )
-    return pending

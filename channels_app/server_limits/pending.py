@@ -1,0 +1,71 @@
+"""The connections still sending their request headers, and those being refused.
+
+Each holds a file descriptor; capping both sets keeps a flood of slow or
+hostile clients from taking every descriptor the process has.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .limits import ConnectionLimits
+
+if TYPE_CHECKING:
+    from .http_channel import LimitedHTTPChannel
+
+
+class PendingConnections:
+    """The connections still waiting for their request headers, oldest first.
+
+    When a new one would take the count over ``limits.max_pending``, the one
+    that has waited longest is closed: a slow or stalled client loses its
+    place, not the newcomer (who, if it is a real client, sends its headers
+    at once and leaves the set again).
+    """
+
+    def __init__(self, limits: ConnectionLimits) -> None:
+        self.limits = limits
+        # A dict keeps insertion order, which is the order they began waiting.
+        self._waiting: dict[LimitedHTTPChannel, None] = {}
+        # Refused connections reading out their client's input (LINGER_*):
+        # they hold a file descriptor too, so a flood of clients that ignore
+        # the answer must not pile them up beyond the cap (found by
+        # tests/e2e/test_slowloris.py with clients that never hang up).
+        self._lingering: dict[LimitedHTTPChannel, None] = {}
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def add(self, channel: LimitedHTTPChannel) -> None:
+        self._waiting.pop(channel, None)
+        self._waiting[channel] = None
+        cap = self.limits.max_pending
+        while cap and len(self._waiting) > cap:
+            oldest = next(iter(self._waiting))
+            # Leaves the set before anything else happens to it.
+            oldest.evict()
+            self._waiting.pop(oldest, None)
+
+    def discard(self, channel: LimitedHTTPChannel) -> None:
+        self._waiting.pop(channel, None)
+
+    def linger(self, channel: LimitedHTTPChannel) -> None:
+        """``channel`` was refused and waits for its client to read the answer.
+
+        At most ``max_pending`` linger at once, so waiting and lingering
+        connections together hold at most twice ``max_pending`` descriptors
+        (1,000 by default, under the usual limit of 1,024); beyond that the one
+        refused longest ago -- which has had the most time to read its answer
+        -- is cut off at once.  A quarter of the cap was too few: clients that
+        read their answers a moment later lost them to the reset
+        (tests/e2e/test_hostile_clients.py).
+        """
+        self._lingering[channel] = None
+        cap = self.limits.max_pending
+        while cap and len(self._lingering) > cap:
+            oldest = next(iter(self._lingering))
+            self._lingering.pop(oldest)
+            oldest.transport.abortConnection()
+
+    def stop_lingering(self, channel: LimitedHTTPChannel) -> None:
+        self._lingering.pop(channel, None)
