@@ -183,6 +183,7 @@ class Worker:
         self.drain_timeout = drain_timeout
         self.stats = WorkerStats()
         self._stopping = False
+        # Held so the drain task is not garbage-collected while it runs.
         self._drainer: asyncio.Future[None] | None = None
         self._idle: set[asyncio.Task[None]] = set()
         self._slots: list[asyncio.Task[None]] = []

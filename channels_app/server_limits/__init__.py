@@ -38,14 +38,7 @@ import daphne.server  # noqa: F401  # isort: skip
 
 from twisted.web.http import _GenericHTTPChannelProtocol
 
-from .http_channel import (
-    LINGER_BYTES,
-    LINGER_SECONDS,
-    LOGGED_PATH_LENGTH,
-    REASONS,
-    LimitedHTTPChannel,
-    RefusalLogger,
-)
+from .http_channel import LINGER_BYTES, LINGER_SECONDS, LimitedHTTPChannel
 from .limits import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_MAX_HEADER_SIZE,
@@ -65,13 +58,10 @@ __all__ = [
     "DEFAULT_MAX_REQUEST_LINE",
     "LINGER_BYTES",
     "LINGER_SECONDS",
-    "LOGGED_PATH_LENGTH",
-    "REASONS",
     "ConnectionLimits",
     "LimitedHTTPChannel",
     "LimitedWebSocketProtocol",
     "PendingConnections",
-    "RefusalLogger",
     "install",
 ]
 
