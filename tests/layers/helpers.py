@@ -59,13 +59,9 @@ def database_receiving(layer, channel: str, count: int = 1) -> bool:
     poll this (with :func:`tests.support.waiting.eventually`) instead of
     sleeping and hoping the receive got that far.
     """
-    from channels_app.layers.database.sql import inbox_of, wake_key
+    from channels_app.layers.database.backend import inbox_of
 
-    state = layer._state()
-    inbox = state.inboxes.get(inbox_of(channel))
-    if inbox is None or len(inbox.waiters.get(channel, ())) < count:
+    waitlist = layer._loop_receivers().waitlists.get(inbox_of(channel))
+    if waitlist is None or len(waitlist.waiters.get(channel, ())) < count:
         return False
-    listener = state.listener
-    return listener is None or (
-        listener.connected and wake_key(inbox.name) in listener._active
-    )
+    return waitlist.listening

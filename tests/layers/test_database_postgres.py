@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 
 from channels_app.layers.database import ChannelLayerUnavailable, DatabaseChannelLayer
-from channels_app.layers.database.sql import wake_key
+from channels_app.layers.database.postgres import Lane, connect_kwargs, wake_key
 from tests.servers import ROOT, TESTPROJECT
 from tests.support.waiting import eventually
 
@@ -48,33 +48,31 @@ async def test_the_notification_carries_no_message(make_db_layer):
     import psycopg
 
     layer = make_db_layer()
-    params = layer.connect_kwargs("postgres")
+    params = connect_kwargs("postgres")
     async with await psycopg.AsyncConnection.connect(autocommit=True, **params) as spy:
         await spy.execute(f'LISTEN "{wake_key("spied")}"')
         await layer.send("spied", {"secret": "x" * 10_000})
         async for notify in spy.notifies(timeout=5, stop_after=1):
-            assert notify.payload.isdigit()  # the row id, a hint for the claim
+            row_id, colon, suffix = notify.payload.partition(":")
+            assert (row_id.isdigit(), colon, suffix) == (True, ":", "")
     assert (await receive_within(layer, "spied"))["secret"] == "x" * 10_000
 
 
 @postgres_only
 async def test_a_lane_runs_one_statement_at_a_time(make_db_layer):
     """A caller that sends again at once queues behind work that was waiting."""
-    from channels_app.layers.database.executors import Lane
-
-    lane = Lane("test", make_db_layer().connect_kwargs("postgres"))
+    lane = Lane("test", connect_kwargs("postgres"))
 
     async def one_after_another():
-        await lane.run([("SELECT pg_sleep(0.05)", ())])
-        return await lane.run([("SELECT %s::int", (3,))])
+        await lane.run("SELECT pg_sleep(0.05)", ())
+        return await lane.run("SELECT %s::int", (3,))
 
     first = asyncio.ensure_future(one_after_another())
     # Deliberately timed: its first statement (0.05 s) is running, so this one
     # queues; no public sign tells when the lane has sent it.
     await asyncio.sleep(0.02)
-    queued = await lane.run([("SELECT %s::text", ("queued",))])
-    assert queued == [[("queued",)]]
-    assert await first == [[(3,)]]
+    assert await lane.run("SELECT %s::text", ("queued",)) == [("queued",)]
+    assert await first == [(3,)]
     await lane.close()
 
 
@@ -82,68 +80,40 @@ async def test_a_lane_runs_one_statement_at_a_time(make_db_layer):
 async def test_a_failed_statement_raises_its_error_and_the_lane_goes_on(make_db_layer):
     import psycopg
 
-    from channels_app.layers.database.executors import Lane
-
-    lane = Lane("test", make_db_layer().connect_kwargs("postgres"))
+    lane = Lane("test", connect_kwargs("postgres"))
     with pytest.raises(psycopg.errors.DivisionByZero, match="division by zero"):
-        await lane.run([("SELECT 1 / %s::int", (0,))])
+        await lane.run("SELECT 1 / %s::int", (0,))
     with pytest.raises(psycopg.errors.UndefinedTable):
-        await lane.run([("SELECT * FROM no_such_table", ())])
-    assert await lane.run([("SELECT 1 / %s::int, %s::text", (1, "ok"))]) == [
-        [(1, "ok")]
-    ]
-    assert await lane.run([("SELECT %s::bigint[]", ([1, 2**40],))]) == [[([1, 2**40],)]]
+        await lane.run("SELECT * FROM no_such_table", ())
+    assert await lane.run("SELECT 1 / %s::int, %s::text", (1, "ok")) == [(1, "ok")]
+    assert await lane.run("SELECT %s::bigint[]", ([1, 2**40],)) == [([1, 2**40],)]
     await lane.close()
 
 
 @postgres_only
-async def test_scripts_queued_on_a_busy_lane_share_a_pipeline_not_a_fate(
+async def test_statements_queued_on_a_busy_lane_share_a_pipeline_not_a_fate(
     make_db_layer,
 ):
-    """Scripts that wait for a busy lane go out together; one that fails is
-    re-run alone, so only its caller sees the error."""
+    """Statements that wait for a busy lane go out together; when one fails
+    the others run again alone, so only its caller sees the error and each
+    of the others takes effect exactly once."""
     import psycopg
 
-    from channels_app.layers.database.executors import Lane
-
-    lane = Lane("test", make_db_layer().connect_kwargs("postgres"))
-    busy = asyncio.ensure_future(lane.run([("SELECT pg_sleep(0.1)", ())]))
+    lane = Lane("test", connect_kwargs("postgres"))
+    await lane.run("CREATE TEMPORARY TABLE t (n int PRIMARY KEY)", ())
+    busy = asyncio.ensure_future(lane.run("SELECT pg_sleep(0.1)", ()))
     await asyncio.sleep(0.03)  # deliberately timed: inside its 0.1 s statement
-    queued = [
-        asyncio.ensure_future(lane.run([("SELECT %s::int * 2", (n,))]))
-        for n in range(5)
-    ]
-    failing = asyncio.ensure_future(lane.run([("SELECT 1 / %s::int", (0,))]))
-    queued.append(asyncio.ensure_future(lane.run([("SELECT %s::text", ("last",))])))
+    insert = "INSERT INTO t VALUES (%s) RETURNING n"
+    queued = [asyncio.ensure_future(lane.run(insert, (n,))) for n in range(5)]
+    failing = asyncio.ensure_future(lane.run(insert, (1,)))  # a duplicate
+    queued.append(asyncio.ensure_future(lane.run("SELECT %s::text", ("last",))))
     await busy
-    assert [await job for job in queued] == [
-        *([[(n * 2,)]] for n in range(5)),
-        [[("last",)]],
-    ]
-    with pytest.raises(psycopg.errors.DivisionByZero):
-        await failing
-    await lane.close()
-
-
-@postgres_only
-async def test_a_script_of_several_statements_is_one_transaction(make_db_layer):
-    import psycopg
-
-    from channels_app.layers.database.executors import Lane
-
-    lane = Lane("test", make_db_layer().connect_kwargs("postgres"))
-    await lane.run([("CREATE TEMPORARY TABLE t (n int)", ())])
-    assert await lane.run(
-        [("INSERT INTO t VALUES (%s)", (1,)), ("SELECT count(*) FROM t", ())]
-    ) == [None, [(1,)]]
+    assert [await job for job in queued] == [*([(n,)] for n in range(5)), [("last",)]]
     with pytest.raises(psycopg.errors.UniqueViolation):
-        await lane.run(
-            [
-                ("INSERT INTO t VALUES (%s)", (2,)),
-                ("CREATE UNIQUE INDEX ON t ((1))", ()),  # two rows: fails
-            ]
-        )
-    assert await lane.run([("SELECT array_agg(n) FROM t", ())]) == [[([1],)]]
+        await failing
+    assert await lane.run("SELECT array_agg(n ORDER BY n) FROM t", ()) == [
+        ([0, 1, 2, 3, 4],)
+    ]
     await lane.close()
 
 

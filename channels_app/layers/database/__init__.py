@@ -5,7 +5,7 @@ are the models ``ChannelMessage`` and ``GroupMembership`` (migrations ship
 with the app, so ``manage.py migrate`` creates them).
 """
 
-from .executors import ChannelLayerUnavailable
+from .backend import ChannelLayerUnavailable
 from .layer import DatabaseChannelLayer
 
 __all__ = ["ChannelLayerUnavailable", "DatabaseChannelLayer"]

@@ -22,9 +22,8 @@ from ...exceptions import ChannelFull, InvalidChannelLayerError, MessageTooLarge
 from ...logging_limits import RateLimitedLog
 from ...types import Message
 from ..base import BaseChannelLayer
-from .executors import psycopg_connect_kwargs
-from .sql import statements_for
-from .state import LoopState
+from .backend import Backend, FullMember, Settings, backend_for
+from .receiver import Receivers
 
 logger = logging.getLogger("channels_app.layers.database")
 
@@ -45,10 +44,6 @@ class DatabaseChannelLayer(BaseChannelLayer):
       on SQLite the longest polling back-off, i.e. the worst-case latency
       between processes (default 0.1 s);
     - ``batch_size``: most rows one claim may take for ``!`` channels;
-    - ``lease``: seconds a normal channel's rows claimed ahead of its
-      receivers stay leased to this process without a renewal; the process
-      renews them every third of it while it lives, and if it dies they go
-      back to the channel once the lease expires (default 5 s);
     - ``cleanup_interval``: seconds between expiry cleanups per process;
     - ``vacuum_interval``: on PostgreSQL the cleanup also vacuums the two
       tables once churn has left enough dead rows, at most this often across
@@ -74,7 +69,6 @@ class DatabaseChannelLayer(BaseChannelLayer):
         channel_capacity: Mapping[Any, int] | None = None,
         poll_interval: float | None = None,
         batch_size: int = 1000,
-        lease: float = 5.0,
         cleanup_interval: float = 1.0,
         vacuum_interval: float | None = 1.0,
         max_message_size: int = 4 * 1024 * 1024,
@@ -87,9 +81,6 @@ class DatabaseChannelLayer(BaseChannelLayer):
         self.send_database = send_database or database
         self.group_expiry = group_expiry
         self.batch_size = batch_size
-        if not lease > 0:
-            raise InvalidChannelLayerError(f"lease must be positive, not {lease!r}")
-        self.lease = lease
         self.cleanup_interval = cleanup_interval
         self.vacuum_interval = vacuum_interval
         self.max_message_size = max_message_size
@@ -100,19 +91,22 @@ class DatabaseChannelLayer(BaseChannelLayer):
                 f"send_database {self.send_database!r} must be the same kind of "
                 f"database as {self.database!r}"
             )
-        try:
-            self.statements = statements_for(vendor)
-        except ValueError as exc:
-            raise InvalidChannelLayerError(str(exc))
-        if vendor == "postgresql":
-            _require_psycopg3()
+        self.backend_class = backend_for(vendor)
         if poll_interval is None:
-            poll_interval = 5.0 if vendor == "postgresql" else 0.1
+            poll_interval = 5.0 if self.backend_class.pushes else 0.1
         self.poll_interval = poll_interval
+        self.settings = Settings(
+            self.database,
+            self.send_database,
+            poll_interval,
+            vacuum_interval,
+            sqlite_wal,
+        )
+        self.backend_class.validate(self.settings)
         self.dropped_messages = 0
         #: Full-member warnings, rate-limited per group.
         self.full_channel_warnings = RateLimitedLog(logger, self.full_warning_interval)
-        self._states: dict[asyncio.AbstractEventLoop, LoopState] = {}
+        self._receivers: dict[asyncio.AbstractEventLoop, Receivers] = {}
 
     # -- channels -----------------------------------------------------------
 
@@ -120,14 +114,11 @@ class DatabaseChannelLayer(BaseChannelLayer):
         """Queue ``message`` on ``channel``; ``ChannelFull`` at its capacity."""
         self.require_valid_channel_name(channel)
         body = self._encode(message)
-        state = self._state()
         now = time.time()
         capacity = self.get_capacity(channel)
-        script = self.statements.send(channel, now + self.expiry, body, capacity, now)
-        [rows] = await state.run(script)
-        if not rows:
+        backend = self._backend()
+        if not await backend.send(channel, now + self.expiry, body, capacity, now):
             raise ChannelFull(f"Channel {channel!r} already holds {capacity} messages")
-        state.woke([channel])
 
     async def receive(self, channel: str) -> Message:
         """The oldest live message on ``channel``, waiting until there is one.
@@ -135,24 +126,16 @@ class DatabaseChannelLayer(BaseChannelLayer):
         Each message is delivered once, to one receiver, across all processes.
         """
         self.require_valid_channel_name(channel)
-        inbox = self._state().inbox(channel)
-        row = inbox.take(channel)
-        if row is None:
-            future = inbox.wait(channel)
-            try:
-                row = await future
-            except asyncio.CancelledError:
-                inbox.forget(channel, future)
-                raise
-        return self._decode(row[3])
+        row = await self._loop_receivers().receive(channel)
+        return self._decode(row.body)
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         """A fresh ``!`` channel, to be read on this event loop of this process.
 
         Its rows are claimed in batches, and on PostgreSQL small messages
-        come with their notification.
+        come with their wake-up.
         """
-        client = self._state().client_prefix
+        client = self._loop_receivers().client_prefix
         name = f"{prefix.rstrip('.')}.{client}!{secrets.token_hex(8)}"
         self.require_valid_channel_name(name)
         return name
@@ -165,15 +148,13 @@ class DatabaseChannelLayer(BaseChannelLayer):
         self.require_valid_channel_name(channel)
         expires = time.time() + self.group_expiry
         capacity = self.get_capacity(channel)
-        await self._state().run(
-            self.statements.group_add(group, channel, expires, capacity)
-        )
+        await self._backend().group_add(group, channel, expires, capacity)
 
     async def group_discard(self, group: str, channel: str) -> None:
         """Remove ``channel`` from ``group``; a no-op when it is not a member."""
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
-        await self._state().run(self.statements.group_discard(group, channel))
+        await self._backend().group_discard(group, channel)
 
     async def group_send(self, group: str, message: Message) -> int:
         """Queue ``message`` for every member of ``group`` in one statement.
@@ -184,22 +165,14 @@ class DatabaseChannelLayer(BaseChannelLayer):
         """
         self.require_valid_group_name(group)
         body = self._encode(message)
-        state = self._state()
         now = time.time()
-        script = self.statements.group_send(group, now + self.expiry, body, now)
-        results = await state.run(script)
-        if self.statements.vendor == "postgresql":
-            full = [row for row in results[0] or () if row[0] is not None]
-        else:
-            sent = {row[0] for row in results[0] or ()}
-            full = [row for row in results[1] or () if row[0] not in sent]
-            state.woke(sent)
+        full = await self._backend().group_send(group, now + self.expiry, body, now)
         if full:
             self._report_full(group, full)
         self.dropped_messages += len(full)
         return len(full)
 
-    def _report_full(self, group: str, full: list[tuple[str, int]]) -> None:
+    def _report_full(self, group: str, full: list[FullMember]) -> None:
         """One line per ``group_send``, at most one per group per interval.
 
         A burst to a big room with stalled members would otherwise write a
@@ -223,44 +196,38 @@ class DatabaseChannelLayer(BaseChannelLayer):
 
     async def flush(self) -> None:
         """Delete every queued message and group membership in the database."""
-        state = self._state()
-        await state.run(self.statements.flush())
-        for inbox in state.inboxes.values():
-            inbox.forget_rows()
+        receivers = self._loop_receivers()
+        await receivers.backend.flush()
+        receivers.forget_rows()
 
     async def close(self) -> None:
         """Close this event loop's connections; the layer stays usable."""
         self._forget_closed_loops()
-        loop = asyncio.get_running_loop()
-        state = self._states.pop(loop, None)
-        if state is not None:
-            await state.close()
+        receivers = self._receivers.pop(asyncio.get_running_loop(), None)
+        if receivers is not None:
+            await receivers.close()
 
     # -- internals ------------------------------------------------------------
 
-    def connect_kwargs(self, alias: str) -> dict[str, Any]:
-        """Our connection parameters for ``alias``.
-
-        A separate ``send_database`` is there for a pooler such as PgBouncer
-        in transaction mode, where prepared statements (session state) break
-        before PgBouncer 1.21: its connections prepare nothing unless its
-        ``OPTIONS`` set ``prepare_threshold``.
-        """
-        pooled = alias == self.send_database != self.database
-        return psycopg_connect_kwargs(alias, None if pooled else 0, pooled=pooled)
-
-    def _state(self) -> LoopState:
+    def _loop_receivers(self) -> Receivers:
+        """This event loop's receivers and connections (made on first use)."""
         loop = asyncio.get_running_loop()
-        state = self._states.get(loop)
-        if state is None:
+        receivers = self._receivers.get(loop)
+        if receivers is None:
             self._forget_closed_loops()
-            state = self._states[loop] = LoopState(self)
-        return state
+            receivers = self._receivers[loop] = Receivers(self)
+        return receivers
+
+    def _backend(self) -> Backend:
+        """This event loop's backend, after housekeeping if some is due."""
+        receivers = self._loop_receivers()
+        receivers.maybe_clean_up()
+        return receivers.backend
 
     def _forget_closed_loops(self) -> None:
-        """States of loops that were closed (``async_to_sync`` calls) are dead."""
-        for loop in [loop for loop in self._states if loop.is_closed()]:
-            self._states.pop(loop).abandon()
+        """Receivers of loops that were closed (``async_to_sync`` calls) are dead."""
+        for loop in [loop for loop in self._receivers if loop.is_closed()]:
+            self._receivers.pop(loop).abandon()
 
     def _encode(self, message: Message) -> bytes:
         import msgpack
@@ -293,14 +260,4 @@ def _vendor(alias: str) -> str:
     except ConnectionDoesNotExist:
         raise InvalidChannelLayerError(
             f"The database channel layer's database {alias!r} is not in DATABASES"
-        )
-
-
-def _require_psycopg3() -> None:
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        raise InvalidChannelLayerError(
-            "The database channel layer needs psycopg 3 on PostgreSQL: "
-            "pip install 'channels_app[postgres]'"
         )

@@ -19,16 +19,6 @@ class ChannelMessage(models.Model):
         help_text="Unix time after which nobody receives it."
     )
     body: models.BinaryField[bytes, bytes] = models.BinaryField()
-    #: The event loop holding the row, claimed ahead of its receivers; NULL
-    #: (not ``""``: the layer's SQL writes it) while nobody holds it.
-    lease_owner: models.CharField[str | None, str | None] = models.CharField(  # noqa: DJ001
-        max_length=32, null=True, blank=True
-    )
-    lease_expires: models.FloatField[float | None, float | None] = models.FloatField(
-        null=True,
-        blank=True,
-        help_text="Unix time after which a leased row is claimable again.",
-    )
 
     class Meta:
         app_label = "channels_app"
@@ -36,12 +26,6 @@ class ChannelMessage(models.Model):
         indexes = [
             # Claims read one channel oldest-first; capacity checks count one.
             models.Index(fields=["channel", "id"], name="channels_app_msg_chan_id"),
-            # The cleanup finds expired leases among the few leased rows.
-            models.Index(
-                fields=["lease_expires"],
-                name="channels_app_msg_lease",
-                condition=models.Q(lease_expires__isnull=False),
-            ),
         ]
 
     def __str__(self) -> str:

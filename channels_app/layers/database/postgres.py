@@ -1,0 +1,521 @@
+"""The database layer on PostgreSQL, through psycopg 3.
+
+An event loop holds three connections however many consumers wait: one that
+listens for wake-ups (:mod:`.listener`), one for sends and group operations,
+one for claims and housekeeping.  Every operation is a single statement: it
+keeps no session state (sends work through PgBouncer in transaction mode),
+and a send's ``NOTIFY`` commits with its ``INSERT``, so no wake-up comes
+before its row.
+
+A wake-up's payload names rows as ``<id>:<suffix>`` items joined by commas,
+``suffix`` being the channel name after the inbox's (empty for a normal
+channel).  To a ``!`` inbox, whose only listener is the event loop that made
+it, small messages also ride along: ``<expires> <base64 body> <items>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import hashlib
+import logging
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connections
+
+from ...exceptions import InvalidChannelLayerError
+from .backend import (
+    ChannelLayerUnavailable,
+    FullMember,
+    GroupLeft,
+    Row,
+    Settings,
+    Wakeups,
+    inbox_of,
+)
+from .libpq_runner import LibpqRunner, Params
+from .listener import Listener
+from .models import ChannelMessage, GroupMembership
+
+logger = logging.getLogger("channels_app.layers.database")
+
+M = ChannelMessage._meta.db_table
+G = GroupMembership._meta.db_table
+
+#: Largest message carried by a send's wake-up: with the channel name and
+#: the row's id and expiry its base64 stays under NOTIFY's 8,000 bytes.
+CARRY_LIMIT = 5000
+#: Largest message a ``group_send`` carries; each wake-up repeats it beside
+#: as many members as fit, so a big one would take many notifications.
+GROUP_CARRY_LIMIT = 1500
+#: Room for a payload, below NOTIFY's 8,000-byte limit with a margin of one
+#: more item (an id and a channel name of at most 100 characters).
+PAYLOAD_ROOM = 7800
+#: Smallest channel capacity whose messages are carried.  A carried row is
+#: deleted shortly *after* it is handed out and counts against capacity
+#: until then.  Invariant: a receiver that keeps up never makes a sender see
+#: ``ChannelFull``: the rows handed out while a delete is in flight must fit
+#: in the capacity.  At 8 that margin was overrun when a core was busy
+#: (3 of 6 runs of
+#: ``test_a_receiver_that_keeps_up_never_makes_its_channel_look_full[8]``),
+#: at 32 it held in 6 of 6.  The default capacity, 100, is carried.
+CARRY_MIN_CAPACITY = 32
+#: Serialises cleanups across processes without holding anything afterwards.
+CLEANUP_LOCK_KEY = zlib.crc32(M.encode()) - 2**31
+#: Dead message rows worth a vacuum (a few pages of index entries to skip).
+VACUUM_DEAD_ROWS = 1000
+
+#: :func:`inbox_of` and :func:`wake_key` in SQL.
+_INBOX = (
+    "CASE WHEN strpos(channel, '!') > 0 "
+    "THEN left(channel, strpos(channel, '!')) ELSE channel END"
+)
+_KEY = "'channels_app_' || md5({})"
+_ROW = "id, channel, expires, body"
+
+SEND = (
+    f'WITH sent AS (INSERT INTO "{M}" (channel, expires, body) '
+    f"SELECT %(channel)s::text, %(expires)s, %(body)s WHERE (SELECT count(*) "
+    f'FROM (SELECT 1 FROM "{M}" WHERE channel = %(channel)s::text '
+    f"AND expires > %(now)s LIMIT %(capacity)s) q) < %(capacity)s RETURNING id) "
+    f"SELECT pg_notify(%(key)s::text, %(carry)s::text || id::text "
+    f"|| %(suffix)s::text) FROM sent"
+)
+# Members below capacity get a row; each inbox is woken with its rows named
+# (and carried, when allowed) in as many payloads as their names need: the
+# running length of the names, divided by the room, numbers the payloads.
+GROUP_SEND = (
+    f"WITH members AS (SELECT g.channel, g.capacity, (SELECT count(*) FROM "
+    f'(SELECT 1 FROM "{M}" m WHERE m.channel = g.channel AND m.expires > %(now)s '
+    f'LIMIT g.capacity) q) AS queued FROM "{G}" g '
+    f"WHERE g.group_name = %(group)s::text AND g.expires > %(now)s), "
+    f'sent AS (INSERT INTO "{M}" (channel, expires, body) '
+    f"SELECT channel, %(expires)s, %(body)s FROM members WHERE queued < capacity "
+    f"RETURNING id, channel), "
+    f"items AS (SELECT id, inbox, id || ':' || substr(channel, length(inbox) + 1) "
+    f"AS item FROM (SELECT id, channel, {_INBOX} AS inbox FROM sent) s), "
+    f"payloads AS (SELECT inbox, string_agg(item, ',' ORDER BY id) AS names "
+    f"FROM (SELECT *, sum(length(item) + 1) OVER (PARTITION BY inbox ORDER BY id) "
+    f"/ %(room)s AS part FROM items) p GROUP BY inbox, part), "
+    f"roomy AS (SELECT NOT EXISTS (SELECT 1 FROM members "
+    f"WHERE capacity < {CARRY_MIN_CAPACITY}) AS carry), "
+    f"woken AS (SELECT pg_notify({_KEY.format('inbox')}, CASE WHEN "
+    f"(SELECT carry FROM roomy) "
+    f"AND %(carry)s::text <> '' AND right(inbox, 1) = '!' "
+    f"THEN %(carry)s::text || names "
+    f"ELSE names END) FROM payloads) "
+    f"SELECT channel, capacity FROM members WHERE queued >= capacity "
+    f"UNION ALL SELECT NULL, count(*) FROM woken"
+)
+GROUP_ADD = (
+    f'INSERT INTO "{G}" (group_name, channel, expires, capacity) '
+    f"VALUES (%(group)s::text, %(channel)s::text, %(expires)s, %(capacity)s) "
+    f"ON CONFLICT (group_name, channel) DO UPDATE "
+    f"SET expires = excluded.expires, capacity = excluded.capacity"
+)
+GROUP_DISCARD = (
+    f'DELETE FROM "{G}" WHERE group_name = %(group)s::text '
+    f"AND channel = %(channel)s::text"
+)
+_PICK = (
+    f'SELECT id FROM "{M}" WHERE channel = ANY(%(channels)s::text[]) '
+    f"AND expires > %(now)s ORDER BY id LIMIT %(limit)s"
+)
+# A ``!`` inbox has one reader, so its claims need no row locks; without
+# SKIP LOCKED a concurrent claim would wait, then skip the rows deleted.
+CLAIM = f'DELETE FROM "{M}" WHERE id = ANY(ARRAY({_PICK})) RETURNING {_ROW}'
+CLAIM_SHARED = (
+    f'DELETE FROM "{M}" WHERE id = ANY(ARRAY({_PICK} FOR UPDATE SKIP LOCKED)) '
+    f"RETURNING {_ROW}"
+)
+CLAIM_IDS = (
+    f'DELETE FROM "{M}" WHERE id = ANY(%(ids)s::bigint[]) '
+    f"AND channel = ANY(%(channels)s::text[]) AND expires > %(now)s "
+    f"RETURNING {_ROW}"
+)
+DELETE = f'DELETE FROM "{M}" WHERE id = ANY(%(ids)s::bigint[]) RETURNING id'
+PUT_BACK = (
+    f'WITH back AS (INSERT INTO "{M}" ({_ROW}) SELECT * FROM unnest('
+    f"%(ids)s::bigint[], %(channels)s::text[], %(expires)s::float8[], "
+    f"%(bodies)s::bytea[]) RETURNING channel) SELECT pg_notify(key, '') "
+    f"FROM (SELECT DISTINCT {_KEY.format(_INBOX)} AS key FROM back) w"
+)
+# Skipped while another process holds the lock.  Also reports the message
+# table's dead and live rows and the seconds since its last vacuum.
+CLEANUP = (
+    f"WITH lock AS (SELECT pg_try_advisory_xact_lock({CLEANUP_LOCK_KEY}) AS held), "
+    f'gone AS (DELETE FROM "{M}" WHERE expires <= %(now)s AND '
+    f"(SELECT held FROM lock) RETURNING channel), "
+    f'left_groups AS (DELETE FROM "{G}" WHERE (SELECT held FROM lock) '
+    f"AND (expires <= %(now)s OR channel IN (SELECT channel FROM gone)) "
+    f"RETURNING channel, group_name) "
+    f"SELECT (SELECT held FROM lock), pg_stat_get_dead_tuples(t), "
+    f"pg_stat_get_live_tuples(t), extract(epoch FROM now() - greatest("
+    f"pg_stat_get_last_vacuum_time(t), pg_stat_get_last_autovacuum_time(t))), "
+    f"(SELECT json_agg(json_build_array(channel, group_name)) FROM left_groups) "
+    f"FROM (SELECT '\"{M}\"'::regclass::oid AS t) messages"
+)
+# Until then every claim and capacity check walks past the index entries of
+# delivered messages, and slows down with the churn.
+VACUUM = f'VACUUM (SKIP_LOCKED, TRUNCATE false, INDEX_CLEANUP ON) "{M}", "{G}"'
+
+
+@functools.lru_cache(maxsize=4096)
+def wake_key(inbox: str) -> str:
+    """The NOTIFY channel of ``inbox``: short enough for an identifier (63 bytes)."""
+    digest = hashlib.md5(inbox.encode(), usedforsecurity=False).hexdigest()
+    return f"channels_app_{digest}"
+
+
+def carry_text(expires: float, body: bytes, limit: int) -> str:
+    """The part of a payload that carries a message, or ``""`` above ``limit``."""
+    if len(body) > limit:
+        return ""
+    return f"{expires!r} {base64.b64encode(body).decode()} "
+
+
+def read_payload(inbox: str, payload: str) -> tuple[list[int], list[Row]]:
+    """``(ids named, rows carried)`` of a wake-up; an empty payload names none."""
+    expires, body, names = ("", "", payload)
+    if " " in payload:
+        expires, body, names = payload.split(" ", 2)
+    items = [name.partition(":") for name in names.split(",") if name]
+    if not expires:
+        return [int(row_id) for row_id, _, _ in items], []
+    message, until = base64.b64decode(body), float(expires)
+    return [], [Row(int(i), inbox + suffix, until, message) for i, _, suffix in items]
+
+
+def vacuum_due(report: tuple[Any, ...] | None, interval: float | None) -> bool:
+    """After a cleanup that held the lock: should this process vacuum now?
+
+    When the dead rows outnumber :data:`VACUUM_DEAD_ROWS` plus a fifth of
+    the live ones (autovacuum's own rule, with a small threshold) and the
+    last vacuum by anyone is ``interval`` seconds old.  Autovacuum alone is
+    too slow for a queue: it visits each database once per
+    ``autovacuum_naptime`` (a minute by default), and may be off.
+    """
+    if interval is None or not report:
+        return False
+    held, dead, live, since_last = report[:4]
+    if not held or dead is None or dead < VACUUM_DEAD_ROWS + live // 5:
+        return False
+    return since_last is None or float(since_last) >= interval
+
+
+class Lane:
+    """One connection; statements that arrive while it is busy share a pipeline.
+
+    Statements go through :class:`.LibpqRunner`.  When the lane is idle the
+    caller's task runs its statement (no task switch on the fast path);
+    statements arriving meanwhile queue up and a worker sends them in one
+    pipeline, one round trip.  A pipeline is one
+    implicit transaction: if a statement fails for a reason other than the
+    connection, nothing was committed and each is run again alone, so one
+    bad statement cannot fail its neighbours.
+    """
+
+    def __init__(self, name: str, connect_kwargs: dict[str, Any]) -> None:
+        self.name = name
+        self.connect_kwargs = connect_kwargs
+        self.connection: Any = None
+        self._runner: LibpqRunner | None = None
+        self._queue: list[tuple[str, Params, asyncio.Future[list[Any]]]] = []
+        self._busy = False
+        self._worker: asyncio.Task[None] | None = None
+
+    async def run(self, sql: str, params: Params) -> list[Any]:
+        """The rows of one statement, run in a transaction of its own."""
+        if self._busy:
+            future: asyncio.Future[list[Any]] = (
+                asyncio.get_running_loop().create_future()
+            )
+            self._queue.append((sql, params, future))
+            return await future
+        self._busy = True
+        try:
+            return await self._run_alone(sql, params)
+        finally:
+            if self._queue:  # still busy: the worker takes the connection over
+                self._worker = asyncio.ensure_future(self._work())
+            else:
+                self._busy = False
+
+    async def _work(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                if len(batch) > 1 and await self._run_batch(batch):
+                    continue
+                for sql, params, future in batch:
+                    try:
+                        _settle(future, await self._run_alone(sql, params))
+                    except Exception as exc:
+                        _settle(future, exc)
+        finally:
+            self._busy = False
+            self._worker = None
+
+    async def _run_alone(self, sql: str, params: Params) -> list[Any]:
+        import psycopg
+
+        try:
+            return (await (await self._connect()).execute(sql, params)) or []
+        except psycopg.OperationalError as exc:
+            raise await self._unavailable(exc)
+        except asyncio.CancelledError:
+            await self._drop_connection()  # a statement may be in flight
+            raise
+
+    async def _run_batch(
+        self, batch: list[tuple[str, Params, asyncio.Future[list[Any]]]]
+    ) -> bool:
+        """Run ``batch`` in one pipeline; ``False`` to run each alone instead."""
+        import psycopg
+
+        try:
+            runner = await self._connect()
+            results = await runner.pipeline([(sql, p) for sql, p, _ in batch])
+        except psycopg.OperationalError as exc:
+            error = await self._unavailable(exc)
+            for *_, future in batch:
+                _settle(future, error)
+            return True
+        except psycopg.Error:
+            return False  # rolled back as a whole
+        except BaseException as exc:
+            await self._drop_connection()
+            for *_, future in batch:
+                _settle(future, exc)
+            raise
+        for (*_, future), rows in zip(batch, results, strict=True):
+            _settle(future, rows or [])
+        return True
+
+    async def _unavailable(self, exc: Exception) -> ChannelLayerUnavailable:
+        await self._drop_connection()
+        return ChannelLayerUnavailable(
+            f"PostgreSQL is unreachable for the channel layer ({self.name}): "
+            f"{exc}".strip()
+        )
+
+    async def _connect(self) -> LibpqRunner:
+        if self._runner is not None and not self._runner.broken:
+            return self._runner
+        import psycopg
+
+        await self._drop_connection()  # a broken one, if any
+        self.connection = await psycopg.AsyncConnection.connect(
+            autocommit=True, **self.connect_kwargs
+        )
+        prepare = self.connect_kwargs.get("prepare_threshold") is not None
+        self._runner = LibpqRunner(self.connection, prepare)
+        return self._runner
+
+    async def _drop_connection(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.detach()
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            try:
+                await connection.close()
+            except Exception:  # already broken: nothing left to release
+                pass
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            await asyncio.gather(self._worker, return_exceptions=True)
+        await self._drop_connection()
+
+    def abandon(self) -> None:
+        self._runner = None  # its event loop is gone, and the reader with it
+        connection, self.connection = self.connection, None
+        if connection is not None and not connection.closed:
+            connection.pgconn.finish()
+
+
+def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, asyncio.CancelledError):
+        future.cancel()
+    elif isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+#: Settings of the layer's own sessions.  Its queue tables churn, so their
+#: statistics rarely describe them: a table that held a burst looks huge and
+#: a fresh one empty, and the planner then prefers sequential scans (every
+#: send reading the whole table) or even compiles a statement with JIT (tens
+#: of milliseconds).  Every statement of the layer has an index to use.
+SESSION_SETTINGS = "-c jit=off -c enable_seqscan=off"
+
+
+def connect_kwargs(alias: str, pooled: bool = False) -> dict[str, Any]:
+    """libpq parameters for Django's ``DATABASES[alias]``, for our connections.
+
+    Django's adapters and cursor classes are left out; everything else
+    (host, port, credentials, sslmode, options) is kept.  Statements are
+    prepared on first use (the layer runs a handful of statements millions
+    of times) unless the entry's ``OPTIONS`` say otherwise.  A ``pooled``
+    alias, such as PgBouncer in transaction mode, gets neither prepared
+    statements (session state, which breaks before PgBouncer 1.21) nor
+    :data:`SESSION_SETTINGS` (a pooler refuses startup options).
+    """
+    connection = connections[alias]
+    params = dict(connection.get_connection_params())
+    for django_only in ("cursor_factory", "context", "client_encoding"):
+        params.pop(django_only, None)
+    options = connection.settings_dict.get("OPTIONS", {})
+    params["prepare_threshold"] = options.get(
+        "prepare_threshold", None if pooled else 0
+    )
+    if not pooled:
+        params["options"] = f"{params.get('options', '')} {SESSION_SETTINGS}".strip()
+    params.setdefault("connect_timeout", 5)
+    params.setdefault("application_name", "channels_app.layers.database")
+    return params
+
+
+class PostgresBackend:
+    """Sends on one lane, claims and housekeeping on another, wake-ups pushed."""
+
+    pushes = True
+
+    def __init__(self, settings: Settings, wakeups: Wakeups) -> None:
+        self.settings = settings
+        self.wakeups = wakeups
+        pooled = settings.send_database != settings.database
+        self.claim_kwargs = connect_kwargs(settings.database)
+        self.sends = Lane("send", connect_kwargs(settings.send_database, pooled))
+        self.claims = Lane("claim", self.claim_kwargs)
+        self.listener = Listener(
+            self.claim_kwargs,
+            on_notify=self._notified,
+            on_reconnect=wakeups.reconnected,
+            health_interval=settings.poll_interval,
+        )
+        self._inboxes: dict[str, str] = {}
+
+    @staticmethod
+    def validate(settings: Settings) -> None:
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise InvalidChannelLayerError(
+                "The database channel layer needs psycopg 3 on PostgreSQL: "
+                "pip install 'channels_app[postgres]'"
+            )
+
+    async def listen(self, inbox: str) -> None:
+        key = wake_key(inbox)
+        self._inboxes[key] = inbox
+        await self.listener.listen(key)
+
+    def _notified(self, key: str, payload: str) -> None:
+        inbox = self._inboxes.get(key)
+        if inbox is None:
+            return
+        try:
+            ids, rows = read_payload(inbox, payload)
+        except ValueError:  # not ours to read: look in the table instead
+            ids, rows = [], []
+        if rows:
+            self.wakeups.carried(inbox, rows)
+        else:
+            self.wakeups.woken(inbox, ids or None)
+
+    async def send(
+        self, channel: str, expires: float, body: bytes, capacity: int, now: float
+    ) -> bool:
+        inbox = inbox_of(channel)
+        carry = ""
+        if inbox != channel and capacity >= CARRY_MIN_CAPACITY:
+            carry = carry_text(expires, body, CARRY_LIMIT)
+        suffix = ":" + channel[len(inbox) :]
+        params = dict(channel=channel, expires=expires, body=body, now=now)
+        params.update(capacity=capacity, key=wake_key(inbox), carry=carry)
+        params.update(suffix=suffix)
+        return bool(await self.sends.run(SEND, params))
+
+    async def group_add(
+        self, group: str, channel: str, expires: float, capacity: int
+    ) -> None:
+        params = dict(group=group, channel=channel, expires=expires, capacity=capacity)
+        await self.sends.run(GROUP_ADD, params)
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        await self.sends.run(GROUP_DISCARD, {"group": group, "channel": channel})
+
+    async def group_send(
+        self, group: str, expires: float, body: bytes, now: float
+    ) -> list[FullMember]:
+        carry = carry_text(expires, body, GROUP_CARRY_LIMIT)
+        params = dict(group=group, expires=expires, body=body, now=now, carry=carry)
+        params.update(room=PAYLOAD_ROOM - len(carry))
+        rows = await self.sends.run(GROUP_SEND, params)
+        return [FullMember(*row) for row in rows if row[0] is not None]
+
+    async def claim(
+        self, channels: Sequence[str], limit: int, now: float, shared: bool
+    ) -> list[Row]:
+        params = {"channels": list(channels), "now": now, "limit": limit}
+        rows = await self.claims.run(CLAIM_SHARED if shared else CLAIM, params)
+        return [Row(*row) for row in rows]
+
+    async def claim_ids(
+        self, ids: Sequence[int], channels: Sequence[str], now: float
+    ) -> list[Row]:
+        params = {"ids": list(ids), "channels": list(channels), "now": now}
+        return [Row(*row) for row in await self.claims.run(CLAIM_IDS, params)]
+
+    async def delete(self, ids: Sequence[int]) -> list[int]:
+        return [
+            row_id for (row_id,) in await self.claims.run(DELETE, {"ids": list(ids)})
+        ]
+
+    async def put_back(self, rows: Sequence[Row]) -> None:
+        ids, channels, expires, bodies = (list(c) for c in zip(*rows, strict=True))
+        params = {"ids": ids, "channels": channels, "expires": expires}
+        await self.claims.run(PUT_BACK, {**params, "bodies": bodies})
+
+    async def cleanup(self, now: float) -> list[GroupLeft]:
+        [report] = await self.claims.run(CLEANUP, {"now": now})
+        if vacuum_due(report, self.settings.vacuum_interval):
+            await self._vacuum()
+        return [GroupLeft(channel, group) for channel, group in report[4] or ()]
+
+    async def _vacuum(self) -> None:
+        """On a connection of its own: a vacuum takes milliseconds, and on a
+        lane the statements queued behind it would wait for it."""
+        import psycopg
+
+        kwargs = {**self.claim_kwargs, "prepare_threshold": None}
+        kwargs["application_name"] = f"{kwargs['application_name']} (aside)"
+        async with await psycopg.AsyncConnection.connect(
+            autocommit=True, **kwargs
+        ) as connection:
+            await connection.execute(VACUUM)
+
+    async def flush(self) -> None:
+        await self.sends.run(f'DELETE FROM "{M}"', {})
+        await self.sends.run(f'DELETE FROM "{G}"', {})
+
+    async def close(self) -> None:
+        await self.listener.close()
+        await self.sends.close()
+        await self.claims.close()
+
+    def abandon(self) -> None:
+        self.listener.abandon()
+        self.sends.abandon()
+        self.claims.abandon()
+
+
+BACKEND = PostgresBackend
