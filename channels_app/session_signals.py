@@ -71,8 +71,6 @@ def connect_receivers() -> None:
     auth_signals.user_logged_out.connect(
         _on_logout, dispatch_uid="channels_app.session_end.logout"
     )
-    if not settings.configured:
-        return
     # Lazy, by label and for one model each: a post_delete receiver for every
     # model would stop Django's fast deletes everywhere.
     if _installed("django.contrib.sessions"):
