@@ -369,9 +369,9 @@ async def test_cleanup_vacuums_the_tables_after_churn(
     """
     from asgiref.sync import sync_to_async
 
-    from channels_app.layers.database import postgres
+    from channels_app.layers.database import postgres_sql
 
-    monkeypatch.setattr(postgres, "VACUUM_DEAD_ROWS", 100)
+    monkeypatch.setattr(postgres_sql, "VACUUM_DEAD_ROWS", 100)
     vacuumed_before, _ = await sync_to_async(vacuum_state)()
     layer = make_db_layer(cleanup_interval=0.05, vacuum_interval=0.0)
     for n in range(300):
@@ -395,7 +395,7 @@ def test_vacuum_waits_for_churn_and_for_the_interval():
     """Dead rows past the threshold plus a fifth of the live ones, and a last
     vacuum (by anyone) at least ``vacuum_interval`` ago; only for the process
     that holds the cleanup lock."""
-    from channels_app.layers.database.postgres import VACUUM_DEAD_ROWS, vacuum_due
+    from channels_app.layers.database.postgres_sql import VACUUM_DEAD_ROWS, vacuum_due
 
     due = vacuum_due
 

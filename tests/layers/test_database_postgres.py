@@ -12,7 +12,8 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 
 from channels_app.layers.database import ChannelLayerUnavailable, DatabaseChannelLayer
-from channels_app.layers.database.postgres import Lane, connect_kwargs, wake_key
+from channels_app.layers.database.postgres import Lane, connect_kwargs
+from channels_app.layers.database.postgres_sql import wake_key
 from tests.servers import ROOT, TESTPROJECT
 from tests.support.waiting import eventually
 

@@ -2,25 +2,14 @@
 
 An event loop holds three connections however many consumers wait: one that
 listens for wake-ups (:mod:`.listener`), one for sends and group operations,
-one for claims and housekeeping.  Every operation is a single statement: it
-keeps no session state (sends work through PgBouncer in transaction mode),
-and a send's ``NOTIFY`` commits with its ``INSERT``, so no wake-up comes
-before its row.
-
-A wake-up's payload names rows as ``<id>:<suffix>`` items joined by commas,
-``suffix`` being the channel name after the inbox's (empty for a normal
-channel).  To a ``!`` inbox, whose only listener is the event loop that made
-it, small messages also ride along: ``<expires> <base64 body> <items>``.
+one for claims and housekeeping.  The statements and the wake-ups' payloads
+are in :mod:`.postgres_sql`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import functools
-import hashlib
 import logging
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,172 +27,30 @@ from .backend import (
 )
 from .libpq_runner import LibpqRunner, Params
 from .listener import Listener
-from .models import ChannelMessage, GroupMembership
+from .postgres_sql import (
+    CARRY_LIMIT,
+    CARRY_MIN_CAPACITY,
+    CLAIM,
+    CLAIM_IDS,
+    CLAIM_SHARED,
+    CLEANUP,
+    DELETE,
+    FLUSH,
+    GROUP_ADD,
+    GROUP_CARRY_LIMIT,
+    GROUP_DISCARD,
+    GROUP_SEND,
+    PAYLOAD_ROOM,
+    PUT_BACK,
+    SEND,
+    VACUUM,
+    carry_text,
+    read_payload,
+    vacuum_due,
+    wake_key,
+)
 
 logger = logging.getLogger("channels_app.layers.database")
-
-M = ChannelMessage._meta.db_table
-G = GroupMembership._meta.db_table
-
-#: Largest message carried by a send's wake-up: with the channel name and
-#: the row's id and expiry its base64 stays under NOTIFY's 8,000 bytes.
-CARRY_LIMIT = 5000
-#: Largest message a ``group_send`` carries; each wake-up repeats it beside
-#: as many members as fit, so a big one would take many notifications.
-GROUP_CARRY_LIMIT = 1500
-#: Room for a payload, below NOTIFY's 8,000-byte limit with a margin of one
-#: more item (an id and a channel name of at most 100 characters).
-PAYLOAD_ROOM = 7800
-#: Smallest channel capacity whose messages are carried.  A carried row is
-#: deleted shortly *after* it is handed out and counts against capacity
-#: until then.  Invariant: a receiver that keeps up never makes a sender see
-#: ``ChannelFull``: the rows handed out while a delete is in flight must fit
-#: in the capacity.  At 8 that margin was overrun when a core was busy
-#: (3 of 6 runs of
-#: ``test_a_receiver_that_keeps_up_never_makes_its_channel_look_full[8]``),
-#: at 32 it held in 6 of 6.  The default capacity, 100, is carried.
-CARRY_MIN_CAPACITY = 32
-#: Serialises cleanups across processes without holding anything afterwards.
-CLEANUP_LOCK_KEY = zlib.crc32(M.encode()) - 2**31
-#: Dead message rows worth a vacuum (a few pages of index entries to skip).
-VACUUM_DEAD_ROWS = 1000
-
-#: :func:`inbox_of` and :func:`wake_key` in SQL.
-_INBOX = (
-    "CASE WHEN strpos(channel, '!') > 0 "
-    "THEN left(channel, strpos(channel, '!')) ELSE channel END"
-)
-_KEY = "'channels_app_' || md5({})"
-_ROW = "id, channel, expires, body"
-
-SEND = (
-    f'WITH sent AS (INSERT INTO "{M}" (channel, expires, body) '
-    f"SELECT %(channel)s::text, %(expires)s, %(body)s WHERE (SELECT count(*) "
-    f'FROM (SELECT 1 FROM "{M}" WHERE channel = %(channel)s::text '
-    f"AND expires > %(now)s LIMIT %(capacity)s) q) < %(capacity)s RETURNING id) "
-    f"SELECT pg_notify(%(key)s::text, %(carry)s::text || id::text "
-    f"|| %(suffix)s::text) FROM sent"
-)
-# Members below capacity get a row; each inbox is woken with its rows named
-# (and carried, when allowed) in as many payloads as their names need: the
-# running length of the names, divided by the room, numbers the payloads.
-GROUP_SEND = (
-    f"WITH members AS (SELECT g.channel, g.capacity, (SELECT count(*) FROM "
-    f'(SELECT 1 FROM "{M}" m WHERE m.channel = g.channel AND m.expires > %(now)s '
-    f'LIMIT g.capacity) q) AS queued FROM "{G}" g '
-    f"WHERE g.group_name = %(group)s::text AND g.expires > %(now)s), "
-    f'sent AS (INSERT INTO "{M}" (channel, expires, body) '
-    f"SELECT channel, %(expires)s, %(body)s FROM members WHERE queued < capacity "
-    f"RETURNING id, channel), "
-    f"items AS (SELECT id, inbox, id || ':' || substr(channel, length(inbox) + 1) "
-    f"AS item FROM (SELECT id, channel, {_INBOX} AS inbox FROM sent) s), "
-    f"payloads AS (SELECT inbox, string_agg(item, ',' ORDER BY id) AS names "
-    f"FROM (SELECT *, sum(length(item) + 1) OVER (PARTITION BY inbox ORDER BY id) "
-    f"/ %(room)s AS part FROM items) p GROUP BY inbox, part), "
-    f"roomy AS (SELECT NOT EXISTS (SELECT 1 FROM members "
-    f"WHERE capacity < {CARRY_MIN_CAPACITY}) AS carry), "
-    f"woken AS (SELECT pg_notify({_KEY.format('inbox')}, CASE WHEN "
-    f"(SELECT carry FROM roomy) "
-    f"AND %(carry)s::text <> '' AND right(inbox, 1) = '!' "
-    f"THEN %(carry)s::text || names "
-    f"ELSE names END) FROM payloads) "
-    f"SELECT channel, capacity FROM members WHERE queued >= capacity "
-    f"UNION ALL SELECT NULL, count(*) FROM woken"
-)
-GROUP_ADD = (
-    f'INSERT INTO "{G}" (group_name, channel, expires, capacity) '
-    f"VALUES (%(group)s::text, %(channel)s::text, %(expires)s, %(capacity)s) "
-    f"ON CONFLICT (group_name, channel) DO UPDATE "
-    f"SET expires = excluded.expires, capacity = excluded.capacity"
-)
-GROUP_DISCARD = (
-    f'DELETE FROM "{G}" WHERE group_name = %(group)s::text '
-    f"AND channel = %(channel)s::text"
-)
-_PICK = (
-    f'SELECT id FROM "{M}" WHERE channel = ANY(%(channels)s::text[]) '
-    f"AND expires > %(now)s ORDER BY id LIMIT %(limit)s"
-)
-# A ``!`` inbox has one reader, so its claims need no row locks; without
-# SKIP LOCKED a concurrent claim would wait, then skip the rows deleted.
-CLAIM = f'DELETE FROM "{M}" WHERE id = ANY(ARRAY({_PICK})) RETURNING {_ROW}'
-CLAIM_SHARED = (
-    f'DELETE FROM "{M}" WHERE id = ANY(ARRAY({_PICK} FOR UPDATE SKIP LOCKED)) '
-    f"RETURNING {_ROW}"
-)
-CLAIM_IDS = (
-    f'DELETE FROM "{M}" WHERE id = ANY(%(ids)s::bigint[]) '
-    f"AND channel = ANY(%(channels)s::text[]) AND expires > %(now)s "
-    f"RETURNING {_ROW}"
-)
-DELETE = f'DELETE FROM "{M}" WHERE id = ANY(%(ids)s::bigint[]) RETURNING id'
-PUT_BACK = (
-    f'WITH back AS (INSERT INTO "{M}" ({_ROW}) SELECT * FROM unnest('
-    f"%(ids)s::bigint[], %(channels)s::text[], %(expires)s::float8[], "
-    f"%(bodies)s::bytea[]) RETURNING channel) SELECT pg_notify(key, '') "
-    f"FROM (SELECT DISTINCT {_KEY.format(_INBOX)} AS key FROM back) w"
-)
-# Skipped while another process holds the lock.  Also reports the message
-# table's dead and live rows and the seconds since its last vacuum.
-CLEANUP = (
-    f"WITH lock AS (SELECT pg_try_advisory_xact_lock({CLEANUP_LOCK_KEY}) AS held), "
-    f'gone AS (DELETE FROM "{M}" WHERE expires <= %(now)s AND '
-    f"(SELECT held FROM lock) RETURNING channel), "
-    f'left_groups AS (DELETE FROM "{G}" WHERE (SELECT held FROM lock) '
-    f"AND (expires <= %(now)s OR channel IN (SELECT channel FROM gone)) "
-    f"RETURNING channel, group_name) "
-    f"SELECT (SELECT held FROM lock), pg_stat_get_dead_tuples(t), "
-    f"pg_stat_get_live_tuples(t), extract(epoch FROM now() - greatest("
-    f"pg_stat_get_last_vacuum_time(t), pg_stat_get_last_autovacuum_time(t))), "
-    f"(SELECT json_agg(json_build_array(channel, group_name)) FROM left_groups) "
-    f"FROM (SELECT '\"{M}\"'::regclass::oid AS t) messages"
-)
-# Until then every claim and capacity check walks past the index entries of
-# delivered messages, and slows down with the churn.
-VACUUM = f'VACUUM (SKIP_LOCKED, TRUNCATE false, INDEX_CLEANUP ON) "{M}", "{G}"'
-
-
-@functools.lru_cache(maxsize=4096)
-def wake_key(inbox: str) -> str:
-    """The NOTIFY channel of ``inbox``: short enough for an identifier (63 bytes)."""
-    digest = hashlib.md5(inbox.encode(), usedforsecurity=False).hexdigest()
-    return f"channels_app_{digest}"
-
-
-def carry_text(expires: float, body: bytes, limit: int) -> str:
-    """The part of a payload that carries a message, or ``""`` above ``limit``."""
-    if len(body) > limit:
-        return ""
-    return f"{expires!r} {base64.b64encode(body).decode()} "
-
-
-def read_payload(inbox: str, payload: str) -> tuple[list[int], list[Row]]:
-    """``(ids named, rows carried)`` of a wake-up; an empty payload names none."""
-    expires, body, names = ("", "", payload)
-    if " " in payload:
-        expires, body, names = payload.split(" ", 2)
-    items = [name.partition(":") for name in names.split(",") if name]
-    if not expires:
-        return [int(row_id) for row_id, _, _ in items], []
-    message, until = base64.b64decode(body), float(expires)
-    return [], [Row(int(i), inbox + suffix, until, message) for i, _, suffix in items]
-
-
-def vacuum_due(report: tuple[Any, ...] | None, interval: float | None) -> bool:
-    """After a cleanup that held the lock: should this process vacuum now?
-
-    When the dead rows outnumber :data:`VACUUM_DEAD_ROWS` plus a fifth of
-    the live ones (autovacuum's own rule, with a small threshold) and the
-    last vacuum by anyone is ``interval`` seconds old.  Autovacuum alone is
-    too slow for a queue: it visits each database once per
-    ``autovacuum_naptime`` (a minute by default), and may be off.
-    """
-    if interval is None or not report:
-        return False
-    held, dead, live, since_last = report[:4]
-    if not held or dead is None or dead < VACUUM_DEAD_ROWS + live // 5:
-        return False
-    return since_last is None or float(since_last) >= interval
 
 
 class Lane:
@@ -504,8 +351,8 @@ class PostgresBackend:
             await connection.execute(VACUUM)
 
     async def flush(self) -> None:
-        await self.sends.run(f'DELETE FROM "{M}"', {})
-        await self.sends.run(f'DELETE FROM "{G}"', {})
+        for statement in FLUSH:
+            await self.sends.run(statement, {})
 
     async def close(self) -> None:
         await self.listener.close()
