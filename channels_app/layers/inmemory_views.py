@@ -10,13 +10,22 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..types import Message
+from .inmemory_groups import GroupMemberships
 from .inmemory_queue import ChannelQueue
 
-if TYPE_CHECKING:
-    from .inmemory import InMemoryChannelLayer
+
+class InMemoryChannelLayer(Protocol):
+    """What the views read of :class:`~.inmemory.InMemoryChannelLayer`."""
+
+    _channels: dict[str, ChannelQueue]
+    _memberships: GroupMemberships
+
+    def get_capacity(self, channel: str) -> int: ...
+
+    def _wall_clock_offset(self) -> float: ...
 
 
 def held(queue: ChannelQueue) -> bool:

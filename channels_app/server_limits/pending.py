@@ -6,12 +6,18 @@ hostile clients from taking every descriptor the process has.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from .limits import ConnectionLimits
 
-if TYPE_CHECKING:
-    from .http_channel import LimitedHTTPChannel
+
+class WaitingConnection(Protocol):
+    """What the sets need of a connection (a :mod:`.http_channel` channel)."""
+
+    transport: Any
+
+    def evict(self) -> None:
+        """Close the connection: it waited longest for its request."""
 
 
 class PendingConnections:
@@ -26,17 +32,17 @@ class PendingConnections:
     def __init__(self, limits: ConnectionLimits) -> None:
         self.limits = limits
         # A dict keeps insertion order, which is the order they began waiting.
-        self._waiting: dict[LimitedHTTPChannel, None] = {}
+        self._waiting: dict[WaitingConnection, None] = {}
         # Refused connections reading out their client's input (LINGER_*):
         # they hold a file descriptor too, so a flood of clients that ignore
         # the answer must not pile them up beyond the cap (found by
         # tests/e2e/test_slowloris.py with clients that never hang up).
-        self._lingering: dict[LimitedHTTPChannel, None] = {}
+        self._lingering: dict[WaitingConnection, None] = {}
 
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def add(self, channel: LimitedHTTPChannel) -> None:
+    def add(self, channel: WaitingConnection) -> None:
         self._waiting.pop(channel, None)
         self._waiting[channel] = None
         cap = self.limits.max_pending
@@ -46,10 +52,10 @@ class PendingConnections:
             oldest.evict()
             self._waiting.pop(oldest, None)
 
-    def discard(self, channel: LimitedHTTPChannel) -> None:
+    def discard(self, channel: WaitingConnection) -> None:
         self._waiting.pop(channel, None)
 
-    def linger(self, channel: LimitedHTTPChannel) -> None:
+    def linger(self, channel: WaitingConnection) -> None:
         """``channel`` was refused and waits for its client to read the answer.
 
         At most ``max_pending`` linger at once, so waiting and lingering
@@ -67,5 +73,5 @@ class PendingConnections:
             self._lingering.pop(oldest)
             oldest.transport.abortConnection()
 
-    def stop_lingering(self, channel: LimitedHTTPChannel) -> None:
+    def stop_lingering(self, channel: WaitingConnection) -> None:
         self._lingering.pop(channel, None)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from ...exceptions import InvalidChannelLayerError
+from ...types import Message
 
 
 class ChannelLayerUnavailable(ConnectionError):
@@ -132,6 +133,20 @@ class Backend(Protocol):
 
     def abandon(self) -> None:
         """The event loop is closed: release sockets without awaiting."""
+
+
+class Layer(Protocol):
+    """What the the receivers (:mod:`.receiver`) use of their layer."""
+
+    backend_class: type[Backend]
+    settings: Settings
+    poll_interval: float
+    cleanup_interval: float
+    batch_size: int
+
+    def get_capacity(self, channel: str) -> int: ...
+
+    async def send(self, channel: str, message: Message) -> None: ...
 
 
 #: Django's database vendors and the module serving each.

@@ -32,16 +32,20 @@ import secrets
 import time
 from collections import Counter, deque
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...exceptions import ChannelFull
 from ..base import GROUPS_LOST
-from .backend import Backend, ChannelLayerUnavailable, GroupLeft, Row, inbox_of
+from .backend import (
+    Backend,
+    ChannelLayerUnavailable,
+    GroupLeft,
+    Layer,
+    Row,
+    inbox_of,
+)
 from .deletions import Deletions
 from .waitlist import Waitlist
-
-if TYPE_CHECKING:
-    from .layer import DatabaseChannelLayer
 
 logger = logging.getLogger("channels_app.layers.database")
 
@@ -56,7 +60,7 @@ MAX_HINTS = 1000
 class Receivers:
     """Waitlists, the backend and housekeeping of one layer on one event loop."""
 
-    def __init__(self, layer: DatabaseChannelLayer) -> None:
+    def __init__(self, layer: Layer) -> None:
         self.layer = layer
         self.closing = False
         #: Names the ``!`` channels made on this loop: only this loop reads them.
