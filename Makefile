@@ -32,9 +32,10 @@ test: lint docs
 	$(BIN)/pytest
 
 # The tests that start no process (no servers, workers, browser or forks; see
-# tests/support/fast.py), without lint and docs: for the edit-test loop.
+# tests/support/fast.py), without lint and docs, in two shards side by side
+# (tests/support/shards.py): for the edit-test loop.
 test-fast: $(STAMP)
-	$(BIN)/pytest --fast -q
+	$(BIN)/python -m tests.support.shards -n 2 --fast -q
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

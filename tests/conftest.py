@@ -14,12 +14,14 @@ process, see :mod:`tests.support.fast`.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
 
 from tests.auth_support import ENGINES, use_session_engine
-from tests.support.fast import SpawnGuard, starts_processes
+from tests.support.fast import SpawnGuard, split_shard, starts_processes
 
 
 def pytest_addoption(parser):
@@ -29,9 +31,26 @@ def pytest_addoption(parser):
         help="only the tests that start no process (servers, workers, a "
         "browser, forks): make test-fast",
     )
+    parser.addoption(
+        "--shard",
+        default=None,
+        metavar="K/N",
+        help="run only the K-th of N interleaved parts of the selected tests "
+        "(K from 1), for N runs side by side: python -m tests.support.shards",
+    )
+
+
+#: Environment variables that configure the projects whose servers the tests
+#: start (the demo's ``DEMO_*``, the e2e and auth-site settings').  Inherited
+#: from a shell where someone ran the demo (``export DEMO_DATABASE=postgres``,
+#: as the README shows), they would point every server at the one demo
+#: database, shared with any other run; the tests set what they need.
+PROJECT_VARIABLES = ("DEMO_", "E2E_", "AUTHSITE_")
 
 
 def pytest_configure(config):
+    for name in [name for name in os.environ if name.startswith(PROJECT_VARIABLES)]:
+        del os.environ[name]
     if config.getoption("fast"):
         config.stash[SPAWN_GUARD] = SpawnGuard()
 
@@ -45,6 +64,10 @@ def pytest_collection_modifyitems(config, items):
             deselected.append(item)
         else:
             selected.append(item)
+    shard = config.getoption("shard")
+    if shard:
+        mine, others = split_shard(selected, shard)
+        selected, deselected = mine, deselected + others
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = selected
