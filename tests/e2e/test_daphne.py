@@ -23,9 +23,9 @@ async def test_websocket_echo_over_the_network(server):
     async with websockets.connect(f"{server.ws_url}/ws/echo/") as ws:
         for text in ["hello", "ünïcode ✓", json.dumps({"n": 1})]:
             await ws.send(text)
-            assert await asyncio.wait_for(ws.recv(), 5) == text
+            assert await asyncio.wait_for(ws.recv(), 10) == text
         await ws.send(b"\x00\x01binary")
-        assert await asyncio.wait_for(ws.recv(), 5) == b"\x00\x01binary"
+        assert await asyncio.wait_for(ws.recv(), 10) == b"\x00\x01binary"
 
 
 async def test_many_concurrent_echo_clients(server):
