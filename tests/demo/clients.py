@@ -27,7 +27,7 @@ async def open_socket(user=None, path="/ws/rooms/lobby/", origin=ORIGIN):
     return comm, connected, detail
 
 
-async def receive_until(comm, kind: str, timeout: float = 2) -> dict:
+async def receive_until(comm, kind: str, timeout: float = 10) -> dict:
     """The next event of type ``kind``, skipping others (presence, typing...)."""
 
     async def wait():
@@ -39,7 +39,7 @@ async def receive_until(comm, kind: str, timeout: float = 2) -> dict:
     return await asyncio.wait_for(wait(), timeout)
 
 
-async def presence_becomes(comm, users: list[str], timeout: float = 3) -> None:
+async def presence_becomes(comm, users: list[str], timeout: float = 10) -> None:
     """Wait until ``comm`` is told that exactly ``users`` are online."""
 
     async def until():
@@ -96,7 +96,7 @@ class EventStream:
             if not message.get("more_body"):
                 return b"".join(parts)
 
-    async def next_block(self, timeout: float = 2) -> str:
+    async def next_block(self, timeout: float = 10) -> str:
         while b"\n\n" not in self.buffer:
             message = await self.comm.receive_output(timeout)
             assert message["type"] == "http.response.body"
@@ -104,7 +104,7 @@ class EventStream:
         block, self.buffer = self.buffer.split(b"\n\n", 1)
         return block.decode()
 
-    async def next_event(self, kind: str | None = None, timeout: float = 2):
+    async def next_event(self, kind: str | None = None, timeout: float = 10):
         """``(event name, id, data)`` of the next event (of ``kind``)."""
 
         async def wait():
@@ -124,7 +124,7 @@ class EventStream:
 
     async def close(self) -> None:
         await self.comm.send_input({"type": "http.disconnect"})
-        await self.comm.wait(2)
+        await self.comm.wait(10)
 
 
 # -- a crowd in one room of a demo served by real processes --------------------

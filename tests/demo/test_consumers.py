@@ -50,11 +50,14 @@ async def test_anonymous_users_unknown_rooms_and_foreign_origins_are_refused(
 async def test_two_users_see_each_other_and_each_others_messages(lobby, ada, bob):
     alice_ws, connected, _ = await open_socket(ada)
     assert connected
-    assert await alice_ws.receive_json_from() == {"type": "presence", "users": ["ada"]}
+    assert await alice_ws.receive_json_from(timeout=10) == {
+        "type": "presence",
+        "users": ["ada"],
+    }
     bob_ws, _, _ = await open_socket(bob)
     both = {"type": "presence", "users": ["ada", "bob"]}
-    assert await alice_ws.receive_json_from() == both
-    assert await bob_ws.receive_json_from() == both
+    assert await alice_ws.receive_json_from(timeout=10) == both
+    assert await bob_ws.receive_json_from(timeout=10) == both
 
     await alice_ws.send_json_to({"type": "message", "text": "hello bob"})
     seen_by_alice = await receive_until(alice_ws, "message")
@@ -70,7 +73,10 @@ async def test_two_users_see_each_other_and_each_others_messages(lobby, ada, bob
     }
 
     await bob_ws.disconnect()
-    assert await alice_ws.receive_json_from() == {"type": "presence", "users": ["ada"]}
+    assert await alice_ws.receive_json_from(timeout=10) == {
+        "type": "presence",
+        "users": ["ada"],
+    }
     assert await sync_to_async(Presence.objects.count)() == 1
     await alice_ws.disconnect()
     assert await sync_to_async(Presence.objects.count)() == 0
@@ -80,7 +86,7 @@ async def test_typing_reaches_the_others_but_not_the_typist(lobby, ada, bob):
     alice_ws, _, _ = await open_socket(ada)
     bob_ws, _, _ = await open_socket(bob)
     await receive_until(alice_ws, "presence")
-    await alice_ws.receive_json_from()  # presence with bob
+    await alice_ws.receive_json_from(timeout=10)  # presence with bob
     for _ in range(5):
         await alice_ws.send_json_to({"type": "typing"})
     assert await receive_until(bob_ws, "typing") == {"type": "typing", "user": "ada"}
@@ -88,7 +94,9 @@ async def test_typing_reaches_the_others_but_not_the_typist(lobby, ada, bob):
     await alice_ws.send_json_to({"type": "message", "text": "done typing"})
     await alice_ws.send_json_to({"type": "typing"})
     assert await receive_until(bob_ws, "typing") == {"type": "typing", "user": "ada"}
-    assert (await alice_ws.receive_json_from())["type"] == "message", "no typing"
+    assert (await alice_ws.receive_json_from(timeout=10))["type"] == "message", (
+        "no typing"
+    )
     assert await alice_ws.receive_nothing(0.2)
     await alice_ws.disconnect()
     await bob_ws.disconnect()
@@ -100,7 +108,7 @@ async def test_bad_input_is_answered_with_an_error_and_nothing_is_posted(
     alice_ws, _, _ = await open_socket(ada)
     bob_ws, _, _ = await open_socket(bob)
     await receive_until(alice_ws, "presence")
-    await alice_ws.receive_json_from()
+    await alice_ws.receive_json_from(timeout=10)
     await receive_until(bob_ws, "presence")
     for frame, error in [
         ({"type": "message", "text": "   "}, "A message cannot be empty."),
@@ -113,7 +121,7 @@ async def test_bad_input_is_answered_with_an_error_and_nothing_is_posted(
         (["not", "an", "object"], "Unknown event type None."),
     ]:
         await alice_ws.send_json_to(frame)
-        reply = await alice_ws.receive_json_from()
+        reply = await alice_ws.receive_json_from(timeout=10)
         assert reply["type"] == "error"
         assert error in reply["error"]
     assert await bob_ws.receive_nothing(0.2)
@@ -129,7 +137,7 @@ async def test_a_frame_that_is_not_json_closes_the_socket(lobby, ada):
     alice_ws, _, _ = await open_socket(ada)
     await receive_until(alice_ws, "presence")
     await alice_ws.send_to(text_data="{not json")
-    closing = await alice_ws.receive_output()
+    closing = await alice_ws.receive_output(timeout=10)
     assert (closing["type"], closing["code"]) == ("websocket.close", 4007)
     await alice_ws.disconnect()
     assert await sync_to_async(Presence.objects.count)() == 0
@@ -152,7 +160,7 @@ async def test_a_crashed_consumer_leaves_no_heartbeat_running(lobby, ada):
     [channel] = layer.groups[lobby.group_name]
     await layer.send(channel, {"type": "no.such.event"})
     with pytest.raises(ValueError, match="No handler for message type"):
-        await alice_ws.wait(timeout=2)
+        await alice_ws.wait(timeout=10)
     assert heartbeat_tasks() == []
 
 
@@ -177,7 +185,7 @@ async def test_an_after_that_is_not_a_message_id_is_ignored(lobby, ada, bob, aft
     # "²".isdigit() is true but int("²") raises; a huge id overflows the column.
     await sync_to_async(posting.save_message)(lobby, bob, "earlier")
     alice_ws, _, _ = await open_socket(ada, path=f"/ws/rooms/lobby/?after={after}")
-    assert (await alice_ws.receive_json_from())["type"] == "presence"
+    assert (await alice_ws.receive_json_from(timeout=10))["type"] == "presence"
     await alice_ws.send_json_to({"type": "message", "text": "still works"})
     assert (await receive_until(alice_ws, "message"))["message"]["text"] == (
         "still works"
@@ -235,7 +243,7 @@ async def test_connections_left_by_a_dead_server_process_are_swept(lobby, ada, b
         "type": "presence",
         "users": ["ada", "bob"],
     }
-    assert await receive_until(alice_ws, "presence", timeout=3) == {
+    assert await receive_until(alice_ws, "presence") == {
         "type": "presence",
         "users": ["ada"],
     }
@@ -346,7 +354,7 @@ async def test_moderation_worker_edits_the_message_and_tells_the_room(lobby, ada
     layer, channel = await listen(lobby)
     worker = moderation_worker()
     await worker.send_input({"type": "moderate.message", "message_id": message.id})
-    update = await asyncio.wait_for(layer.receive(channel), 2)
+    update = await asyncio.wait_for(layer.receive(channel), 10)
     await sync_to_async(message.refresh_from_db)()
     assert (message.text, message.moderated) == ("oh d*** it", True)
     assert update == {
@@ -365,7 +373,7 @@ async def test_moderation_leaves_clean_and_deleted_messages_alone(lobby, ada):
     for message_id in (clean.id, marker.id + 1000, marker.id):
         await worker.send_input({"type": "moderate.message", "message_id": message_id})
     # The first (and only) update the room hears is the marker's.
-    update = await asyncio.wait_for(layer.receive(channel), 2)
+    update = await asyncio.wait_for(layer.receive(channel), 10)
     assert update["message"]["id"] == marker.id
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(layer.receive(channel), 0.2)
@@ -406,7 +414,7 @@ async def test_a_full_moderation_queue_does_not_lose_the_message(lobby, ada, cap
             message = await sync_to_async(posting.save_message)(lobby, ada, text)
             with caplog.at_level(logging.WARNING, logger="chat"):
                 await posting.publish(layer, lobby, message)
-            event = await asyncio.wait_for(layer.receive(channel), 1)
+            event = await asyncio.wait_for(layer.receive(channel), 10)
             assert event["message"]["text"] == text
     assert "Moderation channel 'chat-moderation' is full" in caplog.text
     assert await sync_to_async(Message.objects.count)() == 2
@@ -424,7 +432,7 @@ async def login_over_socket(frames, cookies=None):
     replies = []
     for frame in frames:
         await comm.send_json_to(frame)
-        replies.append(await comm.receive_json_from())
+        replies.append(await comm.receive_json_from(timeout=10))
     await comm.disconnect()
     return replies
 
