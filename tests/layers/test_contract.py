@@ -36,7 +36,13 @@ async def test_new_channel_names_are_unique_process_specific_and_prefixed(
     for name in names:
         assert re.fullmatch(rf"[a-zA-Z0-9\-_.]+{bang}[a-zA-Z0-9\-_.]+", name), name
         assert len(name) < 100
-    assert "orders" in await layer.new_channel(prefix="orders.")
+        assert "specific." in name  # the default prefix
+        if layer_under_test.marks_process_channels:
+            # Instead: a publish/subscribe layer puts its own prefix first.
+            assert name.startswith("specific."), name
+    named = await layer.new_channel(prefix="orders.")
+    assert "orders." in named
+    assert named.startswith("orders.") == layer_under_test.marks_process_channels
 
 
 async def test_messages_on_a_channel_arrive_once_and_in_order(make_layer, listen):
@@ -61,10 +67,13 @@ async def test_message_values_survive_the_trip(make_layer):
         "float": 1.5,
         "flags": [True, False, None],
         "nested": {"list": [1, {"deep": "yes"}], "empty": {}},
+        "tuple": (1, "two"),
     }
     await layer.send(channel, message)
     received = await receive_within(layer, channel)
     received.pop("__asgi_channel__", None)  # channels_redis marks ! messages
+    # A tuple's items survive (as a list, on a layer that serialises).
+    assert list(received.pop("tuple")) == list(message.pop("tuple"))
     assert received == message
 
 
@@ -105,6 +114,8 @@ async def test_bad_names_and_non_dict_messages(make_layer, layer_under_test, lis
             with pytest.raises(TypeError):
                 await layer.send(bad, {"type": "test"})
         with pytest.raises(TypeError):
+            await receive_within(layer, "has space")
+        with pytest.raises(TypeError):
             await layer.group_add("bad group", "chan")
         with pytest.raises((TypeError, AssertionError)):
             await layer.send("fine", ["not", "a", "dict"])
@@ -140,11 +151,11 @@ async def test_sending_past_capacity_raises_channel_full(make_layer, layer_under
     if layer_under_test.capacity:
         with pytest.raises(ChannelFull):
             await layer.send(channel, {"type": "test", "n": 3})
-        received = [await receive_within(layer, channel) for _ in range(3)]
-        assert [message["n"] for message in received] == [0, 1, 2]
-        # Receiving made room again.
+        assert (await receive_within(layer, channel))["n"] == 0
+        # Receiving one made room for one, queued behind the others.
         await layer.send(channel, {"type": "test", "n": 4})
-        assert (await receive_within(layer, channel))["n"] == 4
+        received = [await receive_within(layer, channel) for _ in range(3)]
+        assert [message["n"] for message in received] == [1, 2, 4]
     else:
         # Instead: no limit is enforced; every message is delivered.
         await layer.send(channel, {"type": "test", "n": 3})
@@ -155,7 +166,9 @@ async def test_sending_past_capacity_raises_channel_full(make_layer, layer_under
 async def test_channel_capacity_patterns_override_the_default(
     make_layer, layer_under_test
 ):
-    layer = await make_layer(capacity=3, channel_capacity={"tight.*": 1})
+    layer = await make_layer(
+        capacity=3, channel_capacity={"tight.*": 1, re.compile(r"^pair$"): 2}
+    )
     if not layer_under_test.capacity:
         # Instead: the setting is accepted and has no effect.
         channel = await layer.new_channel(prefix="tight.")
@@ -167,7 +180,15 @@ async def test_channel_capacity_patterns_override_the_default(
     await layer.send("tight.one", {"type": "test"})
     with pytest.raises(ChannelFull):
         await layer.send("tight.one", {"type": "test"})
+    # A compiled regex is a pattern too.
+    for _ in range(2):
+        await layer.send("pair", {"type": "test"})
+    with pytest.raises(ChannelFull):
+        await layer.send("pair", {"type": "test"})
+    # A channel no pattern matches gets the default capacity.
     for _ in range(3):
+        await layer.send("roomy.one", {"type": "test"})
+    with pytest.raises(ChannelFull):
         await layer.send("roomy.one", {"type": "test"})
 
 
@@ -186,6 +207,33 @@ async def test_queued_messages_expire(make_layer, layer_under_test, listen):
     assert (await listener.next())["type"] == "test.fresh"
 
 
+async def _cancel_receives_at_random_moments(layer, channel: str) -> None:
+    """Receives cancelled while a message is on its way, on a process-specific
+    and a normal channel: every message still arrives, once."""
+    got = []
+    for n in range(80):
+        if n < 60:  # the receive starts first
+            target = channel
+            task = asyncio.ensure_future(layer.receive(target))
+            await layer.send(target, {"type": "test", "n": n})
+        else:  # the message is sent first
+            target = "contract.shared"
+            await layer.send(target, {"type": "test", "n": n})
+            task = asyncio.ensure_future(layer.receive(target))
+        # Deliberate: cancel at a different moment each time (not a wait for
+        # something to happen), so some cancels hit a receive mid-delivery.
+        await asyncio.sleep((n % 6) * 0.001)
+        task.cancel()
+        try:
+            got.append((await task)["n"])
+        except asyncio.CancelledError:
+            pass
+    for target, wanted in ((channel, 60), ("contract.shared", 80)):
+        while len([n for n in got if n < wanted]) < wanted:
+            got.append((await receive_within(layer, target))["n"])
+    assert sorted(got) == list(range(80))
+
+
 async def test_a_cancelled_receive_loses_no_message(make_layer, layer_under_test):
     layer = await make_layer()
     channel = await layer.new_channel()
@@ -200,6 +248,7 @@ async def test_a_cancelled_receive_loses_no_message(make_layer, layer_under_test
     if layer_under_test.queues_until_received:
         received = await receive_within(layer, channel)
         assert received["type"] == "test.after-cancel"
+        await _cancel_receives_at_random_moments(layer, channel)
     else:
         # Instead: cancelling unsubscribes (a consumer cancels its receive
         # only when it ends), so later messages to that channel go nowhere.
@@ -240,20 +289,26 @@ async def test_each_message_goes_to_exactly_one_of_many_receivers(
     assert sorted(seen) == list(range(total))
 
 
-async def test_group_send_reaches_every_member_until_it_leaves(make_layer, listen):
+async def test_group_send_reaches_every_member_until_it_leaves(
+    make_layer, layer_under_test, listen
+):
     layer = await make_layer()
     first = listen(layer, await layer.new_channel())
     second = listen(layer, await layer.new_channel())
-    await layer.group_add("room", first.channel)
-    await layer.group_add("room", second.channel)
+    others = [listen(layer, await layer.new_channel()) for _ in range(10)]
+    for member in (first, second, *others):
+        await layer.group_add("room", member.channel)
     await layer.group_add("room", second.channel)  # adding twice delivers once
-    await layer.group_send("room", {"type": "chat", "text": "hello"})
-    assert (await first.next())["text"] == "hello"
-    assert (await second.next())["text"] == "hello"
+    result = await layer.group_send("room", {"type": "chat", "text": "hello"})
+    # Nobody was full, so nobody missed it (or the layer does not say).
+    assert result == (0 if layer_under_test.counts_group_drops else None)
+    for member in (first, second, *others):
+        assert (await member.next())["text"] == "hello"
     await second.nothing(0.1)
 
     await layer.group_discard("room", first.channel)
     await layer.group_discard("room", first.channel)  # leaving twice is harmless
+    await layer.group_discard("room", "never.added")  # as is leaving unjoined
     await layer.group_send("room", {"type": "chat", "text": "again"})
     assert (await second.next())["text"] == "again"
     await first.nothing(0.1)
@@ -286,9 +341,11 @@ async def test_a_full_member_does_not_stop_the_others(
         assert (await receive_within(layer, full))["text"] == "hi"
     if layer_under_test.counts_group_drops:
         assert result == 1
+        assert layer.dropped_messages == 1
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert "room" in warnings[0].getMessage()
         assert full in warnings[0].getMessage()
+        assert "capacity 1" in warnings[0].getMessage()
     else:
         # Instead: the caller is told nothing.
         assert result is None

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import re
 import time
 
 import pytest
@@ -37,14 +35,6 @@ async def count_rows(backend_name: str, model) -> int:
 # -- channels -------------------------------------------------------------
 
 
-async def test_send_then_receive_in_order(make_db_layer):
-    sender, receiver = make_db_layer(), make_db_layer()
-    for n in range(5):
-        await sender.send("tasks", {"type": "task", "n": n})
-    got = [(await receive_within(receiver, "tasks"))["n"] for _ in range(5)]
-    assert got == [0, 1, 2, 3, 4]
-
-
 async def test_receive_waits_for_a_later_send(make_db_layer):
     sender, receiver = make_db_layer(), make_db_layer()
     waiting = asyncio.ensure_future(receive_within(receiver, "later"))
@@ -54,29 +44,30 @@ async def test_receive_waits_for_a_later_send(make_db_layer):
     assert await waiting == {"type": "x"}
 
 
-async def test_values_survive_the_round_trip(make_db_layer):
+async def test_a_tuple_arrives_as_a_list(make_db_layer):
+    """As through any serialising layer (the in-memory one keeps tuples)."""
     layer = make_db_layer()
-    message = {
-        "type": "chat.message",
-        "text": "héllo ✓",
-        "bytes": b"\x00\xff",
-        "nested": {"list": [1, 2.5, None, True], "empty": {}},
-        "tuple": (1, 2),
-    }
-    await layer.send("values", message)
+    await layer.send("values", {"type": "t", "tuple": (1, 2), "deep": [(3,)]})
     got = await receive_within(layer, "values")
-    assert got == {**message, "tuple": [1, 2]}
+    assert got == {"type": "t", "tuple": [1, 2], "deep": [[3]]}
 
 
-async def test_a_message_is_delivered_once(make_db_layer, backend):
+async def test_a_received_message_leaves_no_row(make_db_layer, backend):
     layer = make_db_layer()
     await layer.send("once", {"type": "only"})
+    assert await count_rows(backend, ChannelMessage) == 1
     assert await receive_within(layer, "once") == {"type": "only"}
-    assert await nothing_within(layer, "once")
-    assert await count_rows(backend, ChannelMessage) == 0
+
+    async def no_rows() -> bool:
+        return await count_rows(backend, ChannelMessage) == 0
+
+    await eventually(no_rows)
 
 
 async def test_bad_input_is_refused_and_nothing_is_queued(make_db_layer, backend):
+    """The errors say what is wrong (the contract only asks for TypeError), a
+    name with a trailing newline is refused (Channels' own check lets it
+    through), and a message over ``max_message_size`` is refused."""
     layer = make_db_layer(max_message_size=10_000)
     with pytest.raises(TypeError, match="dict"):
         await layer.send("bad", ["not", "a", "dict"])
@@ -91,61 +82,28 @@ async def test_bad_input_is_refused_and_nothing_is_queued(make_db_layer, backend
     assert await count_rows(backend, ChannelMessage) == 0
 
 
-async def test_a_megabyte_message_is_carried(make_db_layer):
-    layer = make_db_layer()
-    blob = b"\x01" * 1_000_000
-    await layer.send("big", {"blob": blob})
-    assert (await receive_within(layer, "big"))["blob"] == blob
-
-
-async def test_full_channel_raises_and_frees_up_after_a_receive(make_db_layer):
+async def test_channel_full_names_the_channel_and_its_capacity(make_db_layer):
+    """(channels_redis raises a bare ChannelFull, so the contract cannot ask.)"""
     layer = make_db_layer(capacity=3)
     for n in range(3):
         await layer.send("bounded", {"n": n})
-    with pytest.raises(ChannelFull, match="bounded"):
+    with pytest.raises(ChannelFull, match="'bounded' already holds 3"):
         await layer.send("bounded", {"n": 3})
-    assert (await receive_within(layer, "bounded"))["n"] == 0
-    await layer.send("bounded", {"n": 4})
-    got = [(await receive_within(layer, "bounded"))["n"] for _ in range(3)]
-    assert got == [1, 2, 4]
 
 
-async def test_channel_capacity_globs_and_regexes(make_db_layer):
-    layer = make_db_layer(
-        capacity=100,
-        channel_capacity={"small.*": 1, re.compile(r"^tiny$"): 2},
-    )
-    await layer.send("small.one", {})
-    with pytest.raises(ChannelFull):
-        await layer.send("small.one", {})
-    await layer.send("tiny", {})
-    await layer.send("tiny", {})
-    with pytest.raises(ChannelFull):
-        await layer.send("tiny", {})
-    for _ in range(5):
-        await layer.send("other", {})
-
-
-async def test_expired_messages_are_never_received(make_db_layer, backend):
+async def test_expired_messages_leave_the_table(make_db_layer, backend):
     layer = make_db_layer(expiry=0.3, cleanup_interval=0.05)
     await layer.send("stale", {"type": "old"})
     await asyncio.sleep(0.5)  # deliberate: past the 0.3 s expiry
-    assert await nothing_within(layer, "stale", 0.2)
-    # Cleanup piggy-backs on traffic: the expired row leaves the table.
-    await layer.send("fresh", {"type": "new"})
-    await asyncio.sleep(0.2)  # deliberate: past the cleanup interval
-    await layer.send("fresh", {"type": "new"})
-    assert await count_rows(backend, ChannelMessage) == 2
+    assert await count_rows(backend, ChannelMessage) == 1
 
+    async def traffic_cleaned_up() -> bool:
+        # Cleanup piggy-backs on traffic: the expired row leaves the table.
+        await layer.send("fresh", {"type": "new"})
+        await receive_within(layer, "fresh")
+        return await count_rows(backend, ChannelMessage) == 0
 
-async def test_new_channel_names_are_unique_process_specific_names(make_db_layer):
-    layer = make_db_layer()
-    names = {await layer.new_channel() for _ in range(100)}
-    assert len(names) == 100
-    for name in names:
-        assert name.startswith("specific.") and "!" in name
-        layer.require_valid_channel_name(name)
-    assert (await layer.new_channel("worker")).startswith("worker.")
+    await eventually(traffic_cleaned_up)
 
 
 async def test_process_specific_channels_across_two_layers(make_db_layer):
@@ -156,35 +114,6 @@ async def test_process_specific_channels_across_two_layers(make_db_layer):
     for n, channel in enumerate(channels):
         await worker.send(channel, {"n": n})
     assert [(await r)["n"] for r in receivers] == [0, 1, 2]
-
-
-async def test_cancelled_receives_lose_nothing(make_db_layer):
-    """Receivers cancelled at random moments: every message still arrives once."""
-    sender, receiver = make_db_layer(), make_db_layer()
-    channel = await receiver.new_channel()
-    got = []
-    for n in range(60):
-        task = asyncio.ensure_future(receiver.receive(channel))
-        await sender.send(channel, {"n": n})
-        await asyncio.sleep((n % 6) * 0.001)
-        task.cancel()
-        try:
-            got.append((await task)["n"])
-        except asyncio.CancelledError:
-            pass
-    for n in range(60, 80):
-        await sender.send("shared", {"n": n})
-        task = asyncio.ensure_future(receiver.receive("shared"))
-        await asyncio.sleep((n % 4) * 0.002)
-        task.cancel()
-        try:
-            got.append((await task)["n"])
-        except asyncio.CancelledError:
-            pass
-    while len(got) < 80:
-        source = channel if len([g for g in got if g < 60]) < 60 else "shared"
-        got.append((await receive_within(receiver, source))["n"])
-    assert sorted(got) == list(range(80))
 
 
 async def test_bang_channels_keep_order_whether_or_not_a_message_rides_along(
@@ -277,19 +206,6 @@ async def test_group_send_reaches_every_member_once(make_db_layer):
         assert await nothing_within(server, channel, 0.05)
 
 
-async def test_group_discard_and_empty_groups(make_db_layer):
-    layer = make_db_layer()
-    a, b = await layer.new_channel(), await layer.new_channel()
-    await layer.group_add("g", a)
-    await layer.group_add("g", b)
-    await layer.group_discard("g", a)
-    await layer.group_discard("g", "never-added")
-    await layer.group_send("g", {"type": "m"})
-    await layer.group_send("nobody-here", {"type": "m"})
-    assert await receive_within(layer, b) == {"type": "m"}
-    assert await nothing_within(layer, a)
-
-
 async def test_group_add_renews_the_membership(make_db_layer, backend):
     layer = make_db_layer(group_expiry=0.6)
     channel = await layer.new_channel()
@@ -300,34 +216,6 @@ async def test_group_add_renews_the_membership(make_db_layer, backend):
     await layer.group_send("renewed", {"type": "still"})
     assert await receive_within(layer, channel) == {"type": "still"}
     assert await count_rows(backend, GroupMembership) == 1
-
-
-async def test_expired_memberships_receive_nothing(make_db_layer):
-    layer = make_db_layer(group_expiry=0.2)
-    channel = await layer.new_channel()
-    await layer.group_add("short", channel)
-    await asyncio.sleep(0.3)  # deliberate: past the 0.2 s group expiry
-    await layer.group_send("short", {"type": "late"})
-    assert await nothing_within(layer, channel)
-
-
-async def test_group_send_skips_full_members_loudly(make_db_layer, caplog):
-    layer = make_db_layer(capacity=2, channel_capacity={"roomy.*": 10})
-    full, ok = "full.member", "roomy.member"
-    await layer.group_add("g", full)
-    await layer.group_add("g", ok)
-    for _ in range(2):
-        await layer.send(full, {"type": "filler"})
-    with caplog.at_level(logging.WARNING, "channels_app.layers.database"):
-        skipped = await layer.group_send("g", {"type": "news"})
-    assert skipped == 1
-    assert layer.dropped_messages == 1
-    assert "full.member" in caplog.text and "capacity 2" in caplog.text
-    assert await receive_within(layer, ok) == {"type": "news"}
-    assert [await receive_within(layer, full) for _ in range(2)] == [
-        {"type": "filler"}
-    ] * 2
-    assert await nothing_within(layer, full)
 
 
 async def test_expired_messages_take_their_channel_out_of_groups(
@@ -412,15 +300,15 @@ def test_vacuum_waits_for_churn_and_for_the_interval():
     assert not due(cleanup(), None)
 
 
-async def test_flush_empties_channels_and_groups(make_db_layer, backend):
+async def test_flush_empties_the_tables(make_db_layer, backend):
     layer = make_db_layer()
     await layer.send("a", {})
     await layer.group_add("g", "b")
+    assert await count_rows(backend, ChannelMessage) == 1
+    assert await count_rows(backend, GroupMembership) == 1
     await layer.flush()
     assert await count_rows(backend, ChannelMessage) == 0
     assert await count_rows(backend, GroupMembership) == 0
-    await layer.group_send("g", {})
-    assert await nothing_within(layer, "b")
 
 
 # -- configuration ----------------------------------------------------------
