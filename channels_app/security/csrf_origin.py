@@ -69,14 +69,7 @@ class CsrfOriginValidator(Guard):
             self.allow_missing_origin = allow_missing_origin
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
-        if scope["type"] != "websocket":
-            raise ValueError(
-                f"CsrfOriginValidator only guards WebSocket connections, not "
-                f"{scope['type']!r}; put it on the 'websocket' branch"
-            )
-        origins = [
-            value for name, value in scope.get("headers", []) if name == b"origin"
-        ]
+        origins = self.origin_headers(scope)
         if not origins:
             if self.allow_missing_origin:
                 return await self.inner(scope, receive, send)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..generic.websocket import AsyncWebsocketConsumer
+from ..types import Scope
 
 
 class Guard:
@@ -30,6 +31,16 @@ class Guard:
         route matches a path prefix and the rest is left for the inner one).
         """
         return getattr(self.inner, "_path_routing", False) is True
+
+    def origin_headers(self, scope: Scope) -> list[bytes]:
+        """The handshake's ``Origin`` header values; a clear error on a scope
+        that is not a WebSocket one (the validator sits on the wrong branch)."""
+        if scope["type"] != "websocket":
+            raise ValueError(
+                f"{type(self).__name__} only guards WebSocket connections, not "
+                f"{scope['type']!r}; put it on the 'websocket' branch"
+            )
+        return [value for name, value in scope.get("headers", []) if name == b"origin"]
 
 
 class WebsocketDenier(AsyncWebsocketConsumer):

@@ -105,14 +105,7 @@ class OriginValidator(Guard):
         check_patterns(self.allowed_origins)  # Fail early on typos.
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
-        if scope["type"] != "websocket":
-            raise ValueError(
-                f"OriginValidator only guards WebSocket connections, not "
-                f"{scope['type']!r}; put it on the 'websocket' branch"
-            )
-        origins = [
-            value for name, value in scope.get("headers", []) if name == b"origin"
-        ]
+        origins = self.origin_headers(scope)
         if self.valid_origin(self.parse_origin(origins)):
             return await self.inner(scope, receive, send)
         logger.warning(
