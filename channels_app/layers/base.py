@@ -37,6 +37,14 @@ _NAME_RULE = (
 )
 
 
+def require_positive(name: str, value: Any, integer: bool = False) -> None:
+    """Refuse a setting that must be a positive number (bool is not one)."""
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+        kind = "a positive integer" if integer else "a positive number"
+        raise ValueError(f"InMemoryChannelLayer {name} must be {kind}, not {value!r}")
+
+
 def _compile_rules(channel_capacity: Any) -> list[tuple[Any, int]]:
     """``{glob or regex: capacity}``, or pairs compiled before, as ordered matchers.
 

@@ -31,7 +31,8 @@ from typing import Any
 from ..exceptions import ChannelFull
 from ..logging_limits import RateLimitedLog
 from ..types import Message
-from .base import BaseChannelLayer
+from .base import BaseChannelLayer, require_positive
+from .dict_compaction import Compaction
 from .group_loss import GroupLossWatch, GroupLossWatches
 from .inmemory_groups import GroupMemberships, warn_members_skipped
 from .inmemory_queue import ChannelQueue, Item
@@ -80,17 +81,18 @@ class InMemoryChannelLayer(BaseChannelLayer):
         channel_capacity: Mapping[Any, int] | None = None,
         require_portable_messages: bool = True,
     ) -> None:
-        _require_positive("expiry", expiry)
-        _require_positive("group_expiry", group_expiry)
-        _require_positive("capacity", capacity, integer=True)
+        require_positive("expiry", expiry)
+        require_positive("group_expiry", group_expiry)
+        require_positive("capacity", capacity, integer=True)
         super().__init__(
             expiry=expiry, capacity=capacity, channel_capacity=channel_capacity
         )
         for _, value in self._capacity_rules:
-            _require_positive("channel_capacity values", value, integer=True)
+            require_positive("channel_capacity values", value, integer=True)
         self.group_expiry = group_expiry
         self.require_portable_messages = require_portable_messages
         self._channels: dict[str, ChannelQueue] = {}
+        self._channel_deletions = Compaction()
         self._memberships = GroupMemberships(group_expiry)
         # (deadline, tie-breaker, channel) for channels holding messages.
         self._message_deadlines: list[tuple[float, int, ChannelQueue]] = []
@@ -312,6 +314,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
         idle = not (queue.armed or queue.waiters or queue.messages)
         if idle and self._channels.get(queue.name) is queue:
             del self._channels[queue.name]
+            if self._channel_deletions.deleted(len(self._channels)):
+                self._channels = dict(self._channels)
 
     # -- expiry ---------------------------------------------------------------
 
@@ -389,10 +393,3 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """What to add to one of our monotonic instants to get Channels'
         ``time.time()``."""
         return wall_clock() - monotonic()
-
-
-def _require_positive(name: str, value: Any, integer: bool = False) -> None:
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
-        kind = "a positive integer" if integer else "a positive number"
-        raise ValueError(f"InMemoryChannelLayer {name} must be {kind}, not {value!r}")

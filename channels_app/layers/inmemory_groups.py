@@ -13,12 +13,21 @@ import heapq
 import itertools
 
 from ..logging_limits import RateLimitedLog
+from .dict_compaction import Compaction
 
 
 class GroupMemberships:
     """Members of every group, with join times on the monotonic clock."""
 
-    __slots__ = ("_tiebreak", "count", "deadlines", "expiry", "groups_of", "members")
+    __slots__ = (
+        "_deletions",
+        "_tiebreak",
+        "count",
+        "deadlines",
+        "expiry",
+        "groups_of",
+        "members",
+    )
 
     def __init__(self, expiry: float) -> None:
         self.expiry = expiry
@@ -26,6 +35,7 @@ class GroupMemberships:
         self.members: dict[str, dict[str, float]] = {}
         #: channel -> the groups it is in.
         self.groups_of: dict[str, set[str]] = {}
+        self._deletions = Compaction()
         self.count = 0
         #: ``(deadline, tie-breaker, group, channel)``; a discard leaves its
         #: entry behind, to be skipped when it comes up (or compacted away).
@@ -62,17 +72,26 @@ class GroupMemberships:
         if groups is not None:
             groups.discard(group)
             if not groups:
-                del self.groups_of[channel]
+                self._forget_channel(channel)
 
     def remove_channel(self, channel: str) -> set[str]:
         """Take ``channel`` out of every group; the groups it was in."""
-        groups = self.groups_of.pop(channel, set())
+        groups = self._forget_channel(channel)
         for group in groups:
             members = self.members.get(group)
             if members is not None and members.pop(channel, None) is not None:
                 self.count -= 1
                 if not members:
                     del self.members[group]
+        return groups
+
+    def _forget_channel(self, channel: str) -> set[str]:
+        """Drop ``channel``'s entry in the reverse index; the groups it named."""
+        groups = self.groups_of.pop(channel, None)
+        if groups is None:
+            return set()
+        if self._deletions.deleted(len(self.groups_of)):
+            self.groups_of = dict(self.groups_of)
         return groups
 
     def expire_due(self, now: float) -> list[tuple[str, str]]:

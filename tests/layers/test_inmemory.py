@@ -88,7 +88,9 @@ async def test_a_hundred_thousand_abandoned_channels_are_reclaimed():
     assert stats["deadlines"] == 0
     assert stats["expired_messages"] == 100_000
     assert full > 10_000_000, "the channels should have held memory"
-    assert left < full * 0.05, f"{left} bytes still held of {full}"
+    # CPython keeps a dict's table after its keys are deleted: without the
+    # copies of `dict_compaction` about 2 MB (5%) stayed here.
+    assert left < full * 0.01, f"{left} bytes still held of {full}"
     await layer.close()
 
 
