@@ -8,8 +8,10 @@ process (the docs drive Selenium; a plain HTTP and WebSocket client stands
 in for the browser here).
 """
 
+import asyncio
 import urllib.request
 
+import pytest
 import websockets
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
@@ -273,3 +275,58 @@ async def test_get_response_returns_while_the_application_still_runs():
 
     response = await HttpCommunicator(app, "GET", "/").get_response(timeout=0.2)
     assert response["status"] == 204
+
+
+async def settled_within(call, seconds):
+    """``call`` as a finished task; fails the test if it is still waiting."""
+    task = asyncio.ensure_future(call)
+    await asyncio.wait({task}, timeout=seconds)
+    if not task.done():
+        task.cancel()
+        pytest.fail(f"still waiting after {seconds} s for an application that ended")
+    return task
+
+
+class FailingOnConnect(WebsocketConsumer):
+    def connect(self):
+        raise LookupError("no such room")
+
+
+async def test_an_application_that_fails_raises_its_error_before_the_timeout():
+    # asgiref waits out the whole timeout before looking; ours stops when the
+    # application ends.
+    communicator = WebsocketCommunicator(FailingOnConnect.as_asgi(), "/")
+    connecting = await settled_within(communicator.connect(timeout=3600), 30)
+    with pytest.raises(LookupError, match="no such room"):
+        connecting.result()
+
+
+async def test_what_an_application_sent_before_it_ended_is_still_received():
+    async def app(scope, receive, send):
+        await send({"type": "first"})
+        await send({"type": "second"})
+
+    communicator = ApplicationCommunicator(app, {"type": "custom"})
+    await communicator.wait(timeout=5)
+    assert (await communicator.receive_output(timeout=1))["type"] == "first"
+    assert (await communicator.receive_output(timeout=1))["type"] == "second"
+    # It has ended: nothing more can come, and saying so need not take an hour.
+    receiving = await settled_within(communicator.receive_output(timeout=3600), 30)
+    with pytest.raises(asyncio.TimeoutError):
+        receiving.result()
+
+
+async def test_an_application_that_sends_nothing_still_times_out_and_is_cancelled():
+    cancelled = asyncio.Event()
+
+    async def app(scope, receive, send):
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    communicator = ApplicationCommunicator(app, {"type": "custom"})
+    with pytest.raises(asyncio.TimeoutError):
+        await communicator.receive_output(timeout=0.05)
+    assert cancelled.is_set()
