@@ -92,6 +92,8 @@ class DevelopmentServer(Server):  # type: ignore[misc]  # daphne is untyped
         self.limits = limits or ConnectionLimits()
         self.pending: PendingConnections | None = None
         self.listen_failure: str | None = None
+        #: The ports listening for this server (a drain stops them).
+        self.listening_ports: list[Any] = []
         self._worker_tasks: list[asyncio.Task[WorkerStats]] = []
         self._lifespan = LifespanClient(application)
 
@@ -242,6 +244,10 @@ class DevelopmentServer(Server):  # type: ignore[misc]  # daphne is untyped
             transport = getattr(channel, "transport", None)
             if transport is not None:
                 transport.abortConnection()
+
+    def listen_success(self, port: Any) -> None:
+        self.listening_ports.append(port)
+        super().listen_success(port)
 
     def listen_error(self, failure: Any) -> None:
         self.listen_failure = failure.getErrorMessage()

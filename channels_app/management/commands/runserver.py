@@ -108,22 +108,13 @@ class Command(RunserverCommand):
         self.report_unreachable_layers()
         limits = self.connection_limits(options)
         workers = self.in_process_workers(root, options)
-        server = DevelopmentServer(
-            self.get_application(options, root),
+        server = self.build_server(
+            options,
+            root,
             workers=workers,
             limits=limits,
             endpoints=[self.endpoint()],
             signal_handlers=not options["use_reloader"],
-            action_logger=self.log_action,
-            http_timeout=options["http_timeout"],
-            root_path=getattr(settings, "FORCE_SCRIPT_NAME", "") or "",
-            websocket_handshake_timeout=options["websocket_handshake_timeout"],
-            websocket_max_message_size=self.websocket_limit(
-                options, "message", "DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE"
-            ),
-            websocket_max_frame_size=self.websocket_limit(
-                options, "frame", "DAPHNE_WEBSOCKET_MAX_FRAME_SIZE"
-            ),
         )
         self.print_banner(workers)
         try:
@@ -140,6 +131,25 @@ class Command(RunserverCommand):
         shutdown_message = options.get("shutdown_message", "")
         if shutdown_message:
             self.stdout.write(shutdown_message)
+
+    def build_server(
+        self, options: dict[str, Any], root: Any, **kwargs: Any
+    ) -> DevelopmentServer:
+        """Daphne with the command line's timeouts and sizes, serving ``root``."""
+        return DevelopmentServer(
+            self.get_application(options, root),
+            action_logger=self.log_action,
+            http_timeout=options["http_timeout"],
+            root_path=getattr(settings, "FORCE_SCRIPT_NAME", "") or "",
+            websocket_handshake_timeout=options["websocket_handshake_timeout"],
+            websocket_max_message_size=self.websocket_limit(
+                options, "message", "DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE"
+            ),
+            websocket_max_frame_size=self.websocket_limit(
+                options, "frame", "DAPHNE_WEBSOCKET_MAX_FRAME_SIZE"
+            ),
+            **kwargs,
+        )
 
     def run(self, **options: Any) -> None:
         """Import ``ASGI_APPLICATION`` in the process that serves, then serve.

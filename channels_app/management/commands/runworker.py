@@ -24,6 +24,7 @@ from ...exceptions import InvalidChannelLayerError
 from ...layers import InMemoryChannelLayer, channel_layers, get_channel_layer
 from ...layers.registry import close_layer
 from ...routing import get_default_application
+from ...supervised import SupervisorLink
 from ...types import ChannelLayer
 from ...worker import Worker, channel_router, routed_channels, select_channels
 from ...worker import logger as worker_logger
@@ -92,6 +93,8 @@ class Command(BaseCommand):
                 f"Channel layer {options['layer']!r} cannot be reached: {problem}"
             )
         self.configure_logging(options["verbosity"])
+        self.supervisor = SupervisorLink.from_environment()  # under manage.py serve
+        self.supervisor.tag_logs()
         worker = self.worker_class(
             application,
             channels,
@@ -111,6 +114,8 @@ class Command(BaseCommand):
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.on_signal, worker, signum)
+        link = getattr(self, "supervisor", None) or SupervisorLink(None, "")
+        link.watch(loop, lambda: self.on_signal(worker, signal.SIGTERM))
         try:
             stats = await worker.serve()
         finally:

@@ -7,6 +7,7 @@ from django.http import HttpResponse, JsonResponse
 from django.urls import path
 
 from channels_app.sync_send import group_send, send
+from testproject.serving_e2e.consumers import record
 from testproject.urls import urlpatterns as demo_urlpatterns
 
 
@@ -25,6 +26,9 @@ def broadcast(request, name):
 
 
 async def slow(request):
+    """Answers after ``?seconds=``; ``?mark=NAME`` records in NAME that it began."""
+    if "mark" in request.GET:
+        record(request.GET["mark"], f"started {os.getpid()}")
     await asyncio.sleep(float(request.GET.get("seconds", 5)))
     return HttpResponse("too late\n", content_type="text/plain")
 
