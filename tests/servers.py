@@ -130,6 +130,20 @@ SERVER_COMMANDS = {
         "on",
         "--no-access-log",
     ],
+    # Two uvicorn worker processes under gunicorn's arbiter, as the uvicorn
+    # docs deploy it (the worker class now lives in uvicorn-worker).
+    "gunicorn": [
+        "-m",
+        "gunicorn",
+        "--bind",
+        "127.0.0.1:{port}",
+        "--workers",
+        "2",
+        "--worker-class",
+        "uvicorn_worker.UvicornWorker",
+        "--graceful-timeout",
+        "10",
+    ],
 }
 
 

@@ -1,4 +1,5 @@
-"""The demo project's consumers through real servers (Daphne, uvicorn), real clients."""
+"""The demo project's consumers through real servers (Daphne, uvicorn, gunicorn
+running uvicorn workers), real clients."""
 
 import asyncio
 import json
@@ -12,7 +13,7 @@ from tests.servers import start_server
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module", params=["daphne", "uvicorn"])
+@pytest.fixture(scope="module", params=["daphne", "uvicorn", "gunicorn"])
 def server(request, tmp_path_factory):
     server = start_server(request.param, tmp_path_factory.mktemp(request.param))
     yield server
