@@ -32,7 +32,10 @@ class GroupLossWatch:
         self.channel = channel
         self._lost: set[str] = set()
         self._loop = asyncio.get_running_loop()
-        self._news = asyncio.Event()
+        # A future made only while ``receive`` waits, rather than an
+        # ``asyncio.Event``: every consumer on the layer holds a watch, and an
+        # Event's deque of waiters costs 760 bytes per connection.
+        self._waiter: asyncio.Future[None] | None = None
 
     def report(self, groups: Iterable[str]) -> None:
         """Record ``groups`` as lost; callable from any thread."""
@@ -42,14 +45,22 @@ class GroupLossWatch:
         except RuntimeError:
             running = None
         if running is self._loop:
-            self._news.set()
+            self._wake()
         elif not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._news.set)
+            self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def receive(self) -> dict[str, Any]:
         while not self._lost:
-            self._news.clear()
-            await self._news.wait()
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
         groups, self._lost = sorted(self._lost), set()
         return {"type": GROUPS_LOST, "groups": groups}
 

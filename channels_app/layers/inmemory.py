@@ -35,7 +35,7 @@ from .base import BaseChannelLayer, require_positive
 from .dict_compaction import Compaction
 from .group_loss import GroupLossWatch, GroupLossWatches
 from .inmemory_groups import GroupMemberships, warn_members_skipped
-from .inmemory_queue import ChannelQueue, Item
+from .inmemory_queue import NO_MESSAGES, ChannelQueue, Item
 from .inmemory_views import ChannelsView, GroupsView, QueueView
 from .messages import is_flat, portable_copy, require_dict
 from .sweep_timer import SweepTimer
@@ -131,6 +131,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
         queue = self._channel(channel)
         while queue.messages:
             expires_at, message = queue.messages.popleft()
+            if not queue.messages:  # emptied: back to the shared empty queue
+                queue.messages = NO_MESSAGES
             if expires_at > now:
                 return message
             self._message_expired(queue)
@@ -305,7 +307,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
     def _put_back(self, name: str, item: Item) -> None:
         """Return an undelivered message to the head of its channel's queue."""
         queue = self._channel(name)
-        queue.messages.appendleft(item)
+        queue.enqueue(item, first=True)
         if not queue.armed:
             self._arm(queue, item[0])
         queue.redeliver(functools.partial(self._put_back, name))

@@ -382,3 +382,29 @@ async def test_a_drained_channel_leaves_the_view_but_keeps_its_expiry_entry(laye
     await layer.send("busy", {"type": "2"})
     assert layer.stats()["deadlines"] == 1
     assert layer.channels["busy"].qsize() == 1
+
+
+async def test_a_waiting_receiver_costs_little_memory(layer):
+    """A server holds one waiting receive per open connection, by the thousand:
+    each costs its task, future and table entry, no empty queue of its own
+    (1.2 KB measured with the task; 2.6 KB when every channel had two deques)."""
+    names = [await layer.new_channel() for _ in range(1010)]
+    tasks = [asyncio.ensure_future(layer.receive(name)) for name in names[:10]]
+    await asyncio.sleep(0)  # the first receives set up what all of them share
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        tasks += [asyncio.ensure_future(layer.receive(name)) for name in names[10:]]
+        await asyncio.sleep(0)  # every receive is now waiting
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    per_receiver = sum(s.size_diff for s in after.compare_to(before, "filename")) / 1000
+    assert per_receiver < 1700, f"{per_receiver:.0f} bytes per waiting receiver"
+    await layer.send(names[-1], {"type": "still.works"})
+    assert (await tasks[-1])["type"] == "still.works"
+    for task in tasks[:-1]:
+        task.cancel()
+    await asyncio.gather(*tasks[:-1], return_exceptions=True)
