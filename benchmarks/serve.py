@@ -60,14 +60,23 @@ class Served:
     """The bench project behind ``serve`` (ours) or ``runserver`` (Channels 4)."""
 
     def __init__(
-        self, impl: str, processes: int, args: argparse.Namespace, workdir: str
+        self,
+        impl: str,
+        processes: int,
+        args: argparse.Namespace,
+        workdir: str,
+        layer: str = REDIS_LAYER,
     ):
         self.port = free_port()
-        self.config = {"hosts": [args.redis], "prefix": f"b{uuid.uuid4().hex[:8]}"}
+        self.config = (
+            {"hosts": [args.redis], "prefix": f"b{uuid.uuid4().hex[:8]}"}
+            if layer == REDIS_LAYER
+            else {}
+        )
         env = dict(
             os.environ,
             BENCH_IMPL=impl,
-            BENCH_LAYER=REDIS_LAYER,
+            BENCH_LAYER=layer,
             BENCH_CONFIG=json.dumps(self.config),
             BENCH_SQLITE=os.path.join(workdir, "bench.sqlite3"),
             PYTHONPATH=os.pathsep.join([str(HERE), str(PROJECT)]),
@@ -302,36 +311,43 @@ async def measure(impl: str, args: argparse.Namespace):
                         ),
                     ]
                 if processes == 1:
-                    consumer = idle_memory(server, "echo/", args.idle)
-                    bare = idle_memory(server, "bare/", args.idle)
-                    results += [
+                    redis_consumer = idle_memory(server, "echo/", args.idle)
+                    results.append(
                         Result(
-                            f"memory per idle connection ({args.idle}), consumer",
-                            consumer,
+                            f"memory per idle connection ({args.idle}), consumer "
+                            f"on channels_redis",
+                            redis_consumer,
                             "KB",
                             higher_is_better=False,
-                        ),
-                        Result(
-                            f"memory per idle connection ({args.idle}), bare ASGI",
-                            bare,
-                            "KB",
-                            higher_is_better=False,
-                        ),
-                        Result(
-                            "  added by the consumer stack",
-                            consumer - bare,
-                            "KB",
-                            higher_is_better=False,
-                        ),
-                    ]
+                        )
+                    )
             finally:
                 server.stop()
+        results += memory_results(impl, args, workdir)
         if impl == "ours":
             results.append(
                 Result("echo speed-up, 2 processes / 1", rates[2] / rates[1], "x")
             )
     title = "serve (ours) / Daphne runserver (Channels 4), channels_redis layer"
     return title, results
+
+
+def memory_results(impl: str, args: argparse.Namespace, workdir: str) -> list[Result]:
+    """Idle-connection memory on the in-memory layer: the stack's own cost."""
+    server = Served(
+        impl, 1, args, workdir, layer="channels_app.layers.InMemoryChannelLayer"
+    )
+    try:
+        consumer = idle_memory(server, "echo/", args.idle)
+        bare = idle_memory(server, "bare/", args.idle)
+    finally:
+        server.stop()
+    label = f"memory per idle connection ({args.idle}), in-memory layer"
+    return [
+        Result(f"{label}, consumer", consumer, "KB", higher_is_better=False),
+        Result(f"{label}, bare ASGI", bare, "KB", higher_is_better=False),
+        Result("  added by the consumer stack", consumer - bare, "KB", False),
+    ]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
