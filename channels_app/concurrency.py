@@ -72,6 +72,11 @@ class PoolWatch:
         #: it handed over was pooled (its end is reported later) or handled.
         self.last_pooled: Message | None = None
 
+    @property
+    def pending(self) -> int:
+        """Messages the pools have taken and not finished."""
+        return sum(pool.pending for pool in self.pools)
+
     async def drain(self, timeout: float) -> None:
         """Let every pool's taken messages finish within ``timeout`` seconds."""
         deadline = time.monotonic() + timeout

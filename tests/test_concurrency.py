@@ -10,6 +10,7 @@ import time
 import pytest
 
 from channels_app.consumer import AsyncConsumer, SyncConsumer
+from channels_app.exceptions import StopConsumer
 from channels_app.generic.http import AsyncHttpConsumer
 from channels_app.generic.websocket import (
     AsyncJsonWebsocketConsumer,
@@ -128,3 +129,181 @@ async def test_default_consumer_answers_one_frame_at_a_time_in_order():
     assert [answer["n"] for answer in answers] == list(range(8))
     assert took >= 8 * 0.1 * 0.95
     await client.disconnect()
+
+
+class Journal(AsyncConsumer):
+    """Records each job's start and end; ``delay`` seconds in between."""
+
+    concurrency = 3
+    handler_grace_period = 5.0
+    journal: list = []
+
+    async def job(self, message):
+        self.journal.append(("start", message["n"]))
+        await asyncio.sleep(message.get("delay", 0))
+        self.journal.append(("done", message["n"]))
+
+    async def websocket_connect(self, message):
+        await self.send({"type": "websocket.accept"})
+
+    async def websocket_receive(self, message):
+        await self.job(json.loads(message["text"]))
+
+    async def websocket_disconnect(self, message):
+        self.journal.append(("disconnect", len(self.journal)))
+        raise StopConsumer()
+
+
+@pytest.fixture
+def journal():
+    Journal.journal = []
+    return Journal.journal
+
+
+async def started(client):
+    await client.send_input({"type": "websocket.connect"})
+    assert (await client.receive_output(5))["type"] == "websocket.accept"
+    return client
+
+
+async def test_layer_messages_run_side_by_side_and_client_frames_in_order(journal):
+    client = await started(ApplicationCommunicator(Journal.as_asgi(), {"type": "x"}))
+    for n, delay in enumerate([0.3, 0.2, 0.1]):
+        await client.send_input({"type": "job", "n": n, "delay": delay})
+    await eventually(lambda: len(journal) == 6)
+    # Key None: all three started before any finished, the shortest first.
+    assert [event for event, _ in journal[:3]] == ["start"] * 3
+    assert [n for event, n in journal if event == "done"] == [2, 1, 0]
+    journal.clear()
+    for n, delay in enumerate([0.3, 0.2, 0.1]):
+        text = json.dumps({"n": n, "delay": delay})
+        await client.send_input({"type": "websocket.receive", "text": text})
+    await eventually(lambda: len(journal) == 6)
+    # Key "client" (the default for frames): strictly one after another.
+    assert journal == [(s, n) for n in range(3) for s in ("start", "done")]
+    await client.send_input({"type": "websocket.disconnect", "code": 1000})
+    await client.wait(5)
+
+
+async def test_disconnect_waits_for_the_work_taken_before_it(journal):
+    client = await started(ApplicationCommunicator(Journal.as_asgi(), {"type": "x"}))
+    for n in range(3):
+        await client.send_input({"type": "job", "n": n, "delay": 0.2})
+    await client.send_input({"type": "websocket.disconnect", "code": 1000})
+    await client.wait(5)
+    # disconnect ran last, after all six events, as at concurrency 1.
+    assert journal[-1] == ("disconnect", 6)
+
+
+async def test_handlers_past_the_grace_period_are_cancelled_with_a_warning(
+    journal, caplog
+):
+    class Impatient(Journal):
+        handler_grace_period = 0.2
+
+    client = await started(ApplicationCommunicator(Impatient.as_asgi(), {"type": "x"}))
+    await client.send_input({"type": "job", "n": 0, "delay": 0})
+    await client.send_input({"type": "job", "n": 1, "delay": 30})
+    await eventually(lambda: ("start", 1) in journal)
+    started_at = time.monotonic()
+    await client.send_input({"type": "websocket.disconnect", "code": 1000})
+    await client.wait(5)
+    assert time.monotonic() - started_at < 3
+    assert ("done", 1) not in journal and journal[-1][0] == "disconnect"
+    warning = next(r for r in caplog.records if r.name == "channels_app.concurrency")
+    assert warning.levelno == logging.WARNING
+    text = warning.getMessage()
+    assert "Impatient" in text and "0.2s grace period" in text and ": job" in text
+
+
+async def test_at_most_twice_the_concurrency_is_taken_ahead(journal):
+    gate = asyncio.Event()
+
+    class Gated(Journal):
+        concurrency = 2
+
+        async def job(self, message):
+            self.journal.append(("start", message["n"]))
+            await gate.wait()
+
+    client = await started(ApplicationCommunicator(Gated.as_asgi(), {"type": "x"}))
+    for n in range(10):
+        await client.send_input({"type": "job", "n": n})
+    await eventually(lambda: len(journal) == 2)
+    await asyncio.sleep(0.1)  # deliberate: time to take more than it may
+    # Two running, two waiting in the pool, one in the receive loop's hand
+    # waiting for room: the other five are still in the inbox.
+    assert client.input_queue.qsize() == 5
+    gate.set()
+    await eventually(lambda: len(journal) == 10)
+    await client.send_input({"type": "websocket.disconnect", "code": 1000})
+    await client.wait(5)
+
+
+async def test_a_message_without_handler_still_ends_the_consumer(journal):
+    client = await started(ApplicationCommunicator(Journal.as_asgi(), {"type": "x"}))
+    await client.send_input({"type": "no.such.handler"})
+    with pytest.raises(ValueError, match="No handler for message type"):
+        await client.wait(5)
+
+
+async def test_stop_consumer_from_a_pooled_handler_ends_the_consumer(journal):
+    class Stops(Journal):
+        async def job(self, message):
+            await super().job(message)
+            if message.get("stop"):
+                raise StopConsumer()
+
+    client = await started(ApplicationCommunicator(Stops.as_asgi(), {"type": "x"}))
+    await client.send_input({"type": "job", "n": 0, "delay": 0.2})
+    await client.send_input({"type": "job", "n": 1, "stop": True})
+    await client.wait(5)  # ends without a disconnect, after the grace wait
+    assert ("done", 0) in journal and ("done", 1) in journal
+
+
+async def test_cancelling_the_consumer_gives_handlers_the_grace_period(journal):
+    client = await started(ApplicationCommunicator(Journal.as_asgi(), {"type": "x"}))
+    await client.send_input({"type": "job", "n": 0, "delay": 0.3})
+    await eventually(lambda: ("start", 0) in journal)
+    client.future.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await client.future
+    assert ("done", 0) in journal
+
+
+class SyncJournal(SyncConsumer):
+    concurrency = 4
+    journal: list = []
+
+    def job(self, message):
+        self.journal.append(("start", message["n"]))
+        time.sleep(0.3)
+        self.journal.append(("done", message["n"]))
+
+
+async def test_sync_consumer_runs_handlers_in_separate_threads():
+    SyncJournal.journal = journal = []
+    client = ApplicationCommunicator(SyncJournal.as_asgi(), {"type": "x"})
+    for n in range(4):
+        await client.send_input({"type": "job", "n": n})
+    await eventually(lambda: len(journal) == 8)
+    assert [event for event, _ in journal[:4]] == ["start"] * 4
+    client.future.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await client.future
+
+
+class FailingHttp(AsyncHttpConsumer):
+    concurrency = 2
+
+    async def handle(self, body):
+        raise RuntimeError("handle broke")
+
+
+async def test_http_handler_failure_at_concurrency_above_one_answers_500(caplog):
+    client = HttpCommunicator(FailingHttp.as_asgi(), "GET", "/")
+    response = await client.get_response(timeout=5)
+    assert response["status"] == 500
+    assert any(
+        "FailingHttp.http_request failed" in r.getMessage() for r in caplog.records
+    )
