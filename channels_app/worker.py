@@ -194,6 +194,9 @@ class Worker:
         # Held so the drain task is not garbage-collected while it runs.
         self._drainer: asyncio.Future[None] | None = None
         self._idle: set[asyncio.Task[None]] = set()
+        #: Slots past their last message, waiting for pooled handlers (each
+        #: bounded by the drain deadline itself, so drain() leaves them be).
+        self._settling: set[asyncio.Task[Any]] = set()
         self._slots: list[asyncio.Task[None]] = []
         self._drain_deadline = 0.0
 
@@ -233,6 +236,7 @@ class Worker:
         self._stopping = True
         self._drain_deadline = time.monotonic() + self.drain_timeout
         for slot in list(self._idle):
+            self._settling.add(slot)
             slot.cancel()
         self._drainer = asyncio.ensure_future(self.drain())
 
@@ -242,11 +246,12 @@ class Worker:
 
     async def drain(self) -> None:
         """Wait up to ``drain_timeout`` for in-flight handlers, then cancel them."""
-        busy = [slot for slot in self._slots if not slot.done()]
+        busy = [s for s in self._slots if not s.done() and s not in self._settling]
         if not busy:
             return
         logger.info("Waiting for %d in-flight message(s) to finish", len(busy))
         _, late = await asyncio.wait(busy, timeout=self.drain_timeout)
+        late -= self._settling
         if late:
             logger.warning(
                 "%d handler(s) did not finish within the %gs drain timeout and "
@@ -292,6 +297,9 @@ class Worker:
                 await self._handle(instance, channel, message)
         finally:
             if instance is not None and instance.alive:
+                task = asyncio.current_task()
+                assert task is not None  # a slot runs as a task
+                self._settling.add(task)
                 try:
                     # Pooled handlers (consumer concurrency > 1) finish within
                     # what is left of the drain timeout; none at concurrency 1.

@@ -16,11 +16,15 @@ from channels_app.generic.websocket import (
     AsyncJsonWebsocketConsumer,
     JsonWebsocketConsumer,
 )
+from channels_app.layers import get_channel_layer
+from channels_app.routing import ChannelNameRouter, ProtocolTypeRouter
 from channels_app.testing import (
     ApplicationCommunicator,
     HttpCommunicator,
     WebsocketCommunicator,
 )
+from channels_app.worker import Worker
+from tests.serving import redis_layers
 from tests.support.waiting import eventually
 
 
@@ -307,3 +311,50 @@ async def test_http_handler_failure_at_concurrency_above_one_answers_500(caplog)
     assert any(
         "FailingHttp.http_request failed" in r.getMessage() for r in caplog.records
     )
+
+
+# -- named channels under the worker ---------------------------------------------
+
+
+class PooledJobs(Journal):
+    concurrency = 4
+
+
+worker_application = ProtocolTypeRouter(
+    {"channel": ChannelNameRouter({"jobs": PooledJobs.as_asgi()})}
+)
+
+
+@pytest.fixture
+def redis_layer(settings, journal, django_db_blocker):
+    settings.CHANNEL_LAYERS = redis_layers()
+    with django_db_blocker.unblock():
+        yield get_channel_layer()
+
+
+async def test_worker_runs_a_pooled_consumers_jobs_side_by_side(redis_layer, journal):
+    worker = Worker(worker_application, ["jobs"], redis_layer)
+    running = asyncio.ensure_future(worker.serve())
+    for n in range(4):
+        await redis_layer.send("jobs", {"type": "job", "n": n, "delay": 0.3})
+    await eventually(lambda: len(journal) == 4)
+    assert journal == [("start", n) for n in range(4)]
+    # Stopping now lets the four in-flight jobs finish, then counts them.
+    worker.stop()
+    stats = await asyncio.wait_for(running, 10)
+    assert sorted(journal[4:]) == [("done", n) for n in range(4)]
+    assert (stats.handled, stats.failed, stats.cancelled) == (4, 0, 0)
+
+
+async def test_worker_cancels_pooled_jobs_at_the_drain_timeout(redis_layer, journal):
+    worker = Worker(worker_application, ["jobs"], redis_layer, drain_timeout=0.3)
+    running = asyncio.ensure_future(worker.serve())
+    await redis_layer.send("jobs", {"type": "job", "n": 0, "delay": 0})
+    for n in range(1, 4):
+        await redis_layer.send("jobs", {"type": "job", "n": n, "delay": 30})
+    await eventually(lambda: len(journal) == 5)
+    started_at = time.monotonic()
+    worker.stop()
+    stats = await asyncio.wait_for(running, 10)
+    assert time.monotonic() - started_at < 5
+    assert (stats.handled, stats.failed, stats.cancelled) == (1, 0, 3)
