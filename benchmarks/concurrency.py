@@ -92,4 +92,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 if __name__ == "__main__":
-    main(measure, description=__doc__.split("\n")[0], add_arguments=add_arguments)
+    main(
+        measure,
+        description=__doc__.split("\n")[0],
+        add_arguments=add_arguments,
+        # Channels' testing package imports Daphne; the same set as ws.py.
+        channels_requirements=["channels[daphne]>=4,<5", "channels-redis>=4.2"],
+    )
