@@ -81,7 +81,8 @@ class PoolWatch:
         """Let every pool's taken messages finish within ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         for pool in list(self.pools):
-            await pool.drain(max(0.0, deadline - time.monotonic()), "stopping")
+            left = max(0.0, deadline - time.monotonic())
+            await pool.drain(left, "the worker is stopping", "drain timeout")
 
 
 _watch: ContextVar[PoolWatch | None] = ContextVar(
@@ -301,7 +302,9 @@ class HandlerPool:
 
     # -- winding down -----------------------------------------------------------
 
-    async def drain(self, timeout: float, why: str) -> None:
+    async def drain(
+        self, timeout: float, why: str, limit: str = "grace period"
+    ) -> None:
         """Wait up to ``timeout`` seconds for the taken messages, then cancel.
 
         The cancellation is logged as a warning naming the handlers still
@@ -316,12 +319,12 @@ class HandlerPool:
         except asyncio.TimeoutError:
             pass
         except asyncio.CancelledError:
-            self._cancel_all(why, timeout, waited=False)
+            self._cancel_all(why, "")
             raise
-        self._cancel_all(why, timeout, waited=True)
+        self._cancel_all(why, f" after the {round(timeout, 1):g}s {limit}")
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _cancel_all(self, why: str, timeout: float, *, waited: bool) -> None:
+    def _cancel_all(self, why: str, after: str) -> None:
         running = sorted(self._running.values())
         queued = self._taken - len(running)
         logger.warning(
@@ -329,7 +332,7 @@ class HandlerPool:
             type(self.consumer).__qualname__,
             why,
             len(running),
-            f" after the {timeout:g}s grace period" if waited else "",
+            after,
             ", ".join(running) or "none",
             f"; {queued} queued message(s) not run" if queued > 0 else "",
         )

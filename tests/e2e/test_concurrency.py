@@ -136,5 +136,5 @@ async def test_pooled_handlers_past_the_drain_timeout_are_cancelled(project):
     assert time.monotonic() - stopped_at < 10
     log = worker.log()
     assert "0 handled, 0 failed, 4 cancelled" in log
-    assert "cancelled 4 handler(s) still running" in log
+    assert "cancelled 4 handler(s) still running after the 0.5s drain timeout" in log
     assert "task_slow, task_slow, task_slow, task_slow" in log
