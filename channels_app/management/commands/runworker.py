@@ -20,6 +20,7 @@ from django.core.management.base import CommandParser
 
 from ... import DEFAULT_CHANNEL_LAYER
 from ...checks import layer_unreachable_reason
+from ...concurrency import logger as concurrency_logger
 from ...exceptions import InvalidChannelLayerError
 from ...layers import InMemoryChannelLayer, channel_layers, get_channel_layer
 from ...layers.registry import close_layer
@@ -195,6 +196,9 @@ class Command(BaseCommand):
             logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
         )
         worker_logger.addHandler(handler)
+        # Pooled handlers' failures and cancellations (consumer concurrency).
+        if not concurrency_logger.hasHandlers():
+            concurrency_logger.addHandler(handler)
 
 
 def is_process_local(layer: Any) -> bool:
