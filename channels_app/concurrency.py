@@ -54,6 +54,10 @@ class PooledConsumer(Protocol):
 
     async def handler_failed(self, message: Message, error: Exception) -> None: ...
 
+    async def call_hook(
+        self, hook: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any: ...
+
     def _handler_for(self, message: Message) -> Callable[[Message], Any]: ...
 
 
@@ -274,7 +278,8 @@ class HandlerPool:
 
     async def _after_failure(self, message: Message, error: Exception) -> None:
         try:
-            await self.consumer.handler_failed(message, error)
+            # A sync consumer may override it as a plain method.
+            await self.consumer.call_hook(self.consumer.handler_failed, message, error)
         except StopConsumer:
             self._request_stop()
         except Exception:

@@ -358,3 +358,42 @@ async def test_worker_cancels_pooled_jobs_at_the_drain_timeout(redis_layer, jour
     stats = await asyncio.wait_for(running, 10)
     assert time.monotonic() - started_at < 5
     assert (stats.handled, stats.failed, stats.cancelled) == (1, 0, 3)
+
+
+class PushStream(AsyncHttpConsumer):
+    """Streams one part per ``push`` layer message, side by side; ``end`` ends."""
+
+    concurrency = 4
+
+    async def handle(self, body):
+        await self.send_headers(headers=[(b"content-type", b"text/plain")])
+        await self.send_body(self.channel_name.encode() + b"\n", more_body=True)
+
+    async def push(self, message):
+        await asyncio.sleep(message["delay"])
+        await self.send_body(f"{message['n']}\n".encode(), more_body=True)
+
+    async def end(self, message):
+        await self.send_body(b"")
+
+
+async def test_http_stream_handles_layer_messages_side_by_side(settings):
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_app.layers.InMemoryChannelLayer"}
+    }
+    client = ApplicationCommunicator(
+        PushStream.as_asgi(),
+        {"type": "http", "method": "GET", "path": "/", "headers": []},
+    )
+    await client.send_input({"type": "http.request", "body": b""})
+    assert (await client.receive_output(5))["status"] == 200
+    channel = (await client.receive_output(5))["body"].decode().strip()
+    layer = get_channel_layer()
+    for n, delay in enumerate([0.4, 0.2, 0.0]):
+        await layer.send(channel, {"type": "push", "n": n, "delay": delay})
+    parts = [(await client.receive_output(5))["body"] for _ in range(3)]
+    # The shortest wait answered first: they ran at once.
+    assert parts == [b"2\n", b"1\n", b"0\n"]
+    await layer.send(channel, {"type": "end"})
+    assert (await client.receive_output(5))["more_body"] is False
+    await client.wait(5)  # the instance ends with its response
