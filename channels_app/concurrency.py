@@ -83,6 +83,10 @@ class PoolWatch:
 
     async def drain(self, timeout: float) -> None:
         """Let every pool's taken messages finish within ``timeout`` seconds."""
+        if self.pending:
+            logger.info(
+                "Waiting up to %.1fs for %d pooled message(s)", timeout, self.pending
+            )
         deadline = time.monotonic() + timeout
         for pool in list(self.pools):
             left = max(0.0, deadline - time.monotonic())

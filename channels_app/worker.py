@@ -304,13 +304,6 @@ class Worker:
                     # Pooled handlers (consumer concurrency > 1) finish within
                     # what is left of the drain timeout; none at concurrency 1.
                     left = max(0.0, self._drain_deadline - time.monotonic())
-                    if instance.watch.pending:
-                        logger.info(
-                            "%s: waiting up to %.1fs for %d pooled message(s)",
-                            channel,
-                            left,
-                            instance.watch.pending,
-                        )
                     await instance.watch.drain(left)
                 finally:
                     await instance.close()

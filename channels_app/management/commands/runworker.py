@@ -186,19 +186,20 @@ class Command(BaseCommand):
         return chosen
 
     def configure_logging(self, verbosity: int) -> None:
-        """Show worker logs on stderr unless the project's LOGGING handles them."""
+        """Show worker logs on stderr unless the project's LOGGING handles them.
+
+        The pools of consumers with ``concurrency`` above 1 log their failures
+        and waits on a logger of their own, shown the same way.
+        """
         level = logging.DEBUG if verbosity >= 2 else logging.INFO
-        worker_logger.setLevel(level)
-        if verbosity < 1 or worker_logger.hasHandlers():
-            return
         handler = logging.StreamHandler(self.stderr)
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
         )
-        worker_logger.addHandler(handler)
-        # Pooled handlers' failures and cancellations (consumer concurrency).
-        if not concurrency_logger.hasHandlers():
-            concurrency_logger.addHandler(handler)
+        for logger in (worker_logger, concurrency_logger):
+            logger.setLevel(level)
+            if verbosity >= 1 and not logger.hasHandlers():
+                logger.addHandler(handler)
 
 
 def is_process_local(layer: Any) -> bool:
