@@ -6,12 +6,13 @@ import asyncio
 import functools
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from typing import Any
 
 from asgiref.sync import async_to_sync
 
 from . import DEFAULT_CHANNEL_LAYER
+from .concurrency import HandlerPool
 from .db import (  # noqa: F401 - aclose_old_connections reachable here, as in Channels
     aclose_old_connections,
     connection_activity,
@@ -87,7 +88,8 @@ class AsyncConsumer:
     """Base consumer whose handlers are coroutines run on the event loop.
 
     Messages from the client and from the consumer's channel on the layer are
-    dispatched to ``self.<type_with_underscores>(message)`` one at a time.
+    dispatched to ``self.<type_with_underscores>(message)`` one at a time,
+    or up to ``concurrency`` at a time when a subclass raises it.
 
     There is deliberately no ``__init__``: as in Channels, the keywords given
     to :meth:`as_asgi` reach the constructor of the subclass, and a class
@@ -99,6 +101,12 @@ class AsyncConsumer:
     #: by code that serves both kinds of consumer (the same flag as Channels).
     _sync = False
     channel_layer_alias = DEFAULT_CHANNEL_LAYER
+    #: Handlers run at once for one connection; 1 handles messages one at a
+    #: time, in arrival order (see :mod:`channels_app.concurrency`).
+    concurrency = 1
+    #: Seconds in-flight handlers get at a disconnect or shutdown before
+    #: they are cancelled (with ``concurrency`` above 1).
+    handler_grace_period = 5.0
     _loop: asyncio.AbstractEventLoop | None = None
     # Set per connection by __call__.
     scope: Scope
@@ -132,7 +140,11 @@ class AsyncConsumer:
         if group_losses is not None:
             sources.append(group_losses.receive)
         try:
-            await await_many_dispatch(sources, self.dispatch)
+            if self.concurrency == 1:
+                await await_many_dispatch(sources, self.dispatch)
+            else:
+                pool = HandlerPool(self, self.concurrency, self.handler_grace_period)
+                await pool.run(await_many_dispatch(sources, pool.dispatch))
         except StopConsumer:
             pass
         finally:
@@ -212,6 +224,20 @@ class AsyncConsumer:
         """Send an ASGI message to the client."""
         await self.base_send(message)
 
+    def ordering_key(self, message: Message) -> Hashable | None:
+        """Messages with the same key run in arrival order; None runs freely.
+
+        Only read with ``concurrency`` above 1.  The client's frames keep
+        their order by default; layer messages run side by side.
+        """
+        if message["type"] in ("websocket.receive", "http.request"):
+            return "client"
+        return None
+
+    async def handler_failed(self, message: Message, error: Exception) -> None:
+        """A pooled handler raised ``error`` (already logged); the consumer
+        goes on.  Only called with ``concurrency`` above 1."""
+
     async def channels_app_groups_lost(self, message: Message) -> None:
         """The layer dropped this consumer's channel from ``message["groups"]``.
 
@@ -230,7 +256,10 @@ class AsyncConsumer:
         plain function (the latter in a thread, where the ORM may be used)."""
         if inspect.iscoroutinefunction(hook):
             return await hook(*args, **kwargs)
-        return await database_sync_to_async(hook)(*args, **kwargs)
+        # Side by side (concurrency > 1) means a thread per call, not the one
+        # thread sync code shares by default.
+        threaded = database_sync_to_async(hook, thread_sensitive=self.concurrency == 1)
+        return await threaded(*args, **kwargs)
 
     async def groups_lost(self, groups: list[str]) -> None:
         """React to losing ``groups``: re-join them (override to, say, close).
@@ -319,7 +348,10 @@ class SyncConsumer(AsyncConsumer):
         elif inspect.iscoroutinefunction(handler):
             await handler(message)
         else:
-            await database_sync_to_async(handler)(message)
+            threaded = database_sync_to_async(
+                handler, thread_sensitive=self.concurrency == 1
+            )
+            await threaded(message)
 
     # Blocking, as in Channels: sync handlers call it from their thread.
     def send(self, message: Message) -> None:  # type: ignore[override]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import functools
 import logging
 import time
 from collections.abc import Iterable
@@ -19,6 +20,7 @@ from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext
 
+from .concurrency import Finished, PoolWatch, watch_pools
 from .routing import ChannelNameRouter
 from .types import ChannelLayer, Message
 from .unwrap import find_wrapped, protocol_branch
@@ -68,8 +70,13 @@ class ApplicationInstance:
     consumer does between the frames of a WebSocket.
     """
 
-    def __init__(self, application: Any, channel: str) -> None:
+    def __init__(
+        self, application: Any, channel: str, finished: Finished | None = None
+    ) -> None:
         self.channel = channel
+        #: Consumers with ``concurrency`` above 1 take messages into a pool
+        #: and report their end here, later than ``handle`` returns.
+        self.watch = PoolWatch(finished or (lambda *outcome: None))
         self.scope = {"type": "channel", "channel": channel}
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.turn: asyncio.Future[None] | None = None
@@ -81,6 +88,7 @@ class ApplicationInstance:
     async def _run(self, application: Any) -> None:
         # Its own context gives this instance its own thread for sync code, so
         # sync consumers on several instances really run side by side.
+        watch_pools(self.watch)
         async with ThreadSensitiveContext():
             await application(self.scope, self.receive, self.send)
 
@@ -186,7 +194,11 @@ class Worker:
         # Held so the drain task is not garbage-collected while it runs.
         self._drainer: asyncio.Future[None] | None = None
         self._idle: set[asyncio.Task[None]] = set()
+        #: Slots past their last message, waiting for pooled handlers (each
+        #: bounded by the drain deadline itself, so drain() leaves them be).
+        self._settling: set[asyncio.Task[Any]] = set()
         self._slots: list[asyncio.Task[None]] = []
+        self._drain_deadline = 0.0
 
     # -- running ---------------------------------------------------------------
 
@@ -222,7 +234,9 @@ class Worker:
                 slot.cancel()
             return
         self._stopping = True
+        self._drain_deadline = time.monotonic() + self.drain_timeout
         for slot in list(self._idle):
+            self._settling.add(slot)
             slot.cancel()
         self._drainer = asyncio.ensure_future(self.drain())
 
@@ -232,11 +246,12 @@ class Worker:
 
     async def drain(self) -> None:
         """Wait up to ``drain_timeout`` for in-flight handlers, then cancel them."""
-        busy = [slot for slot in self._slots if not slot.done()]
+        busy = [s for s in self._slots if not s.done() and s not in self._settling]
         if not busy:
             return
         logger.info("Waiting for %d in-flight message(s) to finish", len(busy))
         _, late = await asyncio.wait(busy, timeout=self.drain_timeout)
+        late -= self._settling
         if late:
             logger.warning(
                 "%d handler(s) did not finish within the %gs drain timeout and "
@@ -277,17 +292,29 @@ class Worker:
                     self._idle.discard(task)
                 delay = RECEIVE_RETRY_DELAY
                 if instance is None or not instance.alive:
-                    instance = ApplicationInstance(self.application, channel)
+                    finished = functools.partial(self._pooled_finished, channel)
+                    instance = ApplicationInstance(self.application, channel, finished)
                 await self._handle(instance, channel, message)
         finally:
             if instance is not None and instance.alive:
-                await instance.close()
+                task = asyncio.current_task()
+                assert task is not None  # a slot runs as a task
+                self._settling.add(task)
+                try:
+                    # Pooled handlers (consumer concurrency > 1) finish within
+                    # what is left of the drain timeout; none at concurrency 1.
+                    left = max(0.0, self._drain_deadline - time.monotonic())
+                    await instance.watch.drain(left)
+                finally:
+                    await instance.close()
 
     async def _handle(
         self, instance: ApplicationInstance, channel: str, message: Any
     ) -> None:
         started = time.perf_counter()
         error = await instance.handle(message)
+        if error is None and instance.watch.last_pooled is message:
+            return  # counted by _pooled_finished when its handler ends
         took = (time.perf_counter() - started) * 1000
         message_type = message.get("type") if isinstance(message, dict) else None
         if error is None:
@@ -303,6 +330,28 @@ class Worker:
                 message_type or "?",
                 took,
                 exc_info=error,
+            )
+
+    def _pooled_finished(
+        self, channel: str, message: Message, outcome: BaseException | None, took: float
+    ) -> None:
+        message_type = message.get("type", "?")
+        if isinstance(outcome, asyncio.CancelledError):
+            self.stats.cancelled += 1
+        elif outcome is None:
+            self.stats.handled += 1
+            logger.debug(
+                "%s: %s handled in %.1f ms", channel, message_type, took * 1000
+            )
+        else:
+            # The pool logged the traceback (channels_app.concurrency).
+            self.stats.failed += 1
+            logger.error(
+                "%s: %s failed after %.1f ms: %r",
+                channel,
+                message_type,
+                took * 1000,
+                outcome,
             )
 
 

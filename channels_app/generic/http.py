@@ -42,6 +42,7 @@ class AsyncHttpConsumer(session_end.FollowsSession, AsyncConsumer):
         # Keywords from as_asgi() are for subclasses; like Channels' consumer,
         # this one ignores what reaches it.
         self.body: list[bytes] = []
+        self._response_started = False
         self._response_complete = False
         self._disconnected = False
         self._following_session = False
@@ -53,6 +54,7 @@ class AsyncHttpConsumer(session_end.FollowsSession, AsyncConsumer):
         headers: Iterable[tuple[Any, Any]] | dict[Any, Any] | None = None,
     ) -> None:
         """Start the response; the server sends it with the first body part."""
+        self._response_started = True
         await self.send(
             {
                 "type": "http.response.start",
@@ -126,6 +128,22 @@ class AsyncHttpConsumer(session_end.FollowsSession, AsyncConsumer):
             except BaseException:
                 await self._disconnect_once()
                 raise
+
+    async def handler_failed(self, message: Message, error: Exception) -> None:
+        """With ``concurrency`` above 1, a failed ``handle`` still answers:
+        a 500 if nothing was sent yet, else the end of the body, and the
+        instance ends (at concurrency 1 the exception reaches the server,
+        which sends its own 500).  Failed layer-message handlers on a stream
+        leave it open."""
+        if message.get("type") != "http.request" or self._response_complete:
+            return
+        if not self._response_started:
+            plain = [(b"content-type", b"text/plain")]
+            await self.send_response(500, b"Internal Server Error", headers=plain)
+        else:
+            await self.send_body(b"")
+        await self._disconnect_once()
+        raise StopConsumer()
 
     async def http_disconnect(self, message: Message) -> None:
         await self._disconnect_once()

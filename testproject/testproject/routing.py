@@ -10,6 +10,9 @@ from . import consumers
 websocket_urlpatterns = [
     # The echo reads no cookies and exposes nothing: any origin may use it.
     path("ws/echo/", OriginValidator(consumers.EchoConsumer.as_asgi(), ["*"])),
+    # For tests/e2e/test_concurrency.py: handlers side by side, and not.
+    path("ws/concurrent/", consumers.ConcurrentJsonConsumer.as_asgi()),
+    path("ws/one-at-a-time/", consumers.OneAtATimeJsonConsumer.as_asgi()),
     *chat_routing.websocket_urlpatterns,
 ]
 

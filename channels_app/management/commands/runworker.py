@@ -20,6 +20,7 @@ from django.core.management.base import CommandParser
 
 from ... import DEFAULT_CHANNEL_LAYER
 from ...checks import layer_unreachable_reason
+from ...concurrency import logger as concurrency_logger
 from ...exceptions import InvalidChannelLayerError
 from ...layers import InMemoryChannelLayer, channel_layers, get_channel_layer
 from ...layers.registry import close_layer
@@ -190,16 +191,20 @@ class Command(BaseCommand):
         return chosen
 
     def configure_logging(self, verbosity: int) -> None:
-        """Show worker logs on stderr unless the project's LOGGING handles them."""
+        """Show worker logs on stderr unless the project's LOGGING handles them.
+
+        The pools of consumers with ``concurrency`` above 1 log their failures
+        and waits on a logger of their own, shown the same way.
+        """
         level = logging.DEBUG if verbosity >= 2 else logging.INFO
-        worker_logger.setLevel(level)
-        if verbosity < 1 or worker_logger.hasHandlers():
-            return
         handler = logging.StreamHandler(self.stderr)
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
         )
-        worker_logger.addHandler(handler)
+        for logger in (worker_logger, concurrency_logger):
+            logger.setLevel(level)
+            if verbosity >= 1 and not logger.hasHandlers():
+                logger.addHandler(handler)
 
 
 def is_process_local(layer: Any) -> bool:

@@ -19,6 +19,7 @@ from testproject.consumers import EchoConsumer  # noqa: E402
 
 from . import hostile  # noqa: E402
 from .consumers import (  # noqa: E402
+    ConcurrentTaskConsumer,
     CrashingConsumer,
     FailsMidResponseConsumer,
     GroupConsumer,
@@ -57,6 +58,7 @@ application = ProtocolTypeRouter(
             {
                 "e2e-tasks": TaskConsumer.as_asgi(),
                 "e2e-other": TaskConsumer.as_asgi(),
+                "e2e-concurrent": ConcurrentTaskConsumer.as_asgi(),
             }
         ),
     },

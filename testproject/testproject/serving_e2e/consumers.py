@@ -34,6 +34,12 @@ class TaskConsumer(SyncConsumer):
         record(name, f"done {message['n']}")
 
 
+class ConcurrentTaskConsumer(TaskConsumer):
+    """The same tasks, four at a time (each in a thread of its own)."""
+
+    concurrency = 4
+
+
 class GroupConsumer(AsyncJsonWebsocketConsumer):
     """Joins the group named in the URL and relays what members send to all."""
 
