@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -119,8 +120,6 @@ class SendBuffer:
         #: Closed for not reading, or the connection is gone.
         self.closed = False
         self.closed_as_slow = False
-        #: Data messages written since the buffer was last empty.
-        self.messages = 0
         #: The protocol that sent last (the one to close and name).
         self.protocol: Any = None
         # Bytes handed to the transport by deliveries; minus what it still
@@ -131,6 +130,10 @@ class SendBuffer:
         self._last_progress = 0.0
         self._check: Any = None
         self._waiters: list[asyncio.Future[None]] = []
+        # Where each data message still in the transport ends, counted in
+        # bytes written: the transport sends in order, so those ending at or
+        # before what the client has taken are gone.
+        self._message_ends: deque[int] = deque()
 
     # -- what the transport says ------------------------------------------------
 
@@ -143,10 +146,19 @@ class SendBuffer:
         self._progress_mark = self._taken()
         self._schedule_check()
 
+    @property
+    def messages(self) -> int:
+        """Data messages the transport still holds, whole or in part."""
+        taken = self._taken()
+        ends = self._message_ends
+        while ends and ends[0] <= taken:
+            ends.popleft()
+        return len(ends)
+
     def resumed(self) -> None:
         """The transport has handed everything to the kernel."""
         self.full = False
-        self.messages = 0
+        self._message_ends.clear()
         self._cancel_check()
         self._wake_waiters()
 
@@ -198,9 +210,11 @@ class SendBuffer:
             # Twisted's write() only appends to the buffer (the kernel is
             # written to later, by the reactor), so the growth is exactly
             # what this message added.
-            self._written += max(unsent_bytes(transport) - before, 0)
-            if message.get("type") in (WEBSOCKET_DATA, HTTP_DATA):
-                self.messages += 1
+            added = unsent_bytes(transport) - before
+            if added > 0:
+                self._written += added
+                if message.get("type") in (WEBSOCKET_DATA, HTTP_DATA):
+                    self._message_ends.append(self._written)
 
     async def _wait_for_room(self) -> None:
         while self.full and not self.closed:
@@ -273,10 +287,12 @@ class SendBuffer:
             reason,
         )
         mark_closed = getattr(protocol, "close_as_slow_client", None)
-        if mark_closed is not None:
-            mark_closed()
-        transport.abortConnection()
-        self._wake_waiters()
+        try:
+            if mark_closed is not None:
+                mark_closed()
+        finally:
+            transport.abortConnection()
+            self._wake_waiters()
         try:
             _on_slow_client_closed(protocol)
         except Exception:

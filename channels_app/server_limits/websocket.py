@@ -30,10 +30,16 @@ class LimitedWebSocketProtocol(WebSocketProtocol):  # type: ignore[misc]  # daph
     slow_client_code: int | None = None
 
     def close_as_slow_client(self) -> None:
-        """Send the close frame, for the record; the transport is aborted next."""
+        """Send the close frame, for the record; the transport is aborted next.
+
+        ``sendCloseFrame`` because Autobahn's ``sendClose`` takes only the
+        codes an application may use (1000, 3000-4999).
+        """
         self.slow_client_code = SLOW_CLIENT_CLOSE_CODE
         if self.state == self.STATE_OPEN:
-            self.sendClose(code=SLOW_CLIENT_CLOSE_CODE, reason="Client too slow")
+            self.sendCloseFrame(
+                code=SLOW_CLIENT_CLOSE_CODE, reasonUtf8=b"Client too slow"
+            )
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         buffer = send_buffer_of(self)

@@ -20,8 +20,10 @@ from testproject.consumers import EchoConsumer  # noqa: E402
 from . import hostile  # noqa: E402
 from .consumers import (  # noqa: E402
     CrashingConsumer,
+    EventStreamConsumer,
     FailsMidResponseConsumer,
     GroupConsumer,
+    RecordingGroupConsumer,
     TaskConsumer,
     record,
 )
@@ -42,6 +44,7 @@ application = ProtocolTypeRouter(
         "http": URLRouter(
             [
                 path("fail-mid-response/", FailsMidResponseConsumer.as_asgi()),
+                path("e2e/events/", EventStreamConsumer.as_asgi()),
                 re_path(r"", AsgiHandler()),
             ]
         ),
@@ -49,6 +52,7 @@ application = ProtocolTypeRouter(
             [
                 path("ws/echo/", EchoConsumer.as_asgi()),
                 path("ws/group/<str:name>/", GroupConsumer.as_asgi()),
+                path("ws/recorded/<str:name>/", RecordingGroupConsumer.as_asgi()),
                 path("ws/crash/", CrashingConsumer.as_asgi()),
                 path("ws/guarded/whoami/", hostile.application),
             ]

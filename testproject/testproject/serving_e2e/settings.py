@@ -4,6 +4,7 @@
 database layer on that database (the tests set ``DEMO_DATABASE`` to match).
 """
 
+import json
 import os
 
 from testproject.settings import *  # noqa: F403
@@ -37,3 +38,7 @@ elif _layer in ("sqlite", "postgres"):
     }
 else:
     raise ValueError(f"E2E_LAYER={_layer!r} is not a layer these tests know")
+
+#: The send-buffer limits of runserver, as JSON (tests/e2e/test_slow_clients.py).
+if os.environ.get("E2E_SERVER_LIMITS"):
+    CHANNELS_APP_SERVER_LIMITS = json.loads(os.environ["E2E_SERVER_LIMITS"])
