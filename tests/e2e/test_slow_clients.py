@@ -13,8 +13,8 @@ does not read is cut off after the timeout, the one that reads gets it all.
 Without :mod:`channels_app.server_limits.slow_clients` (Daphne alone) every
 message for a non-reader stays in the server's memory, none of them is
 closed before Daphne's ping timeout (about 50 seconds), and the resident
-memory grows by about 250 MB during the broadcast (checked by running it
-with the three limits set to 0).
+memory grows by about 300 MiB during the broadcast, against under 30 MiB
+with them (checked by running it with the three limits set to 0).
 """
 
 from __future__ import annotations
