@@ -125,6 +125,7 @@ class SendBuffer:
         # Bytes handed to the transport by deliveries; minus what it still
         # holds, that is what the client has taken (the progress measure).
         self._written = 0
+        self._writing = False
         self._progress_mark = 0
         self._full_since = 0.0
         self._last_progress = 0.0
@@ -143,7 +144,8 @@ class SendBuffer:
             return
         self.full = True
         self._full_since = self._last_progress = self.clock.seconds()
-        self._progress_mark = self._taken()
+        if not self._writing:  # else _write() sets it, once it has counted
+            self._progress_mark = self._taken()
         self._schedule_check()
 
     @property
@@ -204,9 +206,12 @@ class SendBuffer:
     def _write(self, protocol: Any, message: dict[str, Any], deliver: Deliver) -> None:
         transport = self.channel.transport
         before = unsent_bytes(transport)
+        was_full = self.full
+        self._writing = True
         try:
             deliver(protocol, message)
         finally:
+            self._writing = False
             # Twisted's write() only appends to the buffer (the kernel is
             # written to later, by the reactor), so the growth is exactly
             # what this message added.
@@ -215,6 +220,8 @@ class SendBuffer:
                 self._written += added
                 if message.get("type") in (WEBSOCKET_DATA, HTTP_DATA):
                     self._message_ends.append(self._written)
+            if self.full and not was_full:  # this message filled it
+                self._progress_mark = self._taken()
 
     async def _wait_for_room(self) -> None:
         while self.full and not self.closed:
