@@ -160,6 +160,17 @@ async def test_a_message_past_the_message_bound_closes_at_once(closes):
     assert conn.socket.aborted and closes == [conn.sender]
 
 
+async def test_a_client_that_keeps_up_costs_no_memory_per_message(closes):
+    """The record of messages in the buffer drops those sent, even when the
+    buffer never empties (so Twisted never resumes the producer)."""
+    conn = Connection()
+    for _ in range(1000):
+        await conn.send_websocket(1, 1 * KIB)
+        conn.socket.read(1 * KIB - 1 if conn.unsent() < 2 * KIB else 1 * KIB)
+    assert 0 < conn.unsent() < 2 * KIB and not conn.buffer.full
+    assert len(conn.buffer._message_ends) <= 3  # not one per message sent
+
+
 async def test_a_big_message_into_an_empty_buffer_is_written(closes):
     conn = Connection(send_buffer_bytes=100 * KIB)
     await conn.send_websocket(1, 500 * KIB)

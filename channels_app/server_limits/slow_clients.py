@@ -106,8 +106,28 @@ class SendBuffer:
     """One connection's outgoing buffer, watched through its producer calls.
 
     ``channel`` is the connection's HTTP channel (its ``transport`` is the
-    TCP transport); ``clock`` gives ``callLater`` and ``seconds``.
+    TCP transport); ``clock`` gives ``callLater`` and ``seconds``.  A server
+    holds one per connection by the thousand, so it has slots and allocates
+    its queues only when a client falls behind.
     """
+
+    __slots__ = (
+        "_check",
+        "_full_since",
+        "_last_progress",
+        "_message_ends",
+        "_progress_mark",
+        "_waiters",
+        "_writing",
+        "_written",
+        "channel",
+        "clock",
+        "closed",
+        "closed_as_slow",
+        "full",
+        "limits",
+        "protocol",
+    )
 
     def __init__(
         self, limits: ConnectionLimits, channel: Any, clock: Any = None
@@ -122,19 +142,21 @@ class SendBuffer:
         self.closed_as_slow = False
         #: The protocol that sent last (the one to close and name).
         self.protocol: Any = None
-        # Bytes handed to the transport by deliveries; minus what it still
-        # holds, that is what the client has taken (the progress measure).
+        # Bytes deliveries handed to the transport since it was last empty;
+        # minus what it still holds, that is what the client has taken since
+        # (the progress measure).  Writes made outside deliveries (pings)
+        # make it lag by their few bytes until the buffer next empties.
         self._written = 0
         self._writing = False
         self._progress_mark = 0
         self._full_since = 0.0
         self._last_progress = 0.0
         self._check: Any = None
-        self._waiters: list[asyncio.Future[None]] = []
-        # Where each data message still in the transport ends, counted in
-        # bytes written: the transport sends in order, so those ending at or
+        self._waiters: list[asyncio.Future[None]] | None = None
+        # Where each data message still in the transport ends, counted like
+        # _written: the transport sends in order, so those ending at or
         # before what the client has taken are gone.
-        self._message_ends: deque[int] = deque()
+        self._message_ends: deque[int] | None = None
 
     # -- what the transport says ------------------------------------------------
 
@@ -151,8 +173,14 @@ class SendBuffer:
     @property
     def messages(self) -> int:
         """Data messages the transport still holds, whole or in part."""
-        taken = self._taken()
+        return self._forget_sent_messages()
+
+    def _forget_sent_messages(self) -> int:
+        """Drop the messages the client has taken; how many are left."""
         ends = self._message_ends
+        if not ends:
+            return 0
+        taken = self._taken()
         while ends and ends[0] <= taken:
             ends.popleft()
         return len(ends)
@@ -160,7 +188,6 @@ class SendBuffer:
     def resumed(self) -> None:
         """The transport has handed everything to the kernel."""
         self.full = False
-        self._message_ends.clear()
         self._cancel_check()
         self._wake_waiters()
 
@@ -206,6 +233,11 @@ class SendBuffer:
     def _write(self, protocol: Any, message: dict[str, Any], deliver: Deliver) -> None:
         transport = self.channel.transport
         before = unsent_bytes(transport)
+        if not before:
+            # Everything written so far has left: start counting afresh, so
+            # neither the count nor the list of messages grows for ever.
+            self._written = 0
+            self._message_ends = None
         was_full = self.full
         self._writing = True
         try:
@@ -219,11 +251,20 @@ class SendBuffer:
             if added > 0:
                 self._written += added
                 if message.get("type") in (WEBSOCKET_DATA, HTTP_DATA):
-                    self._message_ends.append(self._written)
+                    self._note_message_end()
             if self.full and not was_full:  # this message filled it
                 self._progress_mark = self._taken()
 
+    def _note_message_end(self) -> None:
+        if self._message_ends is None:
+            self._message_ends = deque()
+        else:
+            self._forget_sent_messages()  # amortised O(1): each leaves once
+        self._message_ends.append(self._written)
+
     async def _wait_for_room(self) -> None:
+        if self._waiters is None:
+            self._waiters = []
         while self.full and not self.closed:
             cap = self.limits.send_buffer_messages
             if cap and len(self._waiters) >= cap:
@@ -238,7 +279,7 @@ class SendBuffer:
                     self._waiters.remove(waiter)
 
     def _wake_waiters(self) -> None:
-        for waiter in self._waiters:
+        for waiter in self._waiters or ():
             if not waiter.done():
                 waiter.set_result(None)
 
