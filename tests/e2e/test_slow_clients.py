@@ -65,6 +65,9 @@ def project(tmp_path_factory):
         tmp_path_factory.mktemp("slow"),
         "memory",
         E2E_SERVER_LIMITS=json.dumps(limits),
+        # Room for the whole broadcast in every inbox, however the consumers
+        # are scheduled: what is tested is the server, not the layer.
+        E2E_LAYER_CAPACITY=str(2 * MESSAGES),
     )
     project.server = project.runserver()
     yield project

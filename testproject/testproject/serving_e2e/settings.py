@@ -21,6 +21,10 @@ if _layer == "memory":
     CHANNEL_LAYERS = {
         "default": {"BACKEND": "channels_app.layers.InMemoryChannelLayer"}
     }
+    if os.environ.get("E2E_LAYER_CAPACITY"):
+        CHANNEL_LAYERS["default"]["CONFIG"] = {
+            "capacity": int(os.environ["E2E_LAYER_CAPACITY"])
+        }
 elif _layer == "redis":
     CHANNEL_LAYERS = {
         "default": {
