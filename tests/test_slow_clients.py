@@ -11,9 +11,13 @@ payload to the transport.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import os
+import struct
 
 import pytest
+import txaio
 from django.core.management import CommandError
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address
@@ -27,8 +31,11 @@ from channels_app.server_limits import (
     ConnectionLimits,
     LimitedHTTPChannel,
     PendingConnections,
+    install,
     slow_clients,
 )
+from channels_app.server_limits.slow_clients import send_buffer_of
+from tests.test_server_limits import FakeDaphne, server_frames
 
 KIB = 1024
 TIMEOUT = 4.0
@@ -57,6 +64,10 @@ class Socket(FileDescriptor):
 
     def abortConnection(self) -> None:
         self.aborted = True
+        #: What the abort throws away: the bytes the client never read.
+        self.abandoned = bytes(self.dataBuffer[self.offset :]) + b"".join(
+            self._tempDataBuffer
+        )
         self.connectionLost(Failure(ConnectionAborted()))
         self.protocol.connectionLost(Failure(ConnectionAborted()))
 
@@ -255,6 +266,64 @@ async def test_too_many_waiting_response_parts_close(closes):
     ]
     await asyncio.wait_for(asyncio.gather(*parts), 1)
     assert conn.socket.aborted and closes == [conn.sender]
+
+
+# -- a WebSocket, end to end in the process --------------------------------------
+
+
+def upgraded_websocket(clock: MemoryReactorClock):
+    """Daphne's WebSocket protocol, as installed, on a channel's transport.
+
+    The hand-over is Daphne's: the transport's protocol becomes the
+    WebSocket, and the HTTP channel stays registered as its producer.
+    """
+    server = FakeDaphne(max_frame=1 << 20, max_message=1 << 20)
+    install(server, ConnectionLimits(send_timeout=TIMEOUT))
+    channel = server.http_factory.protocol()._channel
+    channel.send_buffer.clock = clock
+    channel.callLater = clock.callLater
+    sock = Socket(clock)
+    sock.protocol = channel
+    channel.makeConnection(sock)
+    websocket = server.ws_factory.buildProtocol(None)
+    websocket._raw_query_string = b""
+    sock.protocol = websocket
+    websocket.makeConnection(sock)
+    sock.room = 1 << 20  # the client reads the handshake's answer
+    websocket.dataReceived(
+        b"GET /ws/room/ HTTP/1.1\r\nHost: testserver\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: "
+        + base64.b64encode(os.urandom(16))
+        + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    websocket.serverAccept()
+    sock.doWrite()
+    assert bytes(sock.received).startswith(b"HTTP/1.1 101 ")
+    sock.room = 0  # and then nothing more
+    return server, websocket, sock
+
+
+async def test_a_websocket_that_does_not_read_is_closed_with_1013(monkeypatch, closes):
+    clock = MemoryReactorClock()
+    monkeypatch.setattr(txaio.config, "loop", clock)  # Autobahn's timers
+    server, websocket, sock = upgraded_websocket(clock)
+    buffer = send_buffer_of(websocket)
+    assert buffer is not None and buffer.channel.transport is sock
+
+    def deliver(protocol, message):
+        protocol.handle_reply(message)
+
+    for _ in range(10):
+        message = {"type": "websocket.send", "text": "x" * 10_000}
+        await buffer.send(websocket, message, deliver)
+    assert buffer.full and not sock.aborted
+    clock.pump([TIMEOUT / 4] * 5)
+    assert sock.aborted and closes == [websocket]
+    # The application is told, with the code, so its consumer leaves its groups.
+    assert server.inbox[-1] == {"type": "websocket.disconnect", "code": 1013}
+    # The close frame went into the buffer, behind what the client never read.
+    opcode, payload = server_frames(sock.abandoned)[-1]
+    assert opcode == 8 and struct.unpack("!H", payload[:2]) == (1013,)
 
 
 # -- settings ------------------------------------------------------------------
