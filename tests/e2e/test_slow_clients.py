@@ -28,6 +28,7 @@ import select
 import socket
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 import websockets
@@ -43,13 +44,30 @@ SEND_TIMEOUT = 2.0
 SEND_BUFFER_BYTES = 256 * 1024
 #: Clients of each kind.
 CLIENTS = 100
-#: The broadcast: this many messages of this many bytes, to all 200.  Each
-#: non-reader is sent 4 MB, twice what the kernel's buffers take on loopback
-#: (tcp_wmem autotunes the server's send buffer up to about 2 MB).
-MESSAGES = 500
-MESSAGE_SIZE = 8000
 #: The receive buffer of a non-reading client.
 SMALL_RCVBUF = 4096
+MESSAGE_SIZE = 8000
+
+
+def kernel_send_buffer_max() -> int:
+    """The most a server's socket buffers for one client (tcp_wmem's maximum)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+    except (OSError, IndexError, ValueError):
+        return 4 * 1024 * 1024  # Linux's default
+
+
+#: The broadcast: this many messages of MESSAGE_SIZE bytes, to all 200.  Each
+#: non-reader must be sent more than the kernel takes off the server's hands
+#: (its send buffer autotunes up to tcp_wmem's maximum, 4 MiB by default,
+#: though on loopback it took about 2 MB), and then enough to fill the
+#: server's own buffer twice.
+MESSAGES = max(
+    500,
+    (kernel_send_buffer_max() + SMALL_RCVBUF * 2 + 2 * SEND_BUFFER_BYTES)
+    // MESSAGE_SIZE
+    + 1,
+)
 #: How much the server's resident memory may grow while it broadcasts: what
 #: the send buffers may hold (100 x 256 KiB, as Python objects up to twice
 #: that) plus room for the ordinary clients' traffic and the allocator.
