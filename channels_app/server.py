@@ -28,6 +28,7 @@ from twisted.internet import defer, reactor
 
 from .lifespan import LifespanClient, LifespanFailed
 from .server_limits import ConnectionLimits, PendingConnections, install
+from .server_limits.slow_clients import send_buffer_of
 from .types import Scope
 from .worker import Worker, WorkerStats
 
@@ -140,6 +141,27 @@ class DevelopmentServer(Server):  # type: ignore[misc]  # daphne is untyped
             )
         )
         return events
+
+    async def handle_reply(self, protocol: Any, message: dict[str, Any]) -> None:
+        """Pass an application's message to its connection, through the
+        connection's bounded send buffer (see :mod:`.server_limits.slow_clients`)."""
+        buffer = send_buffer_of(protocol)
+        if buffer is None:
+            await super().handle_reply(protocol, message)
+        else:
+            await buffer.send(protocol, message, self._deliver_reply)
+
+    def _deliver_reply(self, protocol: Any, message: dict[str, Any]) -> None:
+        """Daphne's ``handle_reply`` without the coroutine, so a buffer can call it."""
+        details = self.connections.get(protocol)
+        if details is None or details.get("disconnected"):
+            return  # the connection has closed: nothing to send to
+        try:
+            self.check_headers_type(message)
+        except ValueError:
+            protocol.basic_error(500, b"Server Error", "Server Error")
+            raise
+        protocol.handle_reply(message)
 
     def application_checker(self) -> None:
         """Reap finished applications and stale connections, then run again in 1 s.

@@ -16,6 +16,9 @@ from ..server_limits import (
     DEFAULT_MAX_HEADERS,
     DEFAULT_MAX_PENDING,
     DEFAULT_MAX_REQUEST_LINE,
+    DEFAULT_SEND_BUFFER_BYTES,
+    DEFAULT_SEND_BUFFER_MESSAGES,
+    DEFAULT_SEND_TIMEOUT,
 )
 
 #: Default largest incoming WebSocket frame and message: 1 MiB.
@@ -104,6 +107,31 @@ def add_server_options(parser: CommandParser, staticfiles: bool) -> None:
         default=DEFAULT_MAX_HEADERS,
         help="Most request header lines; more is answered 431 "
         f"(default: {DEFAULT_MAX_HEADERS}).",
+    )
+    parser.add_argument(
+        "--send-buffer-bytes",
+        type=int,
+        default=None,
+        help="Most bytes waiting to be sent to one client; a WebSocket message "
+        "that would pass it closes the connection (default: SEND_BUFFER_BYTES "
+        f"in CHANNELS_APP_SERVER_LIMITS, else {DEFAULT_SEND_BUFFER_BYTES}; "
+        "0: no limit).",
+    )
+    parser.add_argument(
+        "--send-buffer-messages",
+        type=int,
+        default=None,
+        help="Most messages waiting to be sent to one client, likewise "
+        "(default: SEND_BUFFER_MESSAGES in CHANNELS_APP_SERVER_LIMITS, else "
+        f"{DEFAULT_SEND_BUFFER_MESSAGES}; 0: no limit).",
+    )
+    parser.add_argument(
+        "--send-timeout",
+        type=float,
+        default=None,
+        help="Close a client whose send buffer is full and that has read "
+        "nothing of it for this many seconds (default: SEND_TIMEOUT in "
+        f"CHANNELS_APP_SERVER_LIMITS, else {DEFAULT_SEND_TIMEOUT:g}; 0: no limit).",
     )
     if staticfiles:
         parser.add_argument(

@@ -20,12 +20,14 @@ connections may be waiting for theirs at once (the one that has waited
 longest is closed to make room for a new one), and answers oversized or
 malformed requests with a real status (400, 408, 414, 431, 503) before
 closing.  :func:`install` puts it, and a WebSocket protocol that closes with
-a close frame, into Daphne's factories.
+a close frame, into Daphne's factories.  Each channel also bounds what waits
+to be sent to a client that does not read (:mod:`.slow_clients`).
 
 
 The pieces: the numbers (:mod:`.limits`), the connections waiting for their
 headers or being refused (:mod:`.pending`), the HTTP parser that applies the
-limits (:mod:`.http_channel`) and the WebSocket protocol (:mod:`.websocket`);
+limits (:mod:`.http_channel`), the send buffer (:mod:`.slow_clients`) and the
+WebSocket protocol (:mod:`.websocket`);
 this module puts them into Daphne.
 """
 
@@ -45,9 +47,13 @@ from .limits import (
     DEFAULT_MAX_HEADERS,
     DEFAULT_MAX_PENDING,
     DEFAULT_MAX_REQUEST_LINE,
+    DEFAULT_SEND_BUFFER_BYTES,
+    DEFAULT_SEND_BUFFER_MESSAGES,
+    DEFAULT_SEND_TIMEOUT,
     ConnectionLimits,
 )
 from .pending import PendingConnections
+from .slow_clients import SLOW_CLIENT_CLOSE_CODE, SendBuffer
 from .websocket import LimitedWebSocketProtocol
 
 __all__ = [
@@ -56,12 +62,17 @@ __all__ = [
     "DEFAULT_MAX_HEADER_SIZE",
     "DEFAULT_MAX_PENDING",
     "DEFAULT_MAX_REQUEST_LINE",
+    "DEFAULT_SEND_BUFFER_BYTES",
+    "DEFAULT_SEND_BUFFER_MESSAGES",
+    "DEFAULT_SEND_TIMEOUT",
     "LINGER_BYTES",
     "LINGER_SECONDS",
+    "SLOW_CLIENT_CLOSE_CODE",
     "ConnectionLimits",
     "LimitedHTTPChannel",
     "LimitedWebSocketProtocol",
     "PendingConnections",
+    "SendBuffer",
     "install",
 ]
 

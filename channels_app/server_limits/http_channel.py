@@ -17,6 +17,7 @@ from twisted.web.http import HTTPChannel
 
 from .limits import ConnectionLimits
 from .pending import PendingConnections
+from .slow_clients import SendBuffer
 
 logger = logging.getLogger("channels_app.server")
 
@@ -62,9 +63,13 @@ class LimitedHTTPChannel(HTTPChannel):
         limits: ConnectionLimits,
         pending: PendingConnections,
         on_refusal: RefusalLogger | None = None,
+        clock: Any = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.limits = limits
+        #: What waits to be sent to the client (this channel stays the
+        #: transport's producer after a WebSocket upgrade, so it serves both).
+        self.send_buffer = SendBuffer(limits, self, clock)
         self.pending = pending
         self.on_refusal = on_refusal
         # Twisted's own limits, set so that ours always apply first.
@@ -206,7 +211,20 @@ class LimitedHTTPChannel(HTTPChannel):
             self._start_waiting()
         super().requestDone(request)  # type: ignore[no-untyped-call]
 
+    # -- sending ------------------------------------------------------------------
+
+    def pauseProducing(self) -> None:
+        """The transport's buffer is full (see :mod:`.slow_clients`)."""
+        self.send_buffer.paused()
+        super().pauseProducing()  # type: ignore[no-untyped-call]
+
+    def resumeProducing(self) -> None:
+        """The transport's buffer is empty again."""
+        super().resumeProducing()  # type: ignore[no-untyped-call]
+        self.send_buffer.resumed()
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.send_buffer.connection_lost()
         self._stop_waiting()
         self.pending.stop_lingering(self)
         if self._linger is not None and self._linger.active():

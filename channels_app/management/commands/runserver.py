@@ -37,6 +37,14 @@ from ...worker import Worker, routed_channels
 from ..request_log import log_server_action
 from ..runserver_options import DEFAULT_WEBSOCKET_LIMIT, add_server_options
 
+#: The send-buffer limits' fields, and their keys in the
+#: ``CHANNELS_APP_SERVER_LIMITS`` setting (a command-line option wins).
+SERVER_LIMITS_SETTINGS = {
+    "send_buffer_bytes": "SEND_BUFFER_BYTES",
+    "send_buffer_messages": "SEND_BUFFER_MESSAGES",
+    "send_timeout": "SEND_TIMEOUT",
+}
+
 
 class Command(RunserverCommand):
     # Set by Django's runserver in handle(); its stubs do not declare them.
@@ -220,6 +228,24 @@ class Command(RunserverCommand):
 
     @staticmethod
     def connection_limits(options: dict[str, Any]) -> ConnectionLimits:
+        configured = getattr(settings, "CHANNELS_APP_SERVER_LIMITS", None) or {}
+        if not isinstance(configured, dict):
+            raise CommandError("CHANNELS_APP_SERVER_LIMITS must be a dict")
+        unknown = set(configured) - set(SERVER_LIMITS_SETTINGS.values())
+        if unknown:
+            raise CommandError(
+                f"CHANNELS_APP_SERVER_LIMITS has unknown keys: {sorted(unknown)}"
+            )
+        sending = {
+            field: configured[key]
+            for field, key in SERVER_LIMITS_SETTINGS.items()
+            if key in configured
+        }
+        sending.update(
+            (field, options[field])
+            for field in SERVER_LIMITS_SETTINGS
+            if options.get(field) is not None
+        )
         try:
             return ConnectionLimits(
                 header_timeout=options["header_timeout"],
@@ -227,8 +253,9 @@ class Command(RunserverCommand):
                 max_request_line=options["max_request_line"],
                 max_header_size=options["max_header_size"],
                 max_headers=options["max_headers"],
+                **sending,
             )
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             raise CommandError(str(exc)) from None
 
     def in_process_workers(

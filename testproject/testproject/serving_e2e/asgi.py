@@ -21,8 +21,10 @@ from . import hostile  # noqa: E402
 from .consumers import (  # noqa: E402
     ConcurrentTaskConsumer,
     CrashingConsumer,
+    EventStreamConsumer,
     FailsMidResponseConsumer,
     GroupConsumer,
+    RecordingGroupConsumer,
     TaskConsumer,
     record,
 )
@@ -43,6 +45,7 @@ application = ProtocolTypeRouter(
         "http": URLRouter(
             [
                 path("fail-mid-response/", FailsMidResponseConsumer.as_asgi()),
+                path("e2e/events/", EventStreamConsumer.as_asgi()),
                 re_path(r"", AsgiHandler()),
             ]
         ),
@@ -50,6 +53,7 @@ application = ProtocolTypeRouter(
             [
                 path("ws/echo/", EchoConsumer.as_asgi()),
                 path("ws/group/<str:name>/", GroupConsumer.as_asgi()),
+                path("ws/recorded/<str:name>/", RecordingGroupConsumer.as_asgi()),
                 path("ws/crash/", CrashingConsumer.as_asgi()),
                 path("ws/guarded/whoami/", hostile.application),
             ]

@@ -3,6 +3,7 @@
 import os
 import time
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 from django.conf import settings
 
@@ -74,3 +75,27 @@ class CrashingConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data=None, bytes_data=None):
         raise RuntimeError(f"crashed on {text_data!r}")
+
+
+class RecordingGroupConsumer(GroupConsumer):
+    """A group member that records the code its connection closed with."""
+
+    async def disconnect(self, code):
+        await super().disconnect(code)
+        record(f"{self.group}.disconnects", f"{code} {self.scope['client'][1]}")
+
+
+class EventStreamConsumer(AsyncHttpConsumer):
+    """Streams ``?n=`` server-sent events of ``?size=`` bytes as fast as it can."""
+
+    async def handle(self, body):
+        query = dict(parse_qsl(self.scope["query_string"].decode()))
+        self.name = query.get("name", "events")
+        count, size = int(query.get("n", 10)), int(query.get("size", 100))
+        await self.send_headers(headers=[(b"Content-Type", b"text/event-stream")])
+        for n in range(count):
+            await self.send_event(f"{n} " + "x" * size, id=str(n))
+        await self.send_body(b"")
+
+    async def disconnect(self):
+        record(f"{self.name}.disconnects", "http")

@@ -4,6 +4,7 @@
 database layer on that database (the tests set ``DEMO_DATABASE`` to match).
 """
 
+import json
 import os
 
 from testproject.settings import *  # noqa: F403
@@ -20,6 +21,10 @@ if _layer == "memory":
     CHANNEL_LAYERS = {
         "default": {"BACKEND": "channels_app.layers.InMemoryChannelLayer"}
     }
+    if os.environ.get("E2E_LAYER_CAPACITY"):
+        CHANNEL_LAYERS["default"]["CONFIG"] = {
+            "capacity": int(os.environ["E2E_LAYER_CAPACITY"])
+        }
 elif _layer == "redis":
     CHANNEL_LAYERS = {
         "default": {
@@ -37,3 +42,7 @@ elif _layer in ("sqlite", "postgres"):
     }
 else:
     raise ValueError(f"E2E_LAYER={_layer!r} is not a layer these tests know")
+
+#: The send-buffer limits of runserver, as JSON (tests/e2e/test_slow_clients.py).
+if os.environ.get("E2E_SERVER_LIMITS"):
+    CHANNELS_APP_SERVER_LIMITS = json.loads(os.environ["E2E_SERVER_LIMITS"])

@@ -6,6 +6,7 @@ import os
 from django.http import HttpResponse, JsonResponse
 from django.urls import path
 
+from channels_app.layers import get_channel_layer
 from channels_app.sync_send import group_send, send
 from testproject.serving_e2e.consumers import record
 from testproject.urls import urlpatterns as demo_urlpatterns
@@ -25,6 +26,22 @@ def broadcast(request, name):
     return HttpResponse("sent\n", content_type="text/plain")
 
 
+async def flood(request, name):
+    """Send ``?n=`` messages of ``?size=`` bytes to a group, one after another.
+
+    Yields to the event loop after each, so that the members' consumers
+    (on the same loop, with the in-memory layer) take each message before
+    their inboxes fill.
+    """
+    layer = get_channel_layer()
+    count, size = int(request.GET["n"]), int(request.GET["size"])
+    for n in range(count):
+        text = f"{n} " + "x" * size
+        await layer.group_send(f"room-{name}", {"type": "room.message", "text": text})
+        await asyncio.sleep(0)
+    return HttpResponse(f"sent {count}\n", content_type="text/plain")
+
+
 async def slow(request):
     """Answers after ``?seconds=``; ``?mark=NAME`` records in NAME that it began."""
     if "mark" in request.GET:
@@ -40,6 +57,7 @@ def whoami(request):
 urlpatterns = [
     path("e2e/send/<str:channel>/", send_task),
     path("e2e/broadcast/<str:name>/", broadcast),
+    path("e2e/flood/<str:name>/", flood),
     path("e2e/slow/", slow),
     path("e2e/whoami/", whoami),
     *demo_urlpatterns,
