@@ -11,7 +11,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 
-from . import DEFAULT_CHANNEL_LAYER
+from . import DEFAULT_CHANNEL_LAYER, metrics
 from .db import (  # noqa: F401 - aclose_old_connections reachable here, as in Channels
     aclose_old_connections,
     connection_activity,
@@ -110,6 +110,9 @@ class AsyncConsumer:
         self.scope = scope
         self._loop = asyncio.get_running_loop()
         self._tasks: set[asyncio.Task[Any]] = set()
+        receive, send, connection_ended = metrics.open_connection(
+            self, scope, receive, send
+        )
         # Sync handlers run in a thread and cannot await; they get a send
         # that blocks until the event loop has passed the message on.
         self.base_send = async_to_sync(send) if self._sync else send
@@ -132,10 +135,13 @@ class AsyncConsumer:
         if group_losses is not None:
             sources.append(group_losses.receive)
         try:
-            await await_many_dispatch(sources, self.dispatch)
+            await await_many_dispatch(
+                sources, metrics.timed_dispatch(self, self.dispatch)
+            )
         except StopConsumer:
             pass
         finally:
+            connection_ended()
             if group_losses is not None:
                 group_losses.close()
             await self._cancel_tasks()

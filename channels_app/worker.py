@@ -19,6 +19,7 @@ from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext
 
+from . import metrics
 from .routing import ChannelNameRouter
 from .types import ChannelLayer, Message
 from .unwrap import find_wrapped, protocol_branch
@@ -287,7 +288,9 @@ class Worker:
         self, instance: ApplicationInstance, channel: str, message: Any
     ) -> None:
         started = time.perf_counter()
+        finished = metrics.worker_message_started(channel)
         error = await instance.handle(message)
+        finished(error)
         took = (time.perf_counter() - started) * 1000
         message_type = message.get("type") if isinstance(message, dict) else None
         if error is None:

@@ -18,7 +18,7 @@ from typing import Any
 from django.core.management import BaseCommand, CommandError
 from django.core.management.base import CommandParser
 
-from ... import DEFAULT_CHANNEL_LAYER
+from ... import DEFAULT_CHANNEL_LAYER, metrics
 from ...checks import layer_unreachable_reason
 from ...exceptions import InvalidChannelLayerError
 from ...layers import InMemoryChannelLayer, channel_layers, get_channel_layer
@@ -79,6 +79,18 @@ class Command(BaseCommand):
             help="On SIGTERM/SIGINT, seconds to let in-flight messages finish "
             "(default: 30).",
         )
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=None,
+            metavar="PORT",
+            help="Serve Prometheus metrics on this port (needs prometheus_client).",
+        )
+        parser.add_argument(
+            "--metrics-address",
+            default="127.0.0.1",
+            help="Address the metrics port binds to (default: 127.0.0.1).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         application = get_default_application()
@@ -92,6 +104,8 @@ class Command(BaseCommand):
                 f"Channel layer {options['layer']!r} cannot be reached: {problem}"
             )
         self.configure_logging(options["verbosity"])
+        if options["metrics_port"] is not None:
+            self.serve_metrics(layer, channels, options)
         worker = self.worker_class(
             application,
             channels,
@@ -135,6 +149,21 @@ class Command(BaseCommand):
                 f"{worker.drain_timeout:g}s), taking no new ones"
             )
         worker.stop()
+
+    def serve_metrics(
+        self, layer: ChannelLayer, channels: list[str], options: dict[str, Any]
+    ) -> None:
+        """Expose the registry, with these channels' queue depths, over HTTP."""
+        port, address = options["metrics_port"], options["metrics_address"]
+        try:
+            metrics.start_metrics_server(port, address)
+        except metrics.MetricsUnavailable as exc:
+            raise CommandError(f"--metrics-port: {exc}")
+        except OSError as exc:
+            raise CommandError(f"--metrics-port {port}: cannot listen: {exc}")
+        metrics.watch_queue_depth(layer, channels)
+        if options["verbosity"] >= 1:
+            self.stdout.write(f"Serving metrics on http://{address}:{port}/metrics")
 
     def get_layer(self, alias: str) -> ChannelLayer:
         if alias not in channel_layers:
