@@ -22,6 +22,7 @@ from .consumers import (  # noqa: E402
     CrashingConsumer,
     FailsMidResponseConsumer,
     GroupConsumer,
+    LayerProbeConsumer,
     TaskConsumer,
     record,
 )
@@ -50,6 +51,7 @@ application = ProtocolTypeRouter(
                 path("ws/echo/", EchoConsumer.as_asgi()),
                 path("ws/group/<str:name>/", GroupConsumer.as_asgi()),
                 path("ws/crash/", CrashingConsumer.as_asgi()),
+                path("ws/probe/", LayerProbeConsumer.as_asgi()),
                 path("ws/guarded/whoami/", hostile.application),
             ]
         ),
