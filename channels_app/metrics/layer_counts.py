@@ -20,49 +20,47 @@ from prometheus_client.core import REGISTRY, CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ..exceptions import ChannelFull
-from . import families
+from . import tallies
+from .exposition import PREFIX
+from .tallies import LayerTally
 
 _MARK = "_channels_app_metrics"
 LayerT = TypeVar("LayerT")
 Method = Callable[..., Awaitable[Any]]
 
 
-def _counted_send(method: Method, layer: str) -> Method:
-    sends = families.layer_sends.labels(layer)
-    full = families.channel_full.labels(layer)
-
+def _counted_send(method: Method, tally: LayerTally) -> Method:
     async def send(channel: str, message: Any) -> None:
         try:
             await method(channel, message)
         except ChannelFull:
-            full.inc()
+            with tally.lock:
+                tally.channel_full += 1
             raise
-        sends.inc()
+        with tally.lock:
+            tally.sends += 1
 
     return send
 
 
-def _counted_receive(method: Method, layer: str) -> Method:
-    receives = families.layer_receives.labels(layer)
-
+def _counted_receive(method: Method, tally: LayerTally) -> Method:
     async def receive(channel: str) -> Any:
         message = await method(channel)
-        receives.inc()
+        with tally.lock:
+            tally.receives += 1
         return message
 
     return receive
 
 
-def _counted_group_send(method: Method, layer: str) -> Method:
-    group_sends = families.layer_group_sends.labels(layer)
-    full_members = families.group_send_full_members.labels(layer)
-
+def _counted_group_send(method: Method, tally: LayerTally) -> Method:
     async def group_send(group: str, message: Any) -> Any:
         missed = await method(group, message)
-        group_sends.inc()
         # Our layers return how many members were full; others return None.
-        if type(missed) is int and missed > 0:
-            full_members.inc(missed)
+        full = missed if type(missed) is int and missed > 0 else 0
+        with tally.lock:
+            tally.group_sends += 1
+            tally.full_members += full
         return missed
 
     return group_send
@@ -88,7 +86,7 @@ class ExpiredMessages(Collector):
 
     def collect(self) -> Iterable[Metric]:
         family = CounterMetricFamily(
-            families.PREFIX + "layer_expired_messages",
+            PREFIX + "layer_expired_messages",
             "Messages a layer dropped because nobody received them in time "
             "(layers that count them: the in-memory layer).",
             labels=["layer"],
@@ -122,14 +120,14 @@ def instrument_layer(layer: LayerT) -> LayerT:
         setattr(layer, _MARK, True)
     except (AttributeError, TypeError):  # __slots__: cannot be wrapped
         return layer
-    name = type(layer).__name__
+    tally = tallies.find(tallies.layers, type(layer).__name__, LayerTally)
     for method_name, wrap in _WRAPPERS.items():
         try:
             method = getattr(layer, method_name)
         except Exception:  # not offered by this layer
             continue
         if inspect.iscoroutinefunction(method):
-            setattr(layer, method_name, wrap(method, name))
+            setattr(layer, method_name, wrap(method, tally))
     try:
         expired_messages.add(layer)
     except TypeError:  # not weakly referenceable

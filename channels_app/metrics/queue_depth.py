@@ -16,7 +16,7 @@ from typing import Any
 from prometheus_client.core import REGISTRY, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from . import families
+from .exposition import PREFIX
 
 
 def queue_depth(layer: Any, channel: str) -> int | None:
@@ -71,7 +71,7 @@ class QueueDepth(Collector):
 
     def collect(self) -> Iterable[Metric]:
         family = GaugeMetricFamily(
-            families.PREFIX + "worker_queue_depth",
+            PREFIX + "worker_queue_depth",
             "Messages waiting on a worker's channel (for layers that can tell).",
             labels=["channel"],
         )

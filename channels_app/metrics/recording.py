@@ -1,23 +1,24 @@
 """What consumers and workers record, when ``prometheus_client`` is installed.
 
-Each function is called once per connection, consumer or worker message and
-returns the callables that do the per-message counting, with their label
-children looked up in advance: a frame then costs one counter increment per
-metric, not a label lookup.
+Each function runs once per connection, consumer or worker message, finds
+its tallies (:mod:`.tallies`) there, and returns the callables that count
+each frame or message with a few integer additions.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable
 from time import perf_counter
-from typing import Any
 
+from asgiref.sync import markcoroutinefunction
 from prometheus_client import start_http_server
 
 from ..exceptions import StopConsumer
 from ..types import Message, Receive, Scope, Send
-from . import families
+from . import exposition, tallies  # noqa: F401 - exposition registers the collector
 from .labels import BoundedLabel, route_of
+from .tallies import BOUNDS
 
 #: The scope types whose connections are counted in ``connections_open``.
 CONNECTION_PROTOCOLS = ("websocket", "http")
@@ -26,7 +27,6 @@ _routes = BoundedLabel()
 _consumers = BoundedLabel()
 _handlers = BoundedLabel()
 _channels = BoundedLabel()
-_handler_series: dict[tuple[str, str], tuple[Any, Any]] = {}
 
 
 def _nothing() -> None:
@@ -36,17 +36,23 @@ def _nothing() -> None:
 def open_connection(
     consumer: object, scope: Scope, receive: Receive, send: Send
 ) -> tuple[Receive, Send, Callable[[], None]]:
-    """Count the connection as open; return its receive and send (counting
-    WebSocket frames) and the callback to run once when the consumer ends."""
+    """Count the connection as open; return its receive, its send (counting
+    WebSocket frames sent) and the callback to run once when it ends.
+
+    Frames received are counted by :func:`timed_dispatch`, which sees every
+    message anyway, so ``receive`` comes back as it is: one wrapper less.
+    """
     protocol = scope.get("type")
     if protocol not in CONNECTION_PROTOCOLS:
         return receive, send, _nothing
     route = _routes(route_of(scope, consumer))
-    gauge = families.connections_open.labels(protocol, route)
-    gauge.inc()
+    key = (protocol, route)
+    tally = tallies.find(tallies.connections, key, tallies.ConnectionTally)
+    tally.open += 1
     if protocol == "websocket":
-        receive, send = _count_frames(route, receive, send)
-    return receive, send, gauge.dec
+        consumer._metrics_connection = tally  # type: ignore[attr-defined]
+        send = _counting_sends(tally, send)
+    return receive, send, tally.closed
 
 
 def payload_size(message: Message) -> int:
@@ -60,81 +66,88 @@ def payload_size(message: Message) -> int:
     return len(data) if data is not None else 0
 
 
-def _count_frames(route: str, receive: Receive, send: Send) -> tuple[Receive, Send]:
-    in_frames = families.websocket_messages.labels(route, "in")
-    in_bytes = families.websocket_bytes.labels(route, "in")
-    out_frames = families.websocket_messages.labels(route, "out")
-    out_bytes = families.websocket_bytes.labels(route, "out")
-
-    async def counted_receive() -> Message:
-        message = await receive()
-        if message.get("type") == "websocket.receive":
-            in_frames.inc()
-            in_bytes.inc(payload_size(message))
-        return message
-
-    async def counted_send(message: Message) -> None:
-        await send(message)
-        # Counted once the server took it: a refused send sent nothing.
+def _counting_sends(tally: tallies.ConnectionTally, send: Send) -> Send:
+    # A plain function returning send's awaitable, not a coroutine of its
+    # own: one coroutine frame less per frame.  So a frame is counted when
+    # handed to the server; marked as a coroutine function for the checks
+    # (async_to_sync's among them) that ask.
+    def counted_send(message: Message) -> Awaitable[None]:
         if message.get("type") == "websocket.send":
-            out_frames.inc()
-            out_bytes.inc(payload_size(message))
+            tally.out_frames += 1
+            text = message.get("text")
+            if text is not None:  # as in payload_size, inlined
+                tally.out_bytes += (
+                    len(text) if text.isascii() else len(text.encode("utf-8"))
+                )
+            else:
+                tally.out_bytes += len(message.get("bytes") or b"")
+        return send(message)
 
-    return counted_receive, counted_send
-
-
-def _handler_children(consumer: str, message: Any) -> tuple[Any, Any]:
-    kind = message.get("type") if isinstance(message, dict) else None
-    handler = _handlers(kind.replace(".", "_") if isinstance(kind, str) else "?")
-    key = (consumer, handler)
-    children = _handler_series.get(key)
-    if children is None:
-        children = _handler_series[key] = (
-            families.handler_duration.labels(consumer, handler),
-            families.handler_errors.labels(consumer, handler),
-        )
-    return children
+    return markcoroutinefunction(counted_send)
 
 
 def timed_dispatch(
     consumer: object, dispatch: Callable[[Message], Awaitable[None]]
 ) -> Callable[[Message], Awaitable[None]]:
-    """``dispatch`` timing each handler and counting those that raise."""
+    """``dispatch`` timing each handler, counting those that raise and the
+    WebSocket frames received."""
     consumer_name = _consumers(type(consumer).__qualname__)
+    connection: tallies.ConnectionTally | None = getattr(
+        consumer, "_metrics_connection", None
+    )
+    by_type: dict[object, tallies.HandlerTally] = {}
 
     async def timed(message: Message) -> None:
-        duration, errors = _handler_children(consumer_name, message)
+        kind = message.get("type") if isinstance(message, dict) else None
+        tally = by_type.get(kind)
+        if tally is None:
+            tally = by_type[kind] = _handler_tally(consumer_name, kind)
+        if connection is not None and kind == "websocket.receive":
+            connection.in_frames += 1
+            connection.in_bytes += payload_size(message)
         started = perf_counter()
         try:
             await dispatch(message)
         except StopConsumer:  # the normal way for a consumer to end
             raise
         except Exception:
-            errors.inc()
+            tally.errors += 1
             raise
         finally:
-            duration.observe(perf_counter() - started)
+            # HandlerTally.observe, inlined: this runs for every message.
+            seconds = perf_counter() - started
+            tally.buckets[bisect_left(BOUNDS, seconds)] += 1
+            tally.total += seconds
+            tally.count += 1
 
     return timed
 
 
+def _handler_tally(consumer: str, kind: object) -> tallies.HandlerTally:
+    name = _handlers(kind.replace(".", "_") if isinstance(kind, str) else "?")
+    return tallies.find(tallies.handlers, (consumer, name), tallies.HandlerTally)
+
+
 def worker_message_started(channel: str) -> Callable[[BaseException | None], None]:
     """Count a worker message as in flight; call the result with its error."""
-    label = _channels(channel)
-    in_flight = families.worker_in_flight.labels(label)
-    in_flight.inc()
+    tally = tallies.find(tallies.workers, _channels(channel), tallies.WorkerTally)
+    tally.in_flight += 1
 
     def finished(error: BaseException | None) -> None:
-        in_flight.dec()
-        outcome = "handled" if error is None else "failed"
-        families.worker_messages.labels(label, outcome).inc()
+        tally.in_flight -= 1
+        if error is None:
+            tally.handled += 1
+        else:
+            tally.failed += 1
 
     return finished
 
 
 def record_slow_client_close(protocol: str) -> None:
     """A connection was closed because its client read too slowly."""
-    families.slow_client_closes.labels(protocol).inc()
+    with tallies.lock:
+        closes = tallies.slow_client_closes
+        closes[protocol] = closes.get(protocol, 0) + 1
 
 
 def start_metrics_server(port: int, address: str = "127.0.0.1") -> None:

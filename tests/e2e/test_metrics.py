@@ -117,7 +117,8 @@ async def test_channel_full_and_full_group_members_are_counted(server):
         await ask({"join": "metrics-room", "channel": "metrics.sink"})
         for _ in range(2):
             assert await ask({"group_send": "metrics-room"}) == {"missed": 1}
-    await scraped(server, "channels_app_layer_group_send_full_members_total", 2, **layer)
+    full_members = "channels_app_layer_group_send_full_members_total"
+    await scraped(server, full_members, 2, **layer)
     await scraped(server, "channels_app_layer_group_sends_total", 2, **layer)
 
 
