@@ -15,7 +15,9 @@ from prometheus_client import REGISTRY, generate_latest
 
 from channels_app import metrics
 from channels_app.exceptions import ChannelFull
+from channels_app.generic.websocket import AsyncWebsocketConsumer
 from channels_app.layers import InMemoryChannelLayer, channel_layers
+from channels_app.testing import WebsocketCommunicator
 from tests.servers import ROOT, free_port
 from tests.services import REDIS_URL, require
 from tests.support.scrape import parse, value
@@ -211,3 +213,36 @@ def test_without_prometheus_client_nothing_is_recorded_and_views_explain():
     assert "pip install 'channels_app[metrics]'" in report["body"]
     assert report["health"] == 200
     assert report["refused"] == metrics.MISSING
+
+
+class BrokenLayer(InMemoryChannelLayer):
+    async def new_channel(self, prefix="specific."):
+        raise ConnectionError("layer down")
+
+
+class NeverServed(AsyncWebsocketConsumer):
+    pass
+
+
+class Served(AsyncWebsocketConsumer):
+    pass
+
+
+async def test_a_consumer_that_fails_to_start_is_not_left_open():
+    with layer_settings("tests.test_metrics.BrokenLayer"):
+        communicator = WebsocketCommunicator(NeverServed.as_asgi(), "/")
+        with pytest.raises(ConnectionError):
+            await communicator.connect()
+    gauge = "channels_app_connections_open"
+    assert sample(gauge, protocol="websocket", route="NeverServed") == 0
+
+
+async def test_a_served_connection_is_open_until_its_consumer_ends():
+    gauge = "channels_app_connections_open"
+    labels = {"protocol": "websocket", "route": "Served"}
+    with layer_settings("channels_app.layers.InMemoryChannelLayer"):
+        communicator = WebsocketCommunicator(Served.as_asgi(), "/")
+        assert (await communicator.connect())[0]
+        assert sample(gauge, **labels) == 1
+        await communicator.disconnect()
+    assert sample(gauge, **labels) == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable
 from time import perf_counter
+from typing import Any
 
 from asgiref.sync import markcoroutinefunction
 from prometheus_client import start_http_server
@@ -34,13 +35,16 @@ def _nothing() -> None:
 
 
 def open_connection(
-    consumer: object, scope: Scope, receive: Receive, send: Send
+    consumer: Any, scope: Scope, receive: Receive, send: Send
 ) -> tuple[Receive, Send, Callable[[], None]]:
-    """Count the connection as open; return its receive, its send (counting
-    WebSocket frames sent) and the callback to run once when it ends.
+    """Prepare the connection's tally; return its receive, its send (counting
+    WebSocket frames sent) and the callback to run when the consumer ends.
 
-    Frames received are counted by :func:`timed_dispatch`, which sees every
-    message anyway, so ``receive`` comes back as it is: one wrapper less.
+    The connection counts as open from :func:`timed_dispatch`, which the
+    consumer calls inside the ``try`` whose ``finally`` runs the callback:
+    a consumer failing before that (its layer unreachable) never leaves the
+    gauge one too high.  Frames received are counted there too, as it sees
+    every message anyway: ``receive`` comes back as it is.
     """
     protocol = scope.get("type")
     if protocol not in CONNECTION_PROTOCOLS:
@@ -48,11 +52,17 @@ def open_connection(
     route = _routes(route_of(scope, consumer))
     key = (protocol, route)
     tally = tallies.find(tallies.connections, key, tallies.ConnectionTally)
-    tally.open += 1
+    consumer._metrics_connection = tally
+    consumer._metrics_open = False
+
+    def ended() -> None:
+        if consumer._metrics_open:
+            consumer._metrics_open = False
+            tally.open -= 1
+
     if protocol == "websocket":
-        consumer._metrics_connection = tally  # type: ignore[attr-defined]
         send = _counting_sends(tally, send)
-    return receive, send, tally.closed
+    return receive, send, ended
 
 
 def payload_size(message: Message) -> int:
@@ -87,7 +97,7 @@ def _counting_sends(tally: tallies.ConnectionTally, send: Send) -> Send:
 
 
 def timed_dispatch(
-    consumer: object, dispatch: Callable[[Message], Awaitable[None]]
+    consumer: Any, dispatch: Callable[[Message], Awaitable[None]]
 ) -> Callable[[Message], Awaitable[None]]:
     """``dispatch`` timing each handler, counting those that raise and the
     WebSocket frames received."""
@@ -95,6 +105,9 @@ def timed_dispatch(
     connection: tallies.ConnectionTally | None = getattr(
         consumer, "_metrics_connection", None
     )
+    if connection is not None and not consumer._metrics_open:
+        consumer._metrics_open = True
+        connection.open += 1
     by_type: dict[object, tallies.HandlerTally] = {}
 
     async def timed(message: Message) -> None:

@@ -31,9 +31,6 @@ class ConnectionTally:
         self.open = 0
         self.in_frames = self.in_bytes = self.out_frames = self.out_bytes = 0
 
-    def closed(self) -> None:
-        self.open -= 1
-
 
 class HandlerTally:
     """One (consumer class, handler): a duration histogram and the errors."""
