@@ -6,14 +6,16 @@ or layer, so its cost is a few integer additions, with no lock and no label
 lookup; Prometheus objects are built from these only when it scrapes
 (:mod:`.exposition`).  Connection, frame, handler and worker tallies are
 only changed on the event loop running that connection or worker, so they
-need no lock.  Layer tallies may be changed from several threads' event
-loops at once (``async_to_sync`` in sync views), so each has a lock.
+need no lock: with one loop per process, as ASGI servers run, no increment
+is lost (two loops in two threads serving the same route or consumer class
+could lose one in a rare race).  Layer tallies may be changed from several
+threads' event loops at once (``async_to_sync`` in sync views), so each has
+a lock.
 """
 
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -35,19 +37,15 @@ class ConnectionTally:
 class HandlerTally:
     """One (consumer class, handler): a duration histogram and the errors."""
 
-    __slots__ = ("buckets", "count", "errors", "total")
+    __slots__ = ("buckets", "errors", "total")
 
     def __init__(self) -> None:
         self.buckets = [0] * (len(BOUNDS) + 1)  # the last one is +Inf
         self.total = 0.0
-        self.count = 0
         self.errors = 0
-
-    def observe(self, seconds: float) -> None:
-        # bisect_left: the first bound >= seconds, as Prometheus' "le" means.
-        self.buckets[bisect_left(BOUNDS, seconds)] += 1
-        self.total += seconds
-        self.count += 1
+        # Observed by recording.timed_dispatch, inlined there: the bucket is
+        # bisect_left(BOUNDS, seconds), the first bound >= it ("le").  The
+        # count is the buckets' sum, so it is not kept apart.
 
 
 class LayerTally:

@@ -170,3 +170,9 @@ def test_runworker_serves_in_flight_outcomes_and_queue_depth(tmp_path):
         at({"in_flight": 0, "handled": 6, "depth": 0})
     finally:
         project.stop_all()
+
+
+def test_health_through_the_server(server):
+    status, body = get(f"{server.url}/health/layers/")
+    assert status == 200
+    assert json.loads(body) == {"layer": "ok", "layers": {"default": "ok"}}
