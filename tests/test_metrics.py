@@ -246,3 +246,28 @@ async def test_a_served_connection_is_open_until_its_consumer_ends():
         assert sample(gauge, **labels) == 1
         await communicator.disconnect()
     assert sample(gauge, **labels) == 0
+
+
+async def test_the_route_label_is_the_matched_patterns():
+    from django.urls import path
+
+    from channels_app.routing import URLRouter
+
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append(scope["route"])
+
+    inner = URLRouter([path("<str:room>/", app)])
+    router = URLRouter([path("chat/", inner), path("echo/", app)])
+    await router({"type": "websocket", "path": "/chat/lobby/"}, None, None)
+    await router({"type": "websocket", "path": "/echo/"}, None, None)
+    assert seen == ["chat/<str:room>/", "echo/"]
+
+
+def test_label_values_have_a_ceiling():
+    from channels_app.metrics.labels import OTHER, BoundedLabel
+
+    label = BoundedLabel(limit=3)
+    assert [label(f"r{n}") for n in range(5)] == ["r0", "r1", "r2", OTHER, OTHER]
+    assert label("r1") == "r1"  # admitted values stay admitted
