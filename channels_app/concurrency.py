@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Hashable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from contextvars import ContextVar
 from typing import Any, Protocol
 
@@ -113,11 +113,18 @@ class HandlerPool:
     """
 
     def __init__(
-        self, consumer: PooledConsumer, limit: int, grace_period: float
+        self,
+        consumer: PooledConsumer,
+        limit: int,
+        grace_period: float,
+        handle: Callable[[Message], Awaitable[None]] | None = None,
     ) -> None:
         if not isinstance(limit, int) or limit < 1:
             raise ValueError(f"concurrency must be an int of at least 1, not {limit!r}")
         self.consumer = consumer
+        #: Runs one message's handler: the consumer's dispatch, or the same
+        #: wrapped (by metrics, to time it).
+        self.handle = handle or consumer.dispatch
         self.limit = limit
         self.grace_period = grace_period
         self.take_ahead = 2 * limit
@@ -180,7 +187,7 @@ class HandlerPool:
             await self.drain(self.grace_period, f"{message['type']} arrived")
             self._inline = True
             try:
-                await self.consumer.dispatch(message)
+                await self.handle(message)
             finally:
                 self._inline = False
             if self._stop_requested:
@@ -259,7 +266,7 @@ class HandlerPool:
                 self._running[task] = name
                 started = time.perf_counter()
                 try:
-                    await self.consumer.dispatch(message)
+                    await self.handle(message)
                 finally:
                     del self._running[task]
         except StopConsumer:

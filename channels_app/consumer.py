@@ -11,7 +11,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 
-from . import DEFAULT_CHANNEL_LAYER
+from . import DEFAULT_CHANNEL_LAYER, metrics
 from .concurrency import HandlerPool
 from .db import (  # noqa: F401 - aclose_old_connections reachable here, as in Channels
     aclose_old_connections,
@@ -118,6 +118,9 @@ class AsyncConsumer:
         self.scope = scope
         self._loop = asyncio.get_running_loop()
         self._tasks: set[asyncio.Task[Any]] = set()
+        receive, send, connection_ended = metrics.open_connection(
+            self, scope, receive, send
+        )
         # Sync handlers run in a thread and cannot await; they get a send
         # that blocks until the event loop has passed the message on.
         self.base_send = async_to_sync(send) if self._sync else send
@@ -140,14 +143,18 @@ class AsyncConsumer:
         if group_losses is not None:
             sources.append(group_losses.receive)
         try:
+            timed = metrics.timed_dispatch(self, self.dispatch)
             if self.concurrency == 1:
-                await await_many_dispatch(sources, self.dispatch)
+                await await_many_dispatch(sources, timed)
             else:
-                pool = HandlerPool(self, self.concurrency, self.handler_grace_period)
+                pool = HandlerPool(
+                    self, self.concurrency, self.handler_grace_period, timed
+                )
                 await pool.run(await_many_dispatch(sources, pool.dispatch))
         except StopConsumer:
             pass
         finally:
+            connection_ended()
             if group_losses is not None:
                 group_losses.close()
             await self._cancel_tasks()

@@ -273,6 +273,8 @@ class URLRouter:
             child_scope = {
                 **scope,
                 "path_remaining": remaining,
+                # The patterns matched so far: a bounded label for metrics.
+                "route": scope.get("route", "") + str(route.pattern),
                 "url_route": {
                     "args": tuple(outer.get("args", ())) + tuple(args),
                     "kwargs": {

@@ -14,12 +14,13 @@ import fnmatch
 import functools
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext
 
+from . import metrics
 from .concurrency import Finished, PoolWatch, watch_pools
 from .routing import ChannelNameRouter
 from .types import ChannelLayer, Message
@@ -197,6 +198,8 @@ class Worker:
         #: Slots past their last message, waiting for pooled handlers (each
         #: bounded by the drain deadline itself, so drain() leaves them be).
         self._settling: set[asyncio.Task[Any]] = set()
+        #: Metrics' end-of-message callbacks of pooled messages, by id.
+        self._in_flight: dict[int, Callable[[BaseException | None], None]] = {}
         self._slots: list[asyncio.Task[None]] = []
         self._drain_deadline = 0.0
 
@@ -312,9 +315,13 @@ class Worker:
         self, instance: ApplicationInstance, channel: str, message: Any
     ) -> None:
         started = time.perf_counter()
+        finished = metrics.worker_message_started(channel)
         error = await instance.handle(message)
         if error is None and instance.watch.last_pooled is message:
-            return  # counted by _pooled_finished when its handler ends
+            # Counted by _pooled_finished when its handler ends.
+            self._in_flight[id(message)] = finished
+            return
+        finished(error)
         took = (time.perf_counter() - started) * 1000
         message_type = message.get("type") if isinstance(message, dict) else None
         if error is None:
@@ -336,6 +343,9 @@ class Worker:
         self, channel: str, message: Message, outcome: BaseException | None, took: float
     ) -> None:
         message_type = message.get("type", "?")
+        ended = self._in_flight.pop(id(message), None)
+        if ended is not None:
+            ended(outcome)
         if isinstance(outcome, asyncio.CancelledError):
             self.stats.cancelled += 1
         elif outcome is None:

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
-from .. import DEFAULT_CHANNEL_LAYER
+from .. import DEFAULT_CHANNEL_LAYER, metrics
 from ..exceptions import InvalidChannelLayerError
 from ..types import ChannelLayer
 from .foreign import adapt_layer
@@ -101,7 +101,9 @@ class ChannelLayerManager:
 
     def __getitem__(self, key: str) -> ChannelLayer:
         if key not in self.backends:
-            self.backends[key] = self.make_backend(key)
+            # Counted here, the one place served layers pass: probes and
+            # make_backend() callers get uncounted instances.
+            self.backends[key] = metrics.instrument_layer(self.make_backend(key))
         return self.backends[key]
 
     def __contains__(self, key: str) -> bool:
@@ -110,7 +112,7 @@ class ChannelLayerManager:
     def set(self, key: str, layer: Any) -> ChannelLayer | None:
         """Install ``layer`` under ``key`` (handy in tests); return the old one."""
         old = self.backends.get(key)
-        self.backends[key] = adapt_layer(layer)
+        self.backends[key] = metrics.instrument_layer(adapt_layer(layer))
         return old
 
 

@@ -39,8 +39,10 @@ from typing import Any
 # Installs Twisted's asyncio reactor before anything imports another one.
 import daphne.server  # noqa: F401  # isort: skip
 
+from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import reactor
 
+from .. import metrics
 from .limits import ConnectionLimits
 
 logger = logging.getLogger("channels_app.server")
@@ -67,10 +69,9 @@ Deliver = Callable[[Any, dict[str, Any]], None]
 
 
 def _on_slow_client_closed(protocol: Any) -> None:
-    """Called once for each connection closed for not reading.
-
-    The place for metrics to count those closes; it does nothing yet.
-    """
+    """Called once for each connection closed for not reading: counted."""
+    is_websocket = isinstance(protocol, WebSocketProtocol)
+    metrics.record_slow_client_close("websocket" if is_websocket else "http")
 
 
 def unsent_bytes(transport: Any) -> int:

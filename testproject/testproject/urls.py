@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.http import HttpResponse
 from django.urls import include, path
 
+from channels_app.metrics import views as metrics_views
 from channels_app.session_sync import ensure_sync_binding, session_sync_view
 from chat import views as chat_views
 
@@ -23,4 +24,7 @@ urlpatterns = [
     path("accounts/signup/", chat_views.signup, name="signup"),
     path("accounts/session-sync/", session_sync_view, name="session-sync"),
     path("health/", health, name="health"),
+    # Prometheus scrapes this; the health check probes every channel layer.
+    path("metrics/", metrics_views.metrics, name="metrics"),
+    path("health/layers/", metrics_views.health, name="health-layers"),
 ]

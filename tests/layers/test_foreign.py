@@ -104,7 +104,8 @@ def test_our_layers_are_left_untouched():
     assert adapt_layer(layer) is layer
     assert "send" not in vars(layer)
     channel_layers.set("untouched", layer)
-    assert "send" not in vars(layer)
+    # The registry's metrics may count its calls; nothing translates them.
+    assert not hasattr(vars(layer).get("send"), "__wrapped__")
 
 
 def test_bridge_classes_are_cached_and_catchable_both_ways():

@@ -18,7 +18,7 @@ from typing import Any
 from django.core.management import BaseCommand, CommandError
 from django.core.management.base import CommandParser
 
-from ... import DEFAULT_CHANNEL_LAYER
+from ... import DEFAULT_CHANNEL_LAYER, metrics
 from ...checks import layer_unreachable_reason
 from ...concurrency import logger as concurrency_logger
 from ...exceptions import InvalidChannelLayerError
@@ -81,6 +81,18 @@ class Command(BaseCommand):
             help="On SIGTERM/SIGINT, seconds to let in-flight messages finish "
             "(default: 30).",
         )
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=None,
+            metavar="PORT",
+            help="Serve Prometheus metrics on this port (needs prometheus_client).",
+        )
+        parser.add_argument(
+            "--metrics-address",
+            default="127.0.0.1",
+            help="Address the metrics port binds to (default: 127.0.0.1).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         application = get_default_application()
@@ -96,6 +108,8 @@ class Command(BaseCommand):
         self.configure_logging(options["verbosity"])
         self.supervisor = SupervisorLink.from_environment()  # under manage.py serve
         self.supervisor.tag_logs()
+        if options["metrics_port"] is not None:
+            self.serve_metrics(layer, channels, options)
         worker = self.worker_class(
             application,
             channels,
@@ -141,6 +155,21 @@ class Command(BaseCommand):
                 f"{worker.drain_timeout:g}s), taking no new ones"
             )
         worker.stop()
+
+    def serve_metrics(
+        self, layer: ChannelLayer, channels: list[str], options: dict[str, Any]
+    ) -> None:
+        """Expose the registry, with these channels' queue depths, over HTTP."""
+        port, address = options["metrics_port"], options["metrics_address"]
+        try:
+            metrics.start_metrics_server(port, address)
+        except metrics.MetricsUnavailable as exc:
+            raise CommandError(f"--metrics-port: {exc}")
+        except OSError as exc:
+            raise CommandError(f"--metrics-port {port}: cannot listen: {exc}")
+        metrics.watch_queue_depth(layer, channels)
+        if options["verbosity"] >= 1:
+            self.stdout.write(f"Serving metrics on http://{address}:{port}/metrics")
 
     def get_layer(self, alias: str) -> ChannelLayer:
         if alias not in channel_layers:

@@ -24,6 +24,7 @@ from .consumers import (  # noqa: E402
     EventStreamConsumer,
     FailsMidResponseConsumer,
     GroupConsumer,
+    LayerProbeConsumer,
     RecordingGroupConsumer,
     TaskConsumer,
     record,
@@ -55,6 +56,7 @@ application = ProtocolTypeRouter(
                 path("ws/group/<str:name>/", GroupConsumer.as_asgi()),
                 path("ws/recorded/<str:name>/", RecordingGroupConsumer.as_asgi()),
                 path("ws/crash/", CrashingConsumer.as_asgi()),
+                path("ws/probe/", LayerProbeConsumer.as_asgi()),
                 path("ws/guarded/whoami/", hostile.application),
             ]
         ),

@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl
 from django.conf import settings
 
 from channels_app.consumer import SyncConsumer
+from channels_app.exceptions import ChannelFull
 from channels_app.generic.http import AsyncHttpConsumer
 from channels_app.generic.websocket import (
     AsyncJsonWebsocketConsumer,
@@ -27,6 +28,15 @@ class TaskConsumer(SyncConsumer):
 
     def task_record(self, message):
         record(f"{self.scope['channel']}.log", f"{message['n']} {os.getpid()}")
+
+    def task_wait(self, message):
+        """Waits until the test creates ``<channel>.go``, polling the file."""
+        name = f"{self.scope['channel']}.log"
+        record(name, f"waiting {message['n']}")
+        gate = Path(settings.E2E_OUTPUT_DIR) / f"{self.scope['channel']}.go"
+        while not gate.exists():
+            time.sleep(0.02)
+        record(name, f"done {message['n']}")
 
     def task_slow(self, message):
         name = f"{self.scope['channel']}.log"
@@ -99,3 +109,27 @@ class EventStreamConsumer(AsyncHttpConsumer):
 
     async def disconnect(self):
         record(f"{self.name}.disconnects", "http")
+
+
+class LayerProbeConsumer(AsyncJsonWebsocketConsumer):
+    """Drives the channel layer on command, so the metrics tests can fill a
+    channel (``fill``), add a channel that nobody reads to a group (``join``)
+    and send to that group (``group_send``); replies with what happened."""
+
+    async def receive_json(self, content, **kwargs):
+        layer = self.channel_layer
+        if "fill" in content:
+            sent = full = 0
+            for n in range(content["n"]):
+                try:
+                    await layer.send(content["fill"], {"type": "probe.fill", "n": n})
+                    sent += 1
+                except ChannelFull:
+                    full += 1
+            await self.send_json({"sent": sent, "full": full})
+        elif "join" in content:
+            await layer.group_add(content["join"], content["channel"])
+            await self.send_json({"joined": content["join"]})
+        elif "group_send" in content:
+            missed = await layer.group_send(content["group_send"], {"type": "probe"})
+            await self.send_json({"missed": missed})

@@ -13,8 +13,11 @@ from testproject.urls import urlpatterns as demo_urlpatterns
 
 
 def send_task(request, channel):
-    """Queue a task for the workers: ``?n=`` numbers it, ``?seconds=`` slows it."""
+    """Queue a task for the workers: ``?n=`` numbers it, ``?seconds=`` slows it,
+    ``?wait=1`` holds it until a file says go."""
     message = {"type": "task.record", "n": int(request.GET.get("n", 0))}
+    if "wait" in request.GET:  # until the test creates <channel>.go
+        message.update(type="task.wait")
     if "seconds" in request.GET:
         message.update(type="task.slow", seconds=float(request.GET["seconds"]))
     send(channel, message)
