@@ -34,6 +34,7 @@ import pytest
 import websockets
 
 from tests.serving import E2EProject
+from tests.support import scrape
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -254,6 +255,12 @@ async def test_non_reading_websockets_are_closed_and_readers_get_everything(
     assert {codes[str(port)] for port in silent_ports} == {"1013"}, codes
     assert sorted(codes.values()).count("1013") == CLIENTS, codes
     assert "Traceback" not in server.log()
+    # And each close is counted where monitoring looks.
+    samples = scrape.fetch(f"{server.url}/metrics/")
+    closes = scrape.value(
+        samples, "channels_app_slow_client_closes_total", protocol="websocket"
+    )
+    assert closes == CLIENTS
 
 
 def start_event_stream(port: int, name: str, sock: socket.socket) -> None:
@@ -307,3 +314,8 @@ async def test_a_non_reading_event_stream_is_closed_and_a_reader_gets_it_all(
     # The consumer was told (http.disconnect), and its disconnect() ran.
     assert project.wait_for_lines("silent.disconnects", 1) == ["http"]
     assert "Traceback" not in server.log()
+    samples = scrape.fetch(f"{server.url}/metrics/")
+    closes = scrape.value(
+        samples, "channels_app_slow_client_closes_total", protocol="http"
+    )
+    assert closes == 1
