@@ -300,6 +300,17 @@ async def measure(impl: str, args: argparse.Namespace):
                     print(
                         f"note: the clients were saturated ({label})", file=sys.stderr
                     )
+                if processes == 1:
+                    redis_consumer = idle_memory(server, "echo/", args.idle)
+                    results.append(
+                        Result(
+                            f"memory per idle connection ({args.idle}), consumer "
+                            f"on channels_redis",
+                            redis_consumer,
+                            "KB",
+                            higher_is_better=False,
+                        )
+                    )
                 if processes == layouts[-1]:
                     fan = await broadcast(impl, server, args)
                     results += [
@@ -322,17 +333,6 @@ async def measure(impl: str, args: argparse.Namespace):
                             higher_is_better=False,
                         ),
                     ]
-                if processes == 1:
-                    redis_consumer = idle_memory(server, "echo/", args.idle)
-                    results.append(
-                        Result(
-                            f"memory per idle connection ({args.idle}), consumer "
-                            f"on channels_redis",
-                            redis_consumer,
-                            "KB",
-                            higher_is_better=False,
-                        )
-                    )
             finally:
                 server.stop()
         results += memory_results(impl, args, workdir)
@@ -345,15 +345,21 @@ async def measure(impl: str, args: argparse.Namespace):
 
 
 def memory_results(impl: str, args: argparse.Namespace, workdir: str) -> list[Result]:
-    """Idle-connection memory on the in-memory layer: the stack's own cost."""
-    server = Served(
-        impl, 1, args, workdir, layer="channels_app.layers.InMemoryChannelLayer"
-    )
-    try:
-        consumer = idle_memory(server, "echo/", args.idle)
-        bare = idle_memory(server, "bare/", args.idle)
-    finally:
-        server.stop()
+    """Idle-connection memory on the in-memory layer: the stack's own cost.
+
+    Each path gets a fresh server: memory freed by one set of connections
+    would be reused by the next, and the second figure would read too low.
+    """
+    figures = {}
+    for path in ("echo/", "bare/"):
+        server = Served(
+            impl, 1, args, workdir, layer="channels_app.layers.InMemoryChannelLayer"
+        )
+        try:
+            figures[path] = idle_memory(server, path, args.idle)
+        finally:
+            server.stop()
+    consumer, bare = figures["echo/"], figures["bare/"]
     label = f"memory per idle connection ({args.idle}), in-memory layer"
     return [
         Result(f"{label}, consumer", consumer, "KB", higher_is_better=False),
