@@ -95,7 +95,9 @@ class ExpiredMessages(Collector):
             layers = list(self._layers)
         totals: dict[str, int] = {}
         for layer in layers:
-            count = getattr(layer, "expired_messages", None)
+            # Read from the instance itself: a proxying layer's __getattr__
+            # (channels_redis' pub/sub layer) needs an event loop to answer.
+            count = getattr(layer, "__dict__", {}).get("expired_messages")
             if type(count) is int:
                 name = type(layer).__name__
                 totals[name] = totals.get(name, 0) + count
