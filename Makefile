@@ -35,7 +35,7 @@ test: lint docs
 # tests/support/fast.py), without lint and docs, spread over pytest-xdist
 # workers: most of them wait (expiry, timeouts) rather than compute, so more
 # workers than cores overlap the waits.  For the edit-test loop.
-FAST_WORKERS ?= 6
+FAST_WORKERS ?= 4
 test-fast: $(STAMP)
 	$(BIN)/pytest --fast -q -n $(FAST_WORKERS)
 
