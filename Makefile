@@ -32,10 +32,12 @@ test: lint docs
 	$(BIN)/pytest
 
 # The tests that start no process (no servers, workers, browser or forks; see
-# tests/support/fast.py), without lint and docs, in two shards side by side
-# (tests/support/shards.py): for the edit-test loop.
+# tests/support/fast.py), without lint and docs, spread over pytest-xdist
+# workers: most of them wait (expiry, timeouts) rather than compute, so more
+# workers than cores overlap the waits.  For the edit-test loop.
+FAST_WORKERS ?= 4
 test-fast: $(STAMP)
-	$(BIN)/python -m tests.support.shards -n 2 --fast -q
+	$(BIN)/pytest --fast -q -n $(FAST_WORKERS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -21,7 +21,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 
 from tests.auth_support import ENGINES, use_session_engine
-from tests.support.fast import SpawnGuard, split_shard, starts_processes
+from tests.support.fast import SpawnGuard, starts_processes
 
 
 def pytest_addoption(parser):
@@ -30,13 +30,6 @@ def pytest_addoption(parser):
         action="store_true",
         help="only the tests that start no process (servers, workers, a "
         "browser, forks): make test-fast",
-    )
-    parser.addoption(
-        "--shard",
-        default=None,
-        metavar="K/N",
-        help="run only the K-th of N interleaved parts of the selected tests "
-        "(K from 1), for N runs side by side: python -m tests.support.shards",
     )
 
 
@@ -64,10 +57,6 @@ def pytest_collection_modifyitems(config, items):
             deselected.append(item)
         else:
             selected.append(item)
-    shard = config.getoption("shard")
-    if shard:
-        mine, others = split_shard(selected, shard)
-        selected, deselected = mine, deselected + others
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = selected

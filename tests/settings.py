@@ -26,9 +26,15 @@ INSTALLED_APPS = [
 # One PostgreSQL test database per run, named in the environment so the
 # servers that end-to-end tests start (child processes) use the same one, and
 # two runs on one machine never drop each other's database.
-os.environ.setdefault(
+_run_db = os.environ.setdefault(
     "CHANNELS_APP_PG_TEST_DB", f"test_channels_app_{uuid.uuid4().hex[:8]}"
 )
+# Under pytest-xdist (make test-fast) each worker is a run of its own:
+# pytest-django suffixes the test database names with the worker id, and the
+# variable follows so that names derived from it stay per worker too.
+_worker = os.environ.get("PYTEST_XDIST_WORKER")
+if _worker and not _run_db.endswith(f"_{_worker}"):
+    os.environ["CHANNELS_APP_PG_TEST_DB"] = f"{_run_db}_{_worker}"
 
 _sqlite_dir = tempfile.mkdtemp(prefix="channels_app_tests_")
 DATABASES = {
@@ -43,7 +49,7 @@ if IN_CI or postgres_available():
     DATABASES["postgres"] = {
         "ENGINE": "django.db.backends.postgresql",
         **PG,
-        "TEST": {"NAME": os.environ["CHANNELS_APP_PG_TEST_DB"]},
+        "TEST": {"NAME": _run_db},
     }
 
 CHANNEL_LAYERS: dict = {}

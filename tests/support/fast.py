@@ -59,22 +59,6 @@ def starts_processes(item: pytest.Item) -> bool:
     return isinstance(cls, type) and issubclass(cls, ChannelsLiveServerTestCase)
 
 
-def split_shard(
-    items: list[pytest.Item], shard: str
-) -> tuple[list[pytest.Item], list[pytest.Item]]:
-    """``(this shard's items, the others)`` for ``shard`` ``"K/N"``: every
-    N-th test from the K-th, so slow and quick files spread over all parts."""
-    try:
-        k, n = (int(part) for part in shard.split("/"))
-    except ValueError:
-        raise pytest.UsageError(f"--shard={shard!r}: use K/N, e.g. 1/2") from None
-    if not 1 <= k <= n:
-        raise pytest.UsageError(f"--shard={shard!r}: K must be from 1 to N")
-    mine = [item for index, item in enumerate(items) if index % n == k - 1]
-    others = [item for index, item in enumerate(items) if index % n != k - 1]
-    return mine, others
-
-
 def _command(event: str, args: tuple[Any, ...]) -> str:
     if event == "subprocess.Popen" and len(args) > 1:
         command = args[1]
