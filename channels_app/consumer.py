@@ -21,8 +21,8 @@ from .db import (  # noqa: F401 - aclose_old_connections reachable here, as in C
 )
 from .exceptions import StopConsumer
 from .layers import get_channel_layer
+from .multiplex import Source, await_many_dispatch
 from .types import ASGIApp, ChannelLayer, Message, Receive, Scope, Send
-from .utils import await_many_dispatch
 
 logger = logging.getLogger("channels_app.consumer")
 
@@ -84,6 +84,22 @@ def blocking_form(
     return handler
 
 
+class _ChannelReceive:
+    """``consumer.channel_receive``: the layer's ``receive`` for the consumer's
+    channel, as in Channels, where code that overrides ``__call__`` or waits
+    for one layer message reads it.  Made when read rather than stored on
+    every connection (a partial is 192 bytes); assigning it still works, as
+    the instance's own attribute shadows this class-level one."""
+
+    def __get__(self, consumer: AsyncConsumer | None, owner: type | None = None) -> Any:
+        if consumer is None:
+            return self
+        layer = consumer.__dict__.get("channel_layer")
+        if layer is None:
+            raise AttributeError("channel_receive: the consumer has no channel layer")
+        return functools.partial(layer.receive, consumer.channel_name)
+
+
 class AsyncConsumer:
     """Base consumer whose handlers are coroutines run on the event loop.
 
@@ -113,11 +129,13 @@ class AsyncConsumer:
     base_send: Callable[[Message], Any]
     channel_layer: ChannelLayer | None
     channel_name: str
+    channel_receive = _ChannelReceive()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
         self._loop = asyncio.get_running_loop()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # Made by the first start_task(): most connections never start one.
+        self._tasks: set[asyncio.Task[Any]] | None = None
         receive, send, connection_ended = metrics.open_connection(
             self, scope, receive, send
         )
@@ -125,23 +143,11 @@ class AsyncConsumer:
         # that blocks until the event loop has passed the message on.
         self.base_send = async_to_sync(send) if self._sync else send
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        sources: list[Callable[[], Awaitable[Any]]] = [receive]
+        channel_source: Source | None = None
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
-            # Public like the rest of Channels' consumer state: code that
-            # overrides __call__ or waits for one layer message reads it.
-            self.channel_receive = functools.partial(
-                self.channel_layer.receive, self.channel_name
-            )
-            sources.append(self.channel_receive)
-        # Layers that can tell a live consumer it was dropped from groups out
-        # of band (ours) get one more source; the channel itself stays as is.
-        watch_group_losses = getattr(self.channel_layer, "watch_group_losses", None)
-        group_losses = (
-            watch_group_losses(self.channel_name) if watch_group_losses else None
-        )
-        if group_losses is not None:
-            sources.append(group_losses.receive)
+            channel_source = self._channel_source()
+        sources = (receive,) if channel_source is None else (receive, channel_source)
         try:
             timed = metrics.timed_dispatch(self, self.dispatch)
             if self.concurrency == 1:
@@ -155,9 +161,22 @@ class AsyncConsumer:
             pass
         finally:
             connection_ended()
-            if group_losses is not None:
-                group_losses.close()
+            close_source = getattr(channel_source, "close", None)
+            if close_source is not None:
+                close_source()
             await self._cancel_tasks()
+
+    def _channel_source(self) -> Source:
+        """The consumer's channel as a message source: a task-free one where
+        the layer offers it (see :mod:`channels_app.multiplex`; ours also
+        brings out-of-band news of lost groups), else its ``receive``."""
+        push_source = getattr(self.channel_layer, "push_source", None)
+        source: Source = (
+            self.channel_receive
+            if push_source is None
+            else push_source(self.channel_name)
+        )
+        return source
 
     def start_task(
         self, coroutine: Coroutine[Any, Any, Any], *, name: str | None = None
@@ -188,12 +207,15 @@ class AsyncConsumer:
         return self._track(asyncio.get_running_loop().create_task(coroutine, name=name))
 
     def _track(self, task: asyncio.Task[Any]) -> asyncio.Task[Any]:
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
+        if self._tasks is not None:
+            self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error(
                 "Background task %s of %s failed",
@@ -203,7 +225,7 @@ class AsyncConsumer:
             )
 
     async def _cancel_tasks(self) -> None:
-        tasks = list(self._tasks)
+        tasks = list(self._tasks or ())
         for task in tasks:
             task.cancel()
         if tasks:

@@ -4,9 +4,9 @@ A layer takes a channel out of its groups when a message to it expires
 unread or its membership outlives ``group_expiry``.  The consumer behind it
 may still be connected (it was only slow), and without a word it would stay
 open and deaf to its groups.  The in-memory layer tells it out of band, through
-a :class:`GroupLossWatch` the consumer opens for its channel, so nothing is
-added to the channel itself and the layer's visible state stays what
-Channels' layer shows; layers shared between processes send a
+a :class:`GroupLossWatch` on the source the consumer reads its channel through,
+so nothing is added to the channel itself and the layer's visible state stays
+what Channels' layer shows; layers shared between processes send a
 :data:`~channels_app.layers.base.GROUPS_LOST` message instead.
 """
 
@@ -22,23 +22,32 @@ from .base import GROUPS_LOST
 class GroupLossWatch:
     """The groups one channel lost, waiting for its consumer to pick them up.
 
-    ``receive`` is a message source like the channel's own ``receive``: it
-    returns ``{"type": GROUPS_LOST, "groups": [...]}`` once there is news,
-    merging losses reported in between into one message.
+    Read through the consumer's :class:`~.inmemory_queue.ChannelSource`: news
+    completes the future the source waits on (the one in the channel's
+    waiters) and comes out as one ``{"type": GROUPS_LOST, "groups": [...]}``,
+    losses reported in between merged into it.  While there is none it holds
+    no set and no future of its own: every consumer on the layer holds a
+    watch, so each costs only this slotted object.
     """
+
+    __slots__ = ("_loop", "_lost", "_registry", "channel", "waiter")
 
     def __init__(self, registry: GroupLossWatches, channel: str) -> None:
         self._registry = registry
         self.channel = channel
-        self._lost: set[str] = set()
+        self._lost: set[str] | None = None
         self._loop = asyncio.get_running_loop()
-        # A future made only while ``receive`` waits, rather than an
-        # ``asyncio.Event``: every consumer on the layer holds a watch, and an
-        # Event's deque of waiters costs 760 bytes per connection.
-        self._waiter: asyncio.Future[None] | None = None
+        #: The future to complete with :data:`NEWS` when a loss is reported.
+        self.waiter: asyncio.Future[Any] | None = None
+
+    @property
+    def has_news(self) -> bool:
+        return bool(self._lost)
 
     def report(self, groups: Iterable[str]) -> None:
         """Record ``groups`` as lost; callable from any thread."""
+        if self._lost is None:
+            self._lost = set()
         self._lost.update(groups)
         try:
             running = asyncio.get_running_loop()
@@ -50,23 +59,23 @@ class GroupLossWatch:
             self._loop.call_soon_threadsafe(self._wake)
 
     def _wake(self) -> None:
-        waiter = self._waiter
+        waiter = self.waiter
         if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+            waiter.set_result(NEWS)
 
-    async def receive(self) -> dict[str, Any]:
-        while not self._lost:
-            self._waiter = self._loop.create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        groups, self._lost = sorted(self._lost), set()
+    def take(self) -> dict[str, Any]:
+        """The news so far, as one message."""
+        groups, self._lost = sorted(self._lost or ()), None
         return {"type": GROUPS_LOST, "groups": groups}
 
     def close(self) -> None:
         """Stop listening: the consumer is gone."""
         self._registry.forget(self)
+
+
+#: What a channel source's future completes with when the news is a loss
+#: rather than a message (compared by identity).
+NEWS: tuple[float, dict[str, Any]] = (float("inf"), {"type": GROUPS_LOST})
 
 
 class GroupLossWatches:

@@ -33,10 +33,10 @@ from ..logging_limits import RateLimitedLog
 from ..types import Message
 from .base import BaseChannelLayer, require_positive
 from .dict_compaction import Compaction
-from .group_loss import GroupLossWatch, GroupLossWatches
+from .group_loss import GroupLossWatches
 from .inmemory_groups import GroupMemberships, warn_members_skipped
-from .inmemory_queue import NO_MESSAGES, ChannelQueue, Item
-from .inmemory_views import ChannelsView, GroupsView, QueueView
+from .inmemory_queue import NO_MESSAGES, ChannelQueue, ChannelSource, Item
+from .inmemory_views import ChannelsShapedViews
 from .messages import is_flat, portable_copy, require_dict
 from .sweep_timer import SweepTimer
 
@@ -51,7 +51,7 @@ def _clock() -> float:
     return monotonic()
 
 
-class InMemoryChannelLayer(BaseChannelLayer):
+class InMemoryChannelLayer(ChannelsShapedViews, BaseChannelLayer):
     """In-process channel layer with expiry, capacities and groups.
 
     ``require_portable_messages`` (on by default) refuses, with a
@@ -123,6 +123,33 @@ class InMemoryChannelLayer(BaseChannelLayer):
         Each message goes to exactly one receiver.  A receive cancelled after
         a message was handed to it puts that message back at the head.
         """
+        queue, item = self._take_unexpired(channel)
+        if item is not None:
+            return item[1]
+        waiter: asyncio.Future[Item] = asyncio.get_running_loop().create_future()
+        queue.waiters.append(waiter)
+        try:
+            _, message = await waiter
+        except asyncio.CancelledError:
+            self._abandon(queue, waiter)
+            raise
+        self._forget_if_idle(queue)
+        return message
+
+    def push_source(self, channel: str) -> ChannelSource:
+        """``channel`` as a message source that waits without a task.
+
+        What consumers read their channel through (see
+        :mod:`channels_app.multiplex`): the same queue and hand-over as
+        :meth:`receive`, so both keep each message to exactly one receiver,
+        plus out-of-band news of the groups the channel is dropped from by
+        expiry (:mod:`.group_loss`); the channel itself never gets an extra
+        message, as in Channels.  ``close()`` it when the consumer ends.
+        """
+        return ChannelSource(self, channel, self._group_loss_watches.open(channel))
+
+    def _take_unexpired(self, channel: str) -> tuple[ChannelQueue, Item | None]:
+        """``channel``'s queue and its oldest unexpired message, if any."""
         if channel not in self._channels:
             self.require_valid_channel_name(channel)
         now = self._clean_expired()
@@ -130,41 +157,29 @@ class InMemoryChannelLayer(BaseChannelLayer):
             now = monotonic()
         queue = self._channel(channel)
         while queue.messages:
-            expires_at, message = queue.messages.popleft()
+            item = queue.messages.popleft()
             if not queue.messages:  # emptied: back to the shared empty queue
                 queue.messages = NO_MESSAGES
-            if expires_at > now:
-                return message
+            if item[0] > now:
+                return queue, item
             self._message_expired(queue)
+        return queue, None
 
-        waiter: asyncio.Future[Item] = asyncio.get_running_loop().create_future()
-        queue.waiters.append(waiter)
-        try:
-            _, message = await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                # Handed a message, then cancelled before running: keep it.
-                self._put_back(channel, waiter.result())
-            else:
-                queue.forget_waiter(waiter)
-            self._forget_if_idle(queue)
-            raise
+    def _abandon(self, queue: ChannelQueue, waiter: asyncio.Future[Item]) -> None:
+        """A receiver stopped waiting: keep what was handed to it, if anything."""
+        if waiter.done() and not waiter.cancelled():
+            # Handed a message, then cancelled before running: keep it.
+            self._put_back(queue.name, waiter.result())
+        else:
+            queue.forget_waiter(waiter)
+            waiter.cancel()
         self._forget_if_idle(queue)
-        return message
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         """A fresh process-specific (``!``) channel name."""
         name = f"{prefix.rstrip('.')}.inmemory!{secrets.token_hex(12)}"
         self.require_valid_channel_name(name)
         return name
-
-    def watch_group_losses(self, channel: str) -> GroupLossWatch:
-        """Out-of-band news of the groups ``channel`` is dropped from by expiry.
-
-        Consumers open one for their channel (see :mod:`.group_loss`); the
-        channel itself never gets an extra message, as in Channels.
-        """
-        return self._group_loss_watches.open(channel)
 
     # -- groups -------------------------------------------------------------
 
@@ -249,26 +264,6 @@ class InMemoryChannelLayer(BaseChannelLayer):
         remains usable."""
         self._timer.cancel()
         self.full_channel_warnings.flush()
-
-    @property
-    def channels(self) -> Mapping[str, QueueView]:
-        """Channels' ``channels`` dict, as a live read-only view.
-
-        Test suites written for Channels read it (``len(layer.channels)``,
-        ``name in layer.channels``, ``layer.channels[name].qsize()``).  It is
-        built on demand from our own structures, so keeping it costs the
-        layer's operations nothing.
-        """
-        return ChannelsView(self)
-
-    @property
-    def groups(self) -> Mapping[str, Mapping[str, float]]:
-        """Channels' ``groups`` (group -> {channel: joined at}), read-only and live.
-
-        Join times are ``time.time()`` values, as in Channels, although the
-        layer itself keeps time on the monotonic clock.
-        """
-        return GroupsView(self)
 
     def stats(self) -> dict[str, int]:
         """Sizes of the internal structures and running totals, for monitoring."""

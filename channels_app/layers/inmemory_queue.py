@@ -11,9 +11,11 @@ import asyncio
 import itertools
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 from ..exceptions import ChannelFull
 from ..types import Message
+from .group_loss import NEWS, GroupLossWatch
 
 #: ``(expires_at, message)``, as queued and as handed to receivers.
 Item = tuple[float, Message]
@@ -120,6 +122,79 @@ class ChannelQueue:
             self.waiters.remove(waiter)
         except ValueError:
             pass
+
+
+class _Layer(Protocol):
+    """What :class:`ChannelSource` uses of the in-memory layer."""
+
+    def _take_unexpired(self, channel: str) -> tuple[ChannelQueue, Item | None]: ...
+
+    def _abandon(self, queue: ChannelQueue, waiter: asyncio.Future[Item]) -> None: ...
+
+    def _forget_if_idle(self, queue: ChannelQueue) -> None: ...
+
+
+class ChannelSource:
+    """A consumer's channel, and news of its lost groups, as one
+    :class:`~channels_app.multiplex.PushSource`.
+
+    While the channel is empty its consumer is a future in the channel's
+    waiters, exactly where a pending ``receive()`` would be, so the hand-over
+    (from any thread) and put-back rules are the same; it only needs no task
+    and no coroutine frame while it waits.  A group loss completes that same
+    future with :data:`~.group_loss.NEWS` (a done future in the waiters is
+    skipped by every hand-over), so the news costs no second waiter.  News
+    already there is given before queued messages.
+    """
+
+    __slots__ = ("channel", "layer", "queue", "watch")
+
+    def __init__(self, layer: _Layer, channel: str, watch: GroupLossWatch) -> None:
+        self.layer = layer
+        self.channel = channel
+        self.watch = watch
+        self.queue: ChannelQueue | None = None
+
+    def wait(self) -> asyncio.Future[Item]:
+        ready: asyncio.Future[Item] = asyncio.get_running_loop().create_future()
+        if self.watch.has_news:
+            ready.set_result(NEWS)
+            return ready
+        queue, item = self.layer._take_unexpired(self.channel)
+        self.queue = queue
+        if item is None:
+            queue.waiters.append(ready)
+            self.watch.waiter = ready
+        else:
+            ready.set_result(item)
+        return ready
+
+    def take(self, ready: asyncio.Future[Item]) -> Message:
+        self.watch.waiter = None
+        item = ready.result()
+        if item is NEWS:
+            if self.queue is not None:
+                self.queue.forget_waiter(ready)
+                self.layer._forget_if_idle(self.queue)
+            return self.watch.take()
+        assert self.queue is not None  # a message came through the queue
+        self.layer._forget_if_idle(self.queue)
+        return item[1]
+
+    def abandon(self, pending: asyncio.Future[Item]) -> None:
+        self.watch.waiter = None
+        queue = self.queue
+        if queue is None:  # only ever waited for news, which the watch keeps
+            pending.cancel()
+        elif pending.done() and not pending.cancelled() and pending.result() is NEWS:
+            queue.forget_waiter(pending)
+            self.layer._forget_if_idle(queue)
+        else:
+            self.layer._abandon(queue, pending)
+
+    def close(self) -> None:
+        """The consumer is gone: stop collecting news for it."""
+        self.watch.close()
 
 
 def _hand_over_from_another_loop(

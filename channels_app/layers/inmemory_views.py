@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Mapping
-from typing import Protocol
+from typing import Protocol, cast
 
 from ..types import Message
 from .inmemory_groups import GroupMemberships
@@ -171,3 +171,27 @@ class GroupsView(Mapping[str, MembersView]):
 
     def __repr__(self) -> str:
         return repr({group: dict(self[group].items()) for group in self})
+
+
+class ChannelsShapedViews:
+    """The ``channels`` and ``groups`` attributes, for the layer to inherit."""
+
+    @property
+    def channels(self) -> Mapping[str, QueueView]:
+        """Channels' ``channels`` dict, as a live read-only view.
+
+        Test suites written for Channels read it (``len(layer.channels)``,
+        ``name in layer.channels``, ``layer.channels[name].qsize()``).  It is
+        built on demand from our own structures, so keeping it costs the
+        layer's operations nothing.
+        """
+        return ChannelsView(cast(InMemoryChannelLayer, self))
+
+    @property
+    def groups(self) -> Mapping[str, Mapping[str, float]]:
+        """Channels' ``groups`` (group -> {channel: joined at}), read-only and live.
+
+        Join times are ``time.time()`` values, as in Channels, although the
+        layer itself keeps time on the monotonic clock.
+        """
+        return GroupsView(cast(InMemoryChannelLayer, self))
