@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -25,6 +26,7 @@ from daphne.server import Server  # isort: skip
 from daphne.http_protocol import WebRequest
 from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import defer, reactor
+from twisted.python import failure
 
 from .lifespan import LifespanClient, LifespanFailed
 from .server_limits import ConnectionLimits, PendingConnections, install
@@ -86,9 +88,19 @@ class DevelopmentServer(Server):  # type: ignore[misc]  # daphne is untyped
         *,
         workers: Iterable[Worker] = (),
         limits: ConnectionLimits | None = None,
+        inherited_sockets: Iterable[int] = (),
         **kwargs: Any,
     ) -> None:
+        #: Listening sockets (file descriptors) to serve on besides
+        #: ``endpoints``, of any address family (see ``_adopt_sockets``).
+        self.inherited_sockets = list(inherited_sockets)
+        adopting_only = self.inherited_sockets and not kwargs.get("endpoints")
+        if adopting_only:
+            # Daphne's constructor exits when given no endpoint string.
+            kwargs["endpoints"] = ["(inherited sockets)"]
         super().__init__(application, **kwargs)
+        if adopting_only:
+            self.endpoints: list[str] = []
         self.workers = list(workers)
         self.limits = limits or ConnectionLimits()
         self.pending: PendingConnections | None = None
@@ -117,7 +129,36 @@ class DevelopmentServer(Server):  # type: ignore[misc]  # daphne is untyped
         _reactor.callWhenRunning(self._install_limits)
         _reactor.callWhenRunning(self._start_workers)
         _reactor.addSystemEventTrigger("before", "shutdown", self._before_shutdown)
+        if self.inherited_sockets:
+            # Daphne calls ready_callable once its endpoints listen, just
+            # before the reactor runs: the moment to adopt ours too.
+            ready: Any = getattr(self, "ready_callable", None)  # Daphne's, untyped
+            self.ready_callable = partial(self._adopt_sockets, ready)
         super().run()
+
+    def _adopt_sockets(self, then: Any) -> None:
+        """Serve on the inherited sockets, then report ready (``then``).
+
+        Daphne's ``fd:`` endpoint string can only say IPv4: Twisted's parser
+        passes its ``domain`` on as a string, which ``adoptStreamPort``
+        refuses.  Adopting the descriptor ourselves, with the family read
+        from the socket, serves IPv6 addresses too.  As the endpoint does,
+        Twisted keeps its own duplicate and the inherited descriptor is closed.
+        """
+        for fd in self.inherited_sockets:
+            inherited = socket.socket(fileno=fd)
+            family = inherited.family
+            inherited.setblocking(False)  # as Twisted's endpoint does first
+            try:
+                port = _reactor.adoptStreamPort(fd, family, self.http_factory)
+            except Exception:
+                inherited.detach()
+                self.listen_error(failure.Failure())  # type: ignore[no-untyped-call]
+                return
+            inherited.close()
+            self.listen_success(port)
+        if then is not None:
+            then()
 
     def create_application(
         self, protocol: Any, scope: Scope

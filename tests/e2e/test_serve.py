@@ -92,6 +92,28 @@ def test_a_killed_process_is_replaced_and_the_service_keeps_answering(project):
     assert victim not in replaced
 
 
+def test_an_ipv6_address_is_served_by_every_process(project):
+    port = free_port()
+    server = project.manage("serve", f"[::1]:{port}", "--processes", "2", port=port)
+    server.wait_for_log("Serving with", timeout=30)
+    assert f"http://[::1]:{port}/" in server.log()
+    url = f"http://[::1]:{port}/e2e/whoami/"
+
+    def ask() -> int:
+        request = urllib.request.Request(url, headers={"Connection": "close"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(json.loads(response.read())["pid"])
+
+    seen: set[int] = set()
+    for _ in range(400):
+        seen.add(ask())
+        if len(seen) == 2:
+            break
+    assert len(seen) == 2, f"only {seen} answered on [::1]"
+    echoed = asyncio.run(echo_once(f"ws://[::1]:{port}/ws/echo/"))
+    assert echoed == "ping"
+
+
 class HttpLoad(threading.Thread):
     """Requests on fresh connections, one after another, counting failures."""
 

@@ -129,9 +129,6 @@ class Command(RunserverCommand):
 
     def supervise(self, options: dict[str, Any]) -> int:
         chosen = self.serve_options(options)
-        if self.use_ipv6:
-            # Twisted adopts an inherited socket as IPv4 only ("fd:" endpoints).
-            raise CommandError("serve listens on IPv4 addresses only")
         configure_logging()
         root = self.load_root_application(options)
         if not options["skip_checks"]:
@@ -210,7 +207,8 @@ class Command(RunserverCommand):
             options,
             root,
             limits=self.connection_limits(options),
-            endpoints=[f"fd:fileno={fd}"],
+            endpoints=[],
+            inherited_sockets=[fd],
             signal_handlers=False,
             ready_callable=link.ready,
         )
