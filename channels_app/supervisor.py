@@ -26,9 +26,10 @@ import signal
 import socket
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
+from .process_slots import Child, Slot
 from .supervised import LINK_ENV, NAME_ENV, READY
+from .supervisor_health import serve_health
 
 logger = logging.getLogger("channels_app.serve")
 
@@ -37,35 +38,6 @@ logger = logging.getLogger("channels_app.serve")
 STABLE_AFTER = 10.0
 FIRST_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
-
-
-@dataclass(eq=False)
-class Slot:
-    """One place in the process tree: "server 1", "worker 2", ...
-
-    The command is fixed; the process in the slot changes as it is restarted.
-    """
-
-    name: str
-    argv: Sequence[str]
-    pass_fds: tuple[int, ...] = ()
-    waits_for_ready: bool = True
-    failures: int = 0
-    child: Child | None = None
-
-
-@dataclass(eq=False)
-class Child:
-    """One started process and what the supervisor knows about it."""
-
-    slot: Slot
-    process: asyncio.subprocess.Process
-    ready: asyncio.Future[bool]
-    started: float = field(default_factory=time.monotonic)
-    retiring: bool = False
-    #: The task waiting for it to be ready and to exit (kept: tasks are
-    #: weakly referenced by the loop).
-    watcher: asyncio.Task[None] | None = None
 
 
 def listening_socket(host: str, port: int, ipv6: bool, backlog: int) -> socket.socket:
@@ -103,14 +75,22 @@ class Supervisor:
     """Runs ``slots`` until told to stop; see the module docstring."""
 
     def __init__(
-        self, slots: Sequence[Slot], *, stop_timeout: float, ready_timeout: float
+        self,
+        slots: Sequence[Slot],
+        *,
+        stop_timeout: float,
+        ready_timeout: float,
+        health_address: tuple[str, int] | None = None,
     ) -> None:
         self.slots = list(slots)
+        #: Where to answer liveness and readiness probes, if anywhere.
+        self.health_address = health_address
         self.stop_timeout = stop_timeout
         self.ready_timeout = ready_timeout
         self.children: set[Child] = set()
         self.stopping = False
         self.restarts: set[asyncio.Future[None]] = set()
+        self._health: asyncio.AbstractServer | None = None
         self.requests: asyncio.Queue[str] = asyncio.Queue()
 
     async def run(self) -> int:
@@ -119,6 +99,22 @@ class Supervisor:
         loop.add_signal_handler(signal.SIGHUP, self.requests.put_nowait, "restart")
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.requests.put_nowait, "stop")
+        if self.health_address is not None:
+            # Before the first start: a probe meanwhile hears "not ready".
+            host, port = self.health_address
+            try:
+                self._health = await serve_health(self, host, port)
+            except OSError as exc:
+                logger.error("Cannot serve health probes at %s:%d: %s", host, port, exc)
+                return 1
+            logger.info("Answering health probes at http://%s:%d/ready", host, port)
+        try:
+            return await self._serve()
+        finally:
+            if self._health is not None:
+                self._health.close()
+
+    async def _serve(self) -> int:
         generation = await self._start_generation()
         if generation is None:
             logger.error("Could not start; stopping")
@@ -230,6 +226,7 @@ class Supervisor:
         await asyncio.sleep(delay)  # the back-off
         if self.stopping or slot.child is not dead:
             return
+        slot.restarts += 1
         slot.child = await self._spawn(slot)
 
     # -- restarting and stopping ---------------------------------------------

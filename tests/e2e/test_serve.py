@@ -114,6 +114,68 @@ def test_an_ipv6_address_is_served_by_every_process(project):
     assert echoed == "ping"
 
 
+def probe(port: int, path: str) -> tuple[int, dict]:
+    """Status and JSON body of a health probe to the supervisor."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def by_name(report: dict) -> dict[str, dict]:
+    return {process["name"]: process for process in report["processes"]}
+
+
+def test_health_probes_report_every_process(project):
+    health = free_port()
+    server = serve(
+        project, "--processes", "2", "--workers", "1", "--health-port", str(health)
+    )
+    status, report = probe(health, "/ready")
+    assert status == 200, report
+    assert report["ready"] and not report["degraded"] and not report["stopping"]
+    processes = by_name(report)
+    assert sorted(processes) == ["server 1", "server 2", "worker 1"]
+    assert {p["state"] for p in processes.values()} == {"ready"}
+    servers = {processes[f"server {n}"]["pid"] for n in (1, 2)}
+    assert pids_answering(server, 2) == servers
+    assert probe(health, "/live") == (
+        200,
+        {"alive": True, "supervisor_pid": server.process.pid},
+    )
+    assert probe(health, "/metrics")[0] == 404
+
+    # One server killed: the tree still takes traffic, reported as degraded,
+    # until the slot's new process is ready.
+    victim = processes["server 1"]["pid"]
+    os.kill(victim, signal.SIGKILL)
+    degraded = eventually_sync(
+        lambda: (r := probe(health, "/ready"))[1]["degraded"] and r, 10
+    )
+    assert degraded[0] == 200
+    assert by_name(degraded[1])["server 1"]["state"] in ("down", "starting")
+    healed = eventually_sync(
+        lambda: (r := probe(health, "/ready")[1])["degraded"] is False and r, 30
+    )
+    replaced = by_name(healed)["server 1"]
+    assert replaced["restarts"] == 1 and replaced["pid"] != victim
+
+    # Stopping: not ready any more while the processes drain.
+    slow = threading.Thread(
+        target=urllib.request.urlopen,
+        args=(f"{server.url}/e2e/slow/?seconds=1.5&mark=slow.log",),
+        kwargs={"timeout": 20},
+    )
+    slow.start()
+    project.wait_for_lines("slow.log", 1)
+    os.kill(server.process.pid, signal.SIGTERM)
+    stopping = eventually_sync(lambda: (r := probe(health, "/ready"))[0] == 503 and r)
+    assert stopping[1]["stopping"] is True
+    slow.join(20)
+    assert server.process.wait(30) == 0
+
+
 class HttpLoad(threading.Thread):
     """Requests on fresh connections, one after another, counting failures."""
 

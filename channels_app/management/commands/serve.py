@@ -30,9 +30,10 @@ from django.core.management.base import CommandParser
 from ... import DEFAULT_CHANNEL_LAYER
 from ...layers import get_channel_layer
 from ...lifespan import LifespanFailed
+from ...process_slots import Slot
 from ...server_drain import DrainTimes, GracefulDrain
 from ...supervised import SupervisorLink
-from ...supervisor import Slot, Supervisor, configure_logging, listening_socket
+from ...supervisor import Supervisor, configure_logging, listening_socket
 from ...worker import routed_channels
 from .runserver import Command as RunserverCommand
 from .runworker import is_process_local
@@ -46,6 +47,8 @@ SERVE_DEFAULTS: dict[str, Any] = {
     "drain_window": 5.0,
     "drain_timeout": 30.0,
     "backlog": 2048,
+    "health_port": None,  # no health endpoint
+    "health_address": None,  # the served address's host
 }
 
 
@@ -95,6 +98,16 @@ class Command(RunserverCommand):
             type=float,
             help="Seconds a stopping process waits for its requests, WebSockets "
             "and workers before it cuts them off (default: 30).",
+        )
+        parser.add_argument(
+            "--health-port",
+            type=int,
+            help="Answer liveness (/live) and readiness (/ready, per process) "
+            "probes on this port, from the supervisor.",
+        )
+        parser.add_argument(
+            "--health-address",
+            help="Address for --health-port (default: the served address's host).",
         )
         parser.add_argument("--backlog", type=int, help=argparse.SUPPRESS)
         parser.add_argument("--serve-child", type=int, help=argparse.SUPPRESS)
@@ -156,10 +169,14 @@ class Command(RunserverCommand):
             f"{chosen['processes']} process(es) and {chosen['workers']} worker(s). "
             f"SIGHUP restarts them gracefully; SIGTERM or CONTROL-C stops."
         )
+        health = None
+        if chosen["health_port"] is not None:
+            health = (chosen["health_address"] or self.addr, chosen["health_port"])
         supervisor = Supervisor(
             slots,
             stop_timeout=chosen["drain_timeout"] + 15,
             ready_timeout=60,
+            health_address=health,
         )
         return asyncio.run(supervisor.run())
 
