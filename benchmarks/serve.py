@@ -181,7 +181,9 @@ def best_echo(server: Served, args: argparse.Namespace) -> dict:
     )
 
 
-async def broadcast(impl: str, server: Served, args: argparse.Namespace) -> dict:
+async def broadcast(
+    impl: str, server: Served, args: argparse.Namespace, members: int
+) -> dict:
     layer = import_impl(REDIS_LAYER, impl)(**server.config)
     clients = [
         await asyncio.create_subprocess_exec(
@@ -192,7 +194,7 @@ async def broadcast(impl: str, server: Served, args: argparse.Namespace) -> dict
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
-        for n in spread(args.clients, args.client_processes)
+        for n in spread(members, args.client_processes)
     ]
     for client in clients:
         line = await asyncio.wait_for(client.stdout.readline(), 300)
@@ -204,9 +206,7 @@ async def broadcast(impl: str, server: Served, args: argparse.Namespace) -> dict
                     other.kill()
                 await other.wait()
             await layer.flush()
-            print(
-                f"note: not all {args.clients} clients could connect", file=sys.stderr
-            )
+            print(f"note: not all {members} clients could connect", file=sys.stderr)
             nan = float("nan")
             return {"median_ms": nan, "cpu_ms": nan, "missing": nan}
     timings, cpu = [], []
@@ -312,27 +312,28 @@ async def measure(impl: str, args: argparse.Namespace):
                         )
                     )
                 if processes == layouts[-1]:
-                    fan = await broadcast(impl, server, args)
-                    results += [
-                        Result(
-                            f"broadcast to {args.clients}, all received",
-                            fan["median_ms"],
-                            "ms",
-                            higher_is_better=False,
-                        ),
-                        Result(
-                            "  server CPU per broadcast",
-                            fan["cpu_ms"],
-                            "ms",
-                            higher_is_better=False,
-                        ),
-                        Result(
-                            "  missing or duplicated deliveries",
-                            fan["missing"],
-                            "",
-                            higher_is_better=False,
-                        ),
-                    ]
+                    for members in args.clients:
+                        fan = await broadcast(impl, server, args, members)
+                        results += [
+                            Result(
+                                f"broadcast to {members}, all received",
+                                fan["median_ms"],
+                                "ms",
+                                higher_is_better=False,
+                            ),
+                            Result(
+                                f"  server CPU per broadcast to {members}",
+                                fan["cpu_ms"],
+                                "ms",
+                                higher_is_better=False,
+                            ),
+                            Result(
+                                f"  missing or duplicated deliveries ({members})",
+                                fan["missing"],
+                                "",
+                                higher_is_better=False,
+                            ),
+                        ]
             finally:
                 server.stop()
         results += memory_results(impl, args, workdir)
@@ -377,7 +378,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument(
-        "--clients", type=int, default=5000, help="broadcast group members"
+        "--clients",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[500, 5000],
+        help="broadcast group sizes, comma-separated (default: 500,5000)",
     )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--idle", type=int, default=5000)
