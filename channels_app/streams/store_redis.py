@@ -10,6 +10,7 @@ atomic step.  Needs the ``redis`` extra (redis-py's asyncio client).
 from __future__ import annotations
 
 import asyncio
+import json
 import weakref
 from typing import Any
 
@@ -123,20 +124,11 @@ class RedisStreamStore:
             ],
         )
         epoch = _text(epoch)
-        messages = []
-        for entry_id, fields in entries:
-            values = {
-                _text(k): v for k, v in zip(fields[::2], fields[1::2], strict=True)
-            }
-            messages.append(
-                StreamMessage(
-                    stream,
-                    epoch,
-                    int(_text(entry_id).split("-", 1)[0]),
-                    decode(values["d"]),
-                    int(values["t"]) / 1000,
-                )
-            )
+        # One JSON text (see redis_scripts.READ): [[offset, ms, data], ...].
+        messages = [
+            StreamMessage(stream, epoch, offset, data, ms / 1000)
+            for offset, ms, data in json.loads(entries)
+        ]
         return History(epoch, int(first), int(last), messages)
 
     async def delete(self, stream: str) -> None:
