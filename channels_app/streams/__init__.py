@@ -8,6 +8,8 @@ reconnect (see docs/topics/streams.rst).
     await publish("chat.lobby", {"user": "ann", "text": "hi"})
 """
 
+from typing import Any
+
 from .consumer import StreamsMixin
 from .defaults import get_streams, publish, publish_sync, subscribe, unsubscribe
 from .hub import Streams
@@ -18,6 +20,7 @@ from .store_memory import InMemoryStreamStore
 from .store_redis import RedisStreamStore
 
 __all__ = [
+    "DatabaseStreamStore",
     "History",
     "HistoryLimits",
     "InMemoryStreamStore",
@@ -36,3 +39,13 @@ __all__ = [
     "subscribe",
     "unsubscribe",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The database store defines models, which need Django's app registry:
+    # imported on first use, so importing channels_app.streams never does.
+    if name == "DatabaseStreamStore":
+        from .store_database import DatabaseStreamStore
+
+        return DatabaseStreamStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

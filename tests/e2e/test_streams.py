@@ -18,7 +18,7 @@ from tests.streams.backends import new_prefix
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "database", "redis"])
 def site(request, tmp_path):
     """``site()`` starts the streams site (again, for a restart) on one backend."""
     environment = {
@@ -121,7 +121,8 @@ async def test_a_client_that_reconnects_gets_exactly_what_it_missed(site):
 
 
 async def test_after_a_server_restart_recovery_depends_on_the_store(site):
-    """Redis keeps the history across a restart; memory cannot, and says so."""
+    """Redis and the database keep the history across a restart; memory
+    cannot, and says so."""
     server = site()
     ws, _ = await subscribe(server)
     await publish(server, "feed.news", 3, start=0)
@@ -132,7 +133,7 @@ async def test_after_a_server_restart_recovery_depends_on_the_store(site):
     server = site()  # restarted
     await publish(server, "feed.news", 2, start=3)
     ws, subscribed = await subscribe(server, since=last)
-    if site.backend == "redis":
+    if site.backend in ("redis", "database"):
         assert subscribed["recovery"] == "recovered"
         replayed = [await receive(ws) for _ in range(2)]
         assert [f["data"]["n"] for f in replayed] == [3, 4]

@@ -14,8 +14,12 @@ from typing import Any
 import pytest
 
 from channels_app.layers import InMemoryChannelLayer
-from channels_app.streams import InMemoryStreamStore, RedisStreamStore
-from tests.layers.implementations import unique_prefix
+from channels_app.streams import (
+    DatabaseStreamStore,
+    InMemoryStreamStore,
+    RedisStreamStore,
+)
+from tests.layers.implementations import DATABASE_TABLES, unique_prefix
 from tests.services import REDIS_URL
 
 
@@ -27,12 +31,20 @@ class StoreUnderTest:
     services: tuple[str, ...] = ()
     #: Shared between processes (so the two-process tests apply).
     shared: bool = False
+    #: pytest marks for this store's tests (the databases it needs).
+    marks: tuple = ()
 
 
 def _redis_layer(prefix: str) -> Any:
     from channels_redis.core import RedisChannelLayer
 
-    return RedisChannelLayer(hosts=[REDIS_URL], prefix=prefix + "layer")
+    return RedisChannelLayer(hosts=[REDIS_URL], prefix=prefix + "layer", capacity=2000)
+
+
+def _database_layer(alias: str) -> Any:
+    from channels_app.layers.database import DatabaseChannelLayer
+
+    return DatabaseChannelLayer(database=alias, capacity=2000)
 
 
 STORES = [
@@ -48,9 +60,26 @@ STORES = [
         services=("redis",),
         shared=True,
     ),
+    # The database layer's tables and the stream tables share a database, as
+    # a deployment on the database layer would.
+    StoreUnderTest(
+        "database-sqlite",
+        lambda prefix: DatabaseStreamStore("default"),
+        lambda prefix: _database_layer("default"),
+        marks=DATABASE_TABLES,
+        shared=True,
+    ),
+    StoreUnderTest(
+        "database-postgres",
+        lambda prefix: DatabaseStreamStore("postgres"),
+        lambda prefix: _database_layer("postgres"),
+        services=("postgres",),
+        marks=DATABASE_TABLES,
+        shared=True,
+    ),
 ]
 
-STORE_PARAMS = [pytest.param(store, id=store.id) for store in STORES]
+STORE_PARAMS = [pytest.param(store, id=store.id, marks=store.marks) for store in STORES]
 
 
 def new_prefix() -> str:

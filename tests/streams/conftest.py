@@ -56,7 +56,7 @@ async def make_streams(store_under_test, prefix):
     for streams in built:
         await streams.store.close()
         await close_layer(streams.layer)
-    if store_under_test.shared:
+    if "redis" in store_under_test.services:
         await delete_prefixed(prefix)
 
 

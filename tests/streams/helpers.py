@@ -13,8 +13,11 @@ class Subscriber:
     client would be shown: ``delivered`` (offsets once each, in order), and
     ``raw``, every live message as the layer handed it over."""
 
-    def __init__(self, streams, stream: str) -> None:
+    def __init__(self, streams, stream: str, fill_holes: bool = False) -> None:
         self.streams = streams
+        #: Fill holes in the live messages from the store (as the mixin does);
+        #: off by default, so a test sees what the layer alone delivered.
+        self.fill_holes = fill_holes
         self.stream = stream
         self.delivered: list = []
         self.raw: list = []
@@ -37,6 +40,15 @@ class Subscriber:
             live = from_live_message(message)
             self.raw.append(live)
             self.delivered.extend(self.sequencer.offer(live))
+            if self.sequencer.has_hole and self.fill_holes:
+                # As StreamsMixin does: fetch what the layer skipped or lost.
+                missed = await self.streams.read_after(
+                    self.stream, self.sequencer.position
+                )
+                assert not missed.recovery.lost, missed
+                for stored in missed.replay:
+                    self.delivered.extend(self.sequencer.offer(stored))
+                self.sequencer.early.clear()
         return self.delivered
 
     def offsets(self) -> list[int]:

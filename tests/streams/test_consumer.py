@@ -11,6 +11,7 @@ from channels_app.streams import StreamsMixin, get_streams, publish
 from channels_app.streams.hub import live_message
 from channels_app.streams.names import group_for
 from channels_app.testing import WebsocketCommunicator
+from tests.layers.implementations import DATABASE_TABLES
 from tests.services import REDIS_URL, require
 from tests.streams.conftest import delete_prefixed
 
@@ -42,9 +43,32 @@ class AsyncHook(StreamsMixin, AsyncJsonWebsocketConsumer):
         return stream.startswith("open.")
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(
+    params=[
+        "memory",
+        "redis",
+        pytest.param("sqlite", marks=DATABASE_TABLES),
+        pytest.param("postgres", marks=DATABASE_TABLES),
+    ]
+)
 async def configured(request, settings, prefix):
-    if request.param == "memory":
+    if request.param in ("sqlite", "postgres"):
+        alias = "default" if request.param == "sqlite" else "postgres"
+        if request.param == "postgres":
+            require("postgres")
+        settings.CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_app.layers.database.DatabaseChannelLayer",
+                "CONFIG": {"database": alias},
+            }
+        }
+        settings.CHANNELS_APP_STREAMS = {
+            "STORE": {
+                "BACKEND": "channels_app.streams.DatabaseStreamStore",
+                "OPTIONS": {"database": alias},
+            }
+        }
+    elif request.param == "memory":
         settings.CHANNEL_LAYERS = {
             "default": {"BACKEND": "channels_app.layers.InMemoryChannelLayer"}
         }
@@ -68,6 +92,8 @@ async def configured(request, settings, prefix):
     if request.param == "redis":
         await get_channel_layer().close_pools()
         await delete_prefixed(prefix)
+    elif request.param != "memory":
+        await get_channel_layer().close()
 
 
 @pytest.fixture

@@ -3,20 +3,14 @@ processes, and histories lost behind its back."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
-
 import pytest
 import redis.asyncio as aioredis
 from channels_redis.core import RedisChannelLayer
 
 from channels_app.streams import Position, Recovery, RedisStreamStore, Streams
 from channels_app.streams.store import HistoryLimits
-from tests.servers import ROOT
 from tests.services import REDIS_URL, require
 from tests.streams.conftest import delete_prefixed
-from tests.streams.helpers import Subscriber
 
 
 @pytest.fixture
@@ -46,49 +40,6 @@ async def redis_client():
     client = aioredis.Redis.from_url(REDIS_URL)
     yield client
     await client.aclose()
-
-
-async def test_publishers_in_two_processes_give_every_subscriber_one_order(
-    redis_streams, redis_client, prefix
-):
-    streams = redis_streams()
-    subscribers = [Subscriber(streams, "orders") for _ in range(2)]
-    for subscriber in subscribers:
-        await subscriber.subscribe()
-    count = 200
-    processes = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tests.streams.publisher_process",
-            prefix,
-            tag,
-            str(count),
-            cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        for tag in "ab"
-    ]
-    for _ in processes:  # both ready, then both go at once
-        assert await redis_client.blpop([f"{prefix}:ready"], timeout=30)
-    await redis_client.rpush(f"{prefix}:go", "go", "go")
-    outputs = [await asyncio.wait_for(p.communicate(), 60) for p in processes]
-    assert [p.returncode for p in processes] == [0, 0]
-    given = [json.loads(stdout) for stdout, _ in outputs]
-
-    # No two publishes shared an offset, and none was skipped.
-    assert sorted(given[0] + given[1]) == list(range(1, 2 * count + 1))
-    history = await streams.read_after("orders", Position("unused", 0))
-    stored = await streams.read_after("orders", Position(history.position.epoch, 0))
-    order = [(m.data["tag"], m.data["n"]) for m in stored.replay]
-    for subscriber in subscribers:
-        await subscriber.take_live(2 * count, timeout=30)
-        assert subscriber.offsets() == list(range(1, 2 * count + 1))
-        assert [(m.data["tag"], m.data["n"]) for m in subscriber.delivered] == order
-        await subscriber.stop()
-    # Each publisher's messages keep the order it published them in.
-    for tag in "ab":
-        assert [n for t, n in order if t == tag] == list(range(count))
 
 
 async def test_a_stream_key_deleted_behind_its_back_starts_a_new_epoch(

@@ -1,8 +1,9 @@
 """Settings for serving the streams site with Daphne (tests/e2e/test_streams.py).
 
-``STREAMSITE_BACKEND``: ``memory`` (in-memory layer and store, one process)
-or ``redis`` (channels_redis and the Redis store at ``STREAMSITE_REDIS_URL``,
-every key under ``STREAMSITE_REDIS_PREFIX``).
+``STREAMSITE_BACKEND``: ``memory`` (in-memory layer and store, one process),
+``database`` (the database layer and store on the SQLite file) or ``redis``
+(channels_redis and the Redis store at ``STREAMSITE_REDIS_URL``, every key
+under ``STREAMSITE_REDIS_PREFIX``).
 """
 
 import os
@@ -29,7 +30,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": "INFO"},
 }
 
-if os.environ.get("STREAMSITE_BACKEND", "memory") == "redis":
+_backend = os.environ.get("STREAMSITE_BACKEND", "memory")
+if _backend == "redis":
     _url = os.environ["STREAMSITE_REDIS_URL"]
     _prefix = os.environ["STREAMSITE_REDIS_PREFIX"]
     CHANNEL_LAYERS = {
@@ -43,6 +45,13 @@ if os.environ.get("STREAMSITE_BACKEND", "memory") == "redis":
             "BACKEND": "channels_app.streams.RedisStreamStore",
             "OPTIONS": {"url": _url, "prefix": _prefix},
         }
+    }
+elif _backend == "database":
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_app.layers.database.DatabaseChannelLayer"}
+    }
+    CHANNELS_APP_STREAMS = {
+        "STORE": {"BACKEND": "channels_app.streams.DatabaseStreamStore"}
     }
 else:
     CHANNEL_LAYERS = {
