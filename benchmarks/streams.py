@@ -1,12 +1,16 @@
 """Streams benchmark: catch-up after missed messages, and publishing cost.
 
-Usage (from the repository root, Redis at ``REDIS_URL`` for the Redis rows)::
+Usage (from the repository root, Redis at ``REDIS_URL`` for the Redis rows,
+PostgreSQL as for benchmarks/database.py for the postgres rows)::
 
     .venv/bin/python benchmarks/streams.py              # memory and redis
+    .venv/bin/python benchmarks/streams.py --backends memory redis postgres
     .venv/bin/python benchmarks/streams.py --backends memory --runs 20
 
 Measured, per backend (in-memory store + in-memory layer; Redis store +
-channels_redis' core layer), each the median of ``--runs``:
+channels_redis' core layer; database store + database layer on PostgreSQL,
+in the benchmark database of benchmarks/database.py), each the median of
+``--runs``:
 
 - catch-up: 1,000 messages published while a client was away; the time
   from its ``stream.subscribe`` frame (with its last position) until it
@@ -32,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import database  # noqa: E402
 import django  # noqa: E402
 from django.conf import settings  # noqa: E402
 
@@ -39,6 +44,7 @@ settings.configure(
     INSTALLED_APPS=["channels_app"],
     SECRET_KEY="benchmark-only",
     CHANNEL_LAYERS={"default": {"BACKEND": "channels_app.layers.InMemoryChannelLayer"}},
+    DATABASES={"default": database.database_entry()},
 )
 django.setup()
 
@@ -63,6 +69,12 @@ def build(backend: str, prefix: str) -> Streams:
     if backend == "memory":
         layer = InMemoryChannelLayer(capacity=5000)
         store = InMemoryStreamStore()
+    elif backend == "postgres":
+        from channels_app.layers.database import DatabaseChannelLayer
+        from channels_app.streams import DatabaseStreamStore
+
+        layer = DatabaseChannelLayer(capacity=5000)
+        store = DatabaseStreamStore()
     else:
         from channels_redis.core import RedisChannelLayer
 
@@ -83,11 +95,13 @@ class Client(StreamsMixin, AsyncJsonWebsocketConsumer):
         return self.streams
 
 
-async def catch_up(streams: Streams, runs: int) -> tuple[list[float], list[float]]:
+async def catch_up(
+    streams: Streams, runs: int, prefix: str
+) -> tuple[list[float], list[float]]:
     client_ms, hub_ms = [], []
     Client.streams = streams
     for run in range(runs):
-        stream = f"catchup-{run}"
+        stream = f"{prefix}catchup-{run}"
         first = await streams.publish(stream, {"n": -1})
         for n in range(MISSED):
             await streams.publish(stream, {"n": n, "text": "a typical chat line"})
@@ -117,12 +131,15 @@ async def catch_up(streams: Streams, runs: int) -> tuple[list[float], list[float
     return client_ms, hub_ms
 
 
-async def fan_out(streams: Streams, runs: int) -> tuple[list[float], list[float]]:
+async def fan_out(
+    streams: Streams, runs: int, prefix: str
+) -> tuple[list[float], list[float]]:
     layer = streams.layer
+    stream = f"{prefix}fanout"
     stream_members = [await layer.new_channel() for _ in range(MEMBERS)]
     group_members = [await layer.new_channel() for _ in range(MEMBERS)]
     for channel in stream_members:
-        await streams.subscribe("fanout", channel)
+        await streams.subscribe(stream, channel)
     for channel in group_members:
         await layer.group_add("bench-plain-group", channel)
 
@@ -136,7 +153,7 @@ async def fan_out(streams: Streams, runs: int) -> tuple[list[float], list[float]
     for _ in range(runs):  # alternated, so both see the same machine load
         stream_ms.append(
             await until_all_received(
-                stream_members, lambda: streams.publish("fanout", payload)
+                stream_members, lambda: streams.publish(stream, payload)
             )
         )
         group_ms.append(
@@ -150,9 +167,15 @@ async def fan_out(streams: Streams, runs: int) -> tuple[list[float], list[float]
     return stream_ms, group_ms
 
 
-async def cleanup(streams: Streams, backend: str, prefix: str) -> None:
+async def cleanup(streams: Streams, backend: str, prefix: str, runs: int) -> None:
+    for stream in [f"{prefix}catchup-{run}" for run in range(runs)] + [
+        f"{prefix}fanout"
+    ]:
+        await streams.delete(stream)
     await streams.store.close()
     layer = streams.layer
+    if backend == "postgres":
+        await layer.close()
     if backend == "redis":
         import redis.asyncio as aioredis
 
@@ -174,10 +197,10 @@ async def run(backends: list[str], runs: int) -> None:
         prefix = f"bench-{uuid.uuid4().hex[:8]}-"
         streams = build(backend, prefix)
         try:
-            client_ms, hub_ms = await catch_up(streams, runs)
-            stream_ms, group_ms = await fan_out(streams, runs * 5)
+            client_ms, hub_ms = await catch_up(streams, runs, prefix)
+            stream_ms, group_ms = await fan_out(streams, runs * 5, prefix)
         finally:
-            await cleanup(streams, backend, prefix)
+            await cleanup(streams, backend, prefix, runs)
         rows = [
             (f"catch-up {MISSED} missed, to the client (StreamsMixin)", client_ms),
             (f"catch-up {MISSED} missed, Streams.subscribe alone", hub_ms),
@@ -199,7 +222,7 @@ def parse() -> argparse.Namespace:
         "--backends",
         nargs="+",
         default=["memory", "redis"],
-        choices=["memory", "redis"],
+        choices=["memory", "redis", "postgres"],
     )
     parser.add_argument("--runs", type=int, default=10)
     return parser.parse_args()
@@ -207,4 +230,9 @@ def parse() -> argparse.Namespace:
 
 if __name__ == "__main__":
     arguments = parse()
+    if "postgres" in arguments.backends:
+        from django.core.management import call_command
+
+        database.ensure_database()
+        call_command("migrate", "channels_app", verbosity=0)
     asyncio.run(run(arguments.backends, arguments.runs))
