@@ -1,0 +1,90 @@
+"""Stores shared between processes: publishers in two processes give every
+subscriber one order, the store's."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import pytest
+
+from tests.layers.database_fixtures import database_env
+from tests.servers import ROOT
+from tests.services import require
+from tests.streams.backends import STORES
+from tests.streams.helpers import Subscriber
+
+SHARED = [
+    pytest.param(store, id=store.id, marks=store.marks)
+    for store in STORES
+    if store.shared
+]
+
+
+@pytest.fixture(params=SHARED)
+def store_under_test(request):
+    for service in request.param.services:
+        require(service)
+    return request.param
+
+
+def environment(store_id: str) -> tuple[str, dict | None]:
+    if store_id == "redis":
+        return "redis", None
+    return "database", database_env(store_id.removeprefix("database-"))
+
+
+async def test_publishers_in_two_processes_give_every_subscriber_one_order(
+    store_under_test, make_streams, prefix
+):
+    streams = make_streams()
+    # One subscriber as the mixin works (holes filled from the store), one
+    # with what the layer alone delivered.
+    subscribers = [Subscriber(streams, "orders", fill_holes=f) for f in (True, False)]
+    for subscriber in subscribers:
+        await subscriber.subscribe()
+    count = 150
+    kind, env = environment(store_under_test.id)
+    processes = [
+        await asyncio.create_subprocess_exec(
+            *[sys.executable, "-m", "tests.streams.publisher_process"],
+            *[kind, prefix, tag, str(count)],
+            cwd=ROOT,
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for tag in "ab"
+    ]
+    try:
+        for process in processes:  # both ready, then both go at once
+            line = await asyncio.wait_for(process.stdout.readline(), 60)
+            assert line.strip() == b"ready"
+        for process in processes:
+            process.stdin.write(b"go\n")
+            await process.stdin.drain()
+        outputs = [await asyncio.wait_for(p.communicate(), 120) for p in processes]
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert [p.returncode for p in processes] == [0, 0]
+    given = [json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in outputs]
+
+    # No two publishes shared an offset, and none was skipped.
+    assert sorted(given[0] + given[1]) == list(range(1, 2 * count + 1))
+    epoch = subscribers[0].subscription.position.epoch
+    stored = await streams.read_after("orders", subscribers[0].subscription.position)
+    assert stored.position.epoch == epoch
+    order = [(m.data["tag"], m.data["n"]) for m in stored.replay]
+    assert len(order) == 2 * count
+    for subscriber in subscribers:
+        await subscriber.take_live(2 * count, timeout=30)
+        assert subscriber.offsets() == list(range(1, 2 * count + 1))
+        assert [(m.data["tag"], m.data["n"]) for m in subscriber.delivered] == order
+        await subscriber.stop()
+    # Each publisher's messages keep the order it published them in.
+    for tag in "ab":
+        assert [n for t, n in order if t == tag] == list(range(count))
