@@ -15,6 +15,7 @@ from .defaults import get_streams, publish, publish_sync, subscribe, unsubscribe
 from .hub import Streams
 from .names import InvalidStreamName
 from .positions import History, Position, Recovery, StreamMessage, Subscription
+from .requests import RequestRefused, RequestsMixin
 from .store import HistoryLimits, StreamStore
 from .store_memory import InMemoryStreamStore
 from .store_redis import RedisStreamStore
@@ -28,6 +29,8 @@ __all__ = [
     "Position",
     "Recovery",
     "RedisStreamStore",
+    "RequestRefused",
+    "RequestsMixin",
     "StreamMessage",
     "StreamStore",
     "Streams",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -36,19 +36,13 @@ from .frames import (
 from .hub import LIVE_MESSAGE, Streams, as_position, from_live_message
 from .names import InvalidStreamName, require_valid_stream_name
 from .positions import Position, StreamMessage, Subscription
+from .requests import RequestsMixin
 from .sequencer import Sequencer
-
-if TYPE_CHECKING:
-    from ..consumer import AsyncConsumer
-
-    _Base = AsyncConsumer
-else:
-    _Base = object
 
 assert LIVE_MESSAGE.replace(".", "_") == "channels_app_stream_message"
 
 
-class StreamsMixin(_Base):
+class StreamsMixin(RequestsMixin):
     """Subscribes to streams for the client; put it before the consumer class.
 
     For JSON WebSocket consumers it handles the ``stream.*`` frames in
@@ -147,6 +141,8 @@ class StreamsMixin(_Base):
 
     async def handle_stream_frame(self, content: Any) -> bool:
         """Handle ``content`` if it is a ``stream.*`` frame; say whether it was."""
+        if isinstance(content, dict) and await self.handle_client_frame(content):
+            return True  # a ping or a request (channels_app.streams.requests)
         if not isinstance(content, dict) or content.get("type") not in CLIENT_FRAMES:
             return False
         given = content.get("stream")
