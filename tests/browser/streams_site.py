@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from urllib.parse import parse_qs
 
 from asgiref.sync import async_to_sync
 from django.core.asgi import get_asgi_application
@@ -18,6 +19,7 @@ from django.urls import path
 
 from channels_app.generic.websocket import AsyncJsonWebsocketConsumer
 from channels_app.layers import get_channel_layer
+from channels_app.presence import PresenceMixin
 from channels_app.routing import ProtocolTypeRouter, URLRouter
 from channels_app.streams import RequestRefused, StreamsMixin, publish_sync
 
@@ -29,7 +31,9 @@ import { StreamClient, RequestFailed, RequestTimeout }
   from "/static/channels_app/streams.js";
 const options = Object.fromEntries(
   [...new URLSearchParams(location.search)].map(([k, v]) => [k, Number(v)]));
-const client = new StreamClient("/ws/streams/", options);
+const name = new URLSearchParams(location.search).get("name") || "anonymous";
+delete options.name;
+const client = new StreamClient(`/ws/streams/?name=${name}`, options);
 window.seen = { messages: [], events: [] };
 window.client = client;
 window.RequestFailed = RequestFailed;
@@ -39,6 +43,11 @@ client.subscribe("room.lobby", (data, meta) => {
   const item = document.createElement("li");
   item.textContent = `${meta.offset}: ${data.n}`;
   document.querySelector("#messages").append(item);
+});
+window.present = () => [...client.presence("room.lobby").keys()].sort();
+client.addEventListener("presence", (event) => {
+  window.seen.events.push({ type: "presence", change: event.detail.change,
+                            user: event.detail.user });
 });
 for (const type of ["connected", "disconnected", "recovered", "gap", "subscribed"]) {
   client.addEventListener(type, (event) => {
@@ -71,9 +80,18 @@ def kick(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"kicked": True})
 
 
-class StreamsConsumer(StreamsMixin, AsyncJsonWebsocketConsumer):
+class StreamsConsumer(PresenceMixin, StreamsMixin, AsyncJsonWebsocketConsumer):
     stream_patterns = ["room.*"]
     groups = ["everyone"]
+
+    def presence_user(self):
+        name = parse_qs(self.scope["query_string"].decode()).get("name", ["?"])[0]
+        return name, {"name": name}
+
+    async def connect(self):
+        await self.accept()
+        await self.track_presence("room.lobby")
+
     #: Set by a "mute" request: pings go unanswered, as on a dead link.
     muted = False
 

@@ -111,6 +111,25 @@ class StreamClientInChromium(BrowserTestCase):
             await self.async_publish(0, 1)
             assert await self.messages(page, 1) == [0]
 
+    async def test_presence_shows_a_user_away_and_back(self):
+        async with self.open_browser() as browser:
+            ada = await self.open(browser, FAST + "&name=ada")
+            bob = await self.open(browser, FAST + "&name=bob")
+            for page in (ada, bob):
+                await page.wait_for_function("present().join() === 'ada,bob'")
+            await ada.evaluate("client.close()")  # ada's laptop lid closes
+            await bob.wait_for_function("present().join() === 'bob'")
+            await ada.evaluate("client.connect()")
+            await bob.wait_for_function("present().join() === 'ada,bob'")
+            changes = [
+                (e["change"], e["user"])
+                for e in await self.events(bob, "presence")
+                if e["user"] == "ada"
+            ]
+            # Bob learnt of ada from the state he got on connecting.
+            assert changes == [("leave", "ada"), ("join", "ada")]
+            await ada.wait_for_function("present().join() === 'ada,bob'")
+
     async def test_requests_get_the_answer_a_refusal_or_a_timeout(self):
         async with self.open_browser() as browser:
             page = await self.open(browser)

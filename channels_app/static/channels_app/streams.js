@@ -63,6 +63,7 @@ export class StreamClient extends EventTarget {
     this.pending = new Map(); // request id -> {resolve, reject, timer, frame}
     this.streams = new Map(); // stream -> {handler, subscribed}
     this.positions = this.loadPositions(); // stream -> {epoch, offset}
+    this.present = new Map(); // topic -> Map(user -> [meta, ...])
     this.onOnline = () => this.reconnectNow();
   }
 
@@ -100,6 +101,12 @@ export class StreamClient extends EventTarget {
     delete this.positions[stream];
     this.savePositions();
     if (this.connected) this.sendFrame({ type: "stream.unsubscribe", stream });
+  }
+
+  /** Who is present in ``topic``, as the server last said: a Map of user ->
+   * the metadata of each of their connections (empty if not tracked). */
+  presence(topic) {
+    return this.present.get(topic) || new Map();
   }
 
   /** The last position handled, per stream ({epoch, offset}). */
@@ -263,6 +270,11 @@ export class StreamClient extends EventTarget {
       case "stream.pong":
       case "stream.unsubscribed":
         return undefined;
+      case "presence.state":
+      case "presence.join":
+      case "presence.leave":
+      case "presence.update":
+        return this.onPresence(frame);
       default:
         // The consumer's own frames.
         return this.emit("frame", frame);
@@ -307,6 +319,33 @@ export class StreamClient extends EventTarget {
     clearTimeout(request.timer);
     if (frame.ok) request.resolve(frame.data);
     else request.reject(new RequestFailed(frame.error || "the request failed"));
+  }
+
+  /** Keep ``presence(topic)`` as the server describes it: a full state
+   * after each (re)connect, then one change per frame.  An update carries
+   * one connection's metadata; with several tabs, the user's entry holds
+   * the latest. */
+  onPresence(frame) {
+    const kind = frame.type.slice("presence.".length);
+    let members = this.present.get(frame.topic);
+    if (kind === "state") {
+      members = new Map(Object.entries(frame.members));
+      this.present.set(frame.topic, members);
+    } else {
+      if (members === undefined) {
+        members = new Map();
+        this.present.set(frame.topic, members);
+      }
+      if (kind === "leave") members.delete(frame.user);
+      else members.set(frame.user, [frame.meta || {}]); // join or update
+    }
+    this.emit("presence", {
+      topic: frame.topic,
+      change: kind,
+      user: frame.user ?? null,
+      meta: frame.meta ?? null,
+      members,
+    });
   }
 
   failPending(error) {
