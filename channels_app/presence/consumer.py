@@ -94,14 +94,16 @@ class PresenceMixin(_Base):
         """Someone joined, left or updated in a topic this connection tracks."""
         if message.get("topic") not in self.presence_topics:
             return
-        frame = {
-            "type": f"presence.{message['event']}",
-            "topic": message["topic"],
-            "user": message["user"],
-        }
-        if "meta" in message:
-            frame["meta"] = message["meta"]
-        await self.send_presence_frame(frame)
+        # A sweep announces every user it found gone in one event.
+        for user in message.get("users") or [message["user"]]:
+            frame = {
+                "type": f"presence.{message['event']}",
+                "topic": message["topic"],
+                "user": user,
+            }
+            if "meta" in message:
+                frame["meta"] = message["meta"]
+            await self.send_presence_frame(frame)
 
     async def websocket_disconnect(self, message: Message) -> None:
         for topic in list(self.presence_topics):

@@ -107,10 +107,17 @@ class Presence:
         return async_to_sync(self.members)(topic)
 
     async def sweep(self) -> list[tuple[str, str]]:
-        """Forget expired leases now and announce who left."""
+        """Forget expired leases now and announce who left: one event per
+        topic however many left at once (a process's worth, when it died)."""
         gone = await self.store.sweep(time.time())
+        by_topic: dict[str, list[str]] = {}
         for topic, user in gone:
-            await self._announce(group_for(topic), topic, "leave", user, {})
+            by_topic.setdefault(topic, []).append(user)
+        for topic, users in by_topic.items():
+            await self.layer.group_send(
+                group_for(topic),
+                {"type": EVENT, "topic": topic, "event": "leave", "users": users},
+            )
         return gone
 
     async def _announce(

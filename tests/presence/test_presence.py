@@ -113,7 +113,13 @@ async def test_a_connection_whose_lease_ended_is_announced_as_gone(layer):
     assert (await layer.receive(listener))["user"] == "ada"
     # The renewer (every lease/3) keeps ada and sweeps the ghost.
     left = await layer.receive(listener)
-    assert left == {"type": EVENT, "topic": "room.x", "event": "leave", "user": "ghost"}
+    # One event for everyone the sweep found gone.
+    assert left == {
+        "type": EVENT,
+        "topic": "room.x",
+        "event": "leave",
+        "users": ["ghost"],
+    }
     assert sorted(await presence.members("room.x")) == ["ada"]
     await presence.leave("room.x", "mine")
     await eventually(lambda: not presence._renewers, timeout=2)

@@ -64,8 +64,9 @@ async def test_a_killed_process_loses_its_members_within_one_lease(prefix):
             while len(left) < EACH:
                 event = await asyncio.wait_for(layer.receive(listener), LEASE * 2)
                 if event["event"] == "leave":
-                    assert event["user"] not in left
-                    left.add(event["user"])
+                    for user in event["users"]:
+                        assert user not in left
+                        left.add(user)
             return True
 
         assert await asyncio.wait_for(all_left(), LEASE * 4)
