@@ -16,6 +16,7 @@ from .store_redis import RedisPresenceStore
 from .tracker import Presence
 
 __all__ = [
+    "DatabasePresenceStore",
     "InMemoryPresenceStore",
     "Presence",
     "PresenceMixin",
@@ -35,3 +36,13 @@ async def presence_of(topic: str) -> dict[str, list[dict[str, Any]]]:
 def presence_of_sync(topic: str) -> dict[str, list[dict[str, Any]]]:
     """:func:`presence_of` for synchronous code (views, commands, tasks)."""
     return get_presence().members_sync(topic)
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: it needs the app registry (its models), and
+    # importing channels_app.presence must work before django.setup().
+    if name == "DatabasePresenceStore":
+        from .store_database import DatabasePresenceStore
+
+        return DatabasePresenceStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
