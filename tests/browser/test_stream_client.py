@@ -46,9 +46,9 @@ class StreamClientInChromium(BrowserTestCase):
             timeout=10000,
         )
 
-    async def messages(self, page, count: int) -> list[int]:
+    async def messages(self, page, count: int, timeout: float = 10000) -> list[int]:
         await page.wait_for_function(
-            f"window.seen.messages.length >= {count}", timeout=10000
+            f"window.seen.messages.length >= {count}", timeout=timeout
         )
         return await page.evaluate("window.seen.messages")
 
@@ -110,6 +110,18 @@ class StreamClientInChromium(BrowserTestCase):
             await self.wait_for_event(page, "connected", count=2)
             await self.async_publish(0, 1)
             assert await self.messages(page, 1) == [0]
+
+    async def test_going_offline_and_back_recovers_what_was_posted(self):
+        async with self.open_browser() as browser:
+            page = await self.open(browser)
+            await page.context.set_offline(True)
+            await self.wait_for_event(page, "disconnected")
+            await self.async_publish(0, 20)
+            await page.context.set_offline(False)
+            # Back online, the browser's "online" event skips the back-off:
+            # all 20 are there within 2 s, without a reload.
+            assert await self.messages(page, 20, timeout=2000) == list(range(20))
+            await self.wait_for_event(page, "recovered")
 
     async def test_presence_shows_a_user_away_and_back(self):
         async with self.open_browser() as browser:
