@@ -23,6 +23,7 @@ from .consumers import (  # noqa: E402
     CrashingConsumer,
     EventStreamConsumer,
     FailsMidResponseConsumer,
+    FeedConsumer,
     GroupConsumer,
     LayerProbeConsumer,
     RecordingGroupConsumer,
@@ -58,6 +59,7 @@ application = ProtocolTypeRouter(
                 path("ws/crash/", CrashingConsumer.as_asgi()),
                 path("ws/probe/", LayerProbeConsumer.as_asgi()),
                 path("ws/guarded/whoami/", hostile.application),
+                path("ws/feed/", FeedConsumer.as_asgi()),
             ]
         ),
         "channel": ChannelNameRouter(

@@ -14,6 +14,7 @@ from channels_app.generic.websocket import (
     AsyncJsonWebsocketConsumer,
     AsyncWebsocketConsumer,
 )
+from channels_app.streams import StreamsMixin
 
 
 def record(name: str, line: str) -> None:
@@ -133,3 +134,9 @@ class LayerProbeConsumer(AsyncJsonWebsocketConsumer):
         elif "group_send" in content:
             missed = await layer.group_send(content["group_send"], {"type": "probe"})
             await self.send_json({"missed": missed})
+
+
+class FeedConsumer(StreamsMixin, AsyncJsonWebsocketConsumer):
+    """Subscribes its client to ``chaos.*`` streams (tests/e2e/test_stream_chaos.py)."""
+
+    stream_patterns = ["chaos.*"]

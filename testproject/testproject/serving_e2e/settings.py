@@ -46,3 +46,22 @@ else:
 #: The send-buffer limits of runserver, as JSON (tests/e2e/test_slow_clients.py).
 if os.environ.get("E2E_SERVER_LIMITS"):
     CHANNELS_APP_SERVER_LIMITS = json.loads(os.environ["E2E_SERVER_LIMITS"])
+
+# Streams (tests/e2e/test_stream_chaos.py): history in the layer's backend,
+# long enough to hold everything a chaos run publishes.
+if _layer == "redis":
+    CHANNELS_APP_STREAMS = {
+        "STORE": {
+            "BACKEND": "channels_app.streams.RedisStreamStore",
+            "OPTIONS": {
+                "url": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+                "prefix": _prefix + "streams:",
+            },
+        },
+        "DEFAULT_HISTORY": {"MAX_MESSAGES": 5000, "MAX_AGE": 3600},
+    }
+elif _layer in ("sqlite", "postgres"):
+    CHANNELS_APP_STREAMS = {
+        "STORE": {"BACKEND": "channels_app.streams.DatabaseStreamStore"},
+        "DEFAULT_HISTORY": {"MAX_MESSAGES": 5000, "MAX_AGE": 3600},
+    }

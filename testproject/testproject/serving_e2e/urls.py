@@ -7,6 +7,7 @@ from django.http import HttpResponse, JsonResponse
 from django.urls import path
 
 from channels_app.layers import get_channel_layer
+from channels_app.streams import publish_sync
 from channels_app.sync_send import group_send, send
 from testproject.serving_e2e.consumers import record
 from testproject.urls import urlpatterns as demo_urlpatterns
@@ -53,6 +54,14 @@ async def slow(request):
     return HttpResponse("too late\n", content_type="text/plain")
 
 
+def publish_batch(request, stream):
+    """Publish ``?count=`` messages ``{"n": start...}`` to ``stream``, in order."""
+    start, count = int(request.GET["start"]), int(request.GET["count"])
+    numbers = range(start, start + count)
+    offsets = [publish_sync(stream, {"n": n}).offset for n in numbers]
+    return JsonResponse({"offsets": offsets})
+
+
 def whoami(request):
     return JsonResponse({"pid": os.getpid()})
 
@@ -63,5 +72,6 @@ urlpatterns = [
     path("e2e/flood/<str:name>/", flood),
     path("e2e/slow/", slow),
     path("e2e/whoami/", whoami),
+    path("e2e/publish/<str:stream>/", publish_batch),
     *demo_urlpatterns,
 ]

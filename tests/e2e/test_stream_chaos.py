@@ -1,0 +1,146 @@
+"""Chaos: streams keep every client whole while connections and servers die.
+
+Two ``runserver`` processes share a layer and a stream store (the database
+layer on PostgreSQL, then channels_redis with the Redis store).  Three real
+WebSocket clients, each behaving as ``streams.js`` does (resubscribe with
+the last position, keep the highest offset), read one stream while 2,000
+messages are published through the servers.  Meanwhile each client's
+connection is cut at random moments, and every few hundred messages one
+server is killed with SIGKILL and a new one started.  Every client must end
+with all 2,000 messages, in publish order, none shown twice.  (The browser
+half -- Chromium's offline emulation -- is in tests/browser/test_stream_client.py.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import signal
+import urllib.request
+
+import pytest
+import websockets
+
+from tests.serving import E2EProject
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.e2e
+
+STREAM = "chaos.room"
+TOTAL = 2000
+BATCH = 50
+KILL_EVERY = 500  # messages between two server kills
+CLIENTS = 3
+
+
+@pytest.fixture(params=["postgres", "redis"])
+def project(request, tmp_path):
+    project = E2EProject(tmp_path, request.param)
+    yield project
+    project.stop_all()
+
+
+def publish(server, start: int, count: int) -> list[int]:
+    url = f"{server.url}/e2e/publish/{STREAM}/?start={start}&count={count}"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        offsets: list[int] = json.loads(response.read())["offsets"]
+        return offsets
+
+
+class Client:
+    """A stream reader that reconnects and recovers, as streams.js does."""
+
+    def __init__(self, name: str, servers: list, rng: random.Random) -> None:
+        self.name = name
+        self.servers = servers
+        self.rng = rng
+        self.position: dict | None = None
+        self.shown: list[int] = []
+        self.connections = 0
+        self.cuts = 0
+        self.problems: list[str] = []
+        self.subscribed = False
+
+    async def run(self) -> None:
+        while len(self.shown) < TOTAL:
+            server = self.rng.choice(self.servers)
+            try:
+                async with websockets.connect(
+                    f"{server.ws_url}/ws/feed/", open_timeout=5
+                ) as ws:
+                    self.connections += 1
+                    await self.read(ws)
+            except (OSError, asyncio.TimeoutError, websockets.WebSocketException):
+                pass  # a server killed, a cut: come back, as the client would
+            await asyncio.sleep(self.rng.uniform(0, 0.2))  # the back-off
+
+    async def read(self, ws) -> None:
+        frame: dict = {"type": "stream.subscribe", "stream": STREAM}
+        if self.position is not None:
+            frame["since"] = self.position
+        await ws.send(json.dumps(frame))
+        # This connection is cut after a random while (the client's network).
+        cut = asyncio.get_running_loop().call_later(
+            self.rng.uniform(0.1, 1.5), self.cut, ws
+        )
+        try:
+            while len(self.shown) < TOTAL:
+                self.handle(json.loads(await asyncio.wait_for(ws.recv(), 20)))
+        finally:
+            cut.cancel()
+
+    def cut(self, ws) -> None:
+        self.cuts += 1
+        ws.transport.abort()
+
+    def handle(self, frame: dict) -> None:
+        kind = frame["type"]
+        if kind == "stream.subscribed":
+            if frame["recovery"] not in ("none", "recovered"):
+                self.problems.append(f"recovery impossible: {frame}")
+            # As streams.js: continue from where the server says, so a cut
+            # before the first message still recovers from offset 0.
+            self.position = {"epoch": frame["epoch"], "offset": frame["offset"]}
+            self.subscribed = True
+        elif kind == "stream.gap":
+            self.problems.append(f"gap: {frame}")
+        elif kind == "stream.message":
+            last = self.position
+            if last and last["epoch"] == frame["epoch"]:
+                if frame["offset"] <= last["offset"]:
+                    return  # seen before the reconnect: shown once only
+                if frame["offset"] != last["offset"] + 1:
+                    self.problems.append(f"skipped to {frame['offset']} after {last}")
+            self.position = {"epoch": frame["epoch"], "offset": frame["offset"]}
+            self.shown.append(frame["data"]["n"])
+
+
+async def test_every_client_gets_every_message_once_in_order(project):
+    servers = [project.runserver("--noworker") for _ in range(2)]
+    rng = random.Random(20261203)
+    # A subscriber before anything is published, so history covers it all.
+    clients = [Client(f"client{n}", servers, rng) for n in range(CLIENTS)]
+    readers = [asyncio.create_task(client.run()) for client in clients]
+    await eventually(lambda: all(c.subscribed for c in clients), 30)
+
+    killed = 0
+    for start in range(0, TOTAL, BATCH):
+        if start and start % KILL_EVERY == 0:
+            # Kill one server (its clients lose their connections) and start
+            # its replacement; publishing goes on through the other.
+            victim = servers[killed % 2]
+            await asyncio.to_thread(victim.stop, signal.SIGKILL)
+            fresh = await asyncio.to_thread(project.runserver, "--noworker")
+            servers[killed % 2] = fresh
+            killed += 1
+        through = servers[(killed + 1) % 2]
+        offsets = await asyncio.to_thread(publish, through, start, BATCH)
+        assert len(offsets) == BATCH
+
+    await asyncio.wait_for(asyncio.gather(*readers), 120)
+    for client in clients:
+        assert client.problems == [], (client.name, client.problems[:3])
+        assert client.shown == list(range(TOTAL)), client.name
+        assert client.cuts >= 3, f"{client.name} was cut only {client.cuts} times"
+    assert killed == TOTAL // KILL_EVERY - 1
