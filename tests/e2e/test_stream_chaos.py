@@ -3,17 +3,21 @@
 Two ``runserver`` processes share a layer and a stream store (the database
 layer on PostgreSQL, then channels_redis with the Redis store).  Three real
 WebSocket clients, each behaving as ``streams.js`` does (resubscribe with
-the last position, keep the highest offset), read one stream while 2,000
-messages are published through the servers.  Meanwhile each client's
-connection is cut at random moments, and every few hundred messages one
-server is killed with SIGKILL and a new one started.  Every client must end
-with all 2,000 messages, in publish order, none shown twice.  (The browser
-half -- Chromium's offline emulation -- is in tests/browser/test_stream_client.py.)
+the last position, keep the highest offset), and Chromium running
+``streams.js`` itself, read one stream while 2,000 messages are published.
+Meanwhile each client's connection is cut at random moments, one server is
+killed with SIGKILL and replaced every 500 messages, and Chromium goes
+offline (Playwright's emulation) and back at random.  Every client must end
+with all 2,000 messages, in publish order, none shown twice.
+
+The browser reads from the server that is never killed (a page cannot
+follow its origin to a new port); publishing goes through it too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import signal
@@ -22,6 +26,8 @@ import urllib.request
 import pytest
 import websockets
 
+from tests.browser.harness import CHROMIUM, CHROMIUM_ARGS, chromium_available
+from tests.services import IN_CI
 from tests.serving import E2EProject
 from tests.support.waiting import eventually
 
@@ -30,7 +36,7 @@ pytestmark = pytest.mark.e2e
 STREAM = "chaos.room"
 TOTAL = 2000
 BATCH = 50
-KILL_EVERY = 500  # messages between two server kills
+KILL_EVERY = 500  # messages between two kills of a server
 CLIENTS = 3
 
 
@@ -116,31 +122,62 @@ class Client:
             self.shown.append(frame["data"]["n"])
 
 
+@contextlib.asynccontextmanager
+async def chromium_page(url: str):
+    """A Chromium page at ``url``; without Chromium the test skips (fails in CI)."""
+    if not chromium_available():
+        reason = f"Chromium is not installed at {CHROMIUM}: apt-get install chromium"
+        if IN_CI:
+            raise RuntimeError(f"CI=true and Chromium is missing: {reason}")
+        pytest.skip(reason)
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            context = await browser.new_context()
+            page = await context.new_page()
+            await page.goto(url)
+            yield page
+        finally:
+            await browser.close()
+
+
 async def test_every_client_gets_every_message_once_in_order(project):
+    # servers[0] is killed and replaced; servers[1] stays (the browser's).
     servers = [project.runserver("--noworker") for _ in range(2)]
     rng = random.Random(20261203)
-    # A subscriber before anything is published, so history covers it all.
     clients = [Client(f"client{n}", servers, rng) for n in range(CLIENTS)]
-    readers = [asyncio.create_task(client.run()) for client in clients]
-    await eventually(lambda: all(c.subscribed for c in clients), 30)
+    async with chromium_page(f"{servers[1].url}/e2e/feed-page/") as page:
+        # Subscribers before anything is published, so history covers it all.
+        readers = [asyncio.create_task(client.run()) for client in clients]
+        await eventually(lambda: all(c.subscribed for c in clients), 30)
+        await page.wait_for_function("window.seen !== undefined")
 
-    killed = 0
-    for start in range(0, TOTAL, BATCH):
-        if start and start % KILL_EVERY == 0:
-            # Kill one server (its clients lose their connections) and start
-            # its replacement; publishing goes on through the other.
-            victim = servers[killed % 2]
-            await asyncio.to_thread(victim.stop, signal.SIGKILL)
-            fresh = await asyncio.to_thread(project.runserver, "--noworker")
-            servers[killed % 2] = fresh
-            killed += 1
-        through = servers[(killed + 1) % 2]
-        offsets = await asyncio.to_thread(publish, through, start, BATCH)
-        assert len(offsets) == BATCH
+        offline = False
+        for start in range(0, TOTAL, BATCH):
+            if start and start % KILL_EVERY == 0:
+                # Kill a server (its clients lose their connections) and
+                # start its replacement; publishing goes on through the other.
+                await asyncio.to_thread(servers[0].stop, signal.SIGKILL)
+                servers[0] = await asyncio.to_thread(project.runserver, "--noworker")
+            if rng.random() < 0.3:  # the browser's network comes and goes
+                offline = not offline
+                await page.context.set_offline(offline)
+            offsets = await asyncio.to_thread(publish, servers[1], start, BATCH)
+            assert len(offsets) == BATCH
+        await page.context.set_offline(False)
 
-    await asyncio.wait_for(asyncio.gather(*readers), 120)
+        await asyncio.wait_for(asyncio.gather(*readers), 120)
+        await page.wait_for_function(
+            f"window.seen.messages.length >= {TOTAL}", timeout=60000
+        )
+        browser_saw = await page.evaluate("window.seen")
     for client in clients:
         assert client.problems == [], (client.name, client.problems[:3])
         assert client.shown == list(range(TOTAL)), client.name
         assert client.cuts >= 3, f"{client.name} was cut only {client.cuts} times"
-    assert killed == TOTAL // KILL_EVERY - 1
+    assert browser_saw["messages"] == list(range(TOTAL))
+    assert browser_saw["disconnects"] >= 2, "the browser never went offline"

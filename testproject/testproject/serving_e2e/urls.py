@@ -62,6 +62,25 @@ def publish_batch(request, stream):
     return JsonResponse({"offsets": offsets})
 
 
+FEED_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>feed</title></head><body>
+<script type="module">
+import { StreamClient } from "/static/channels_app/streams.js";
+const client = new StreamClient("/ws/feed/",
+  { heartbeatInterval: 500, heartbeatTimeout: 1000, backoffMax: 1000 });
+window.seen = { messages: [], disconnects: 0 };
+client.subscribe("chaos.room", (data) => window.seen.messages.push(data.n));
+client.addEventListener("disconnected", () => { window.seen.disconnects += 1; });
+client.connect();
+</script></body></html>
+"""
+
+
+def feed_page(request):
+    """A page reading ``chaos.room`` with the browser client (streams.js)."""
+    return HttpResponse(FEED_PAGE)
+
+
 def whoami(request):
     return JsonResponse({"pid": os.getpid()})
 
@@ -73,5 +92,6 @@ urlpatterns = [
     path("e2e/slow/", slow),
     path("e2e/whoami/", whoami),
     path("e2e/publish/<str:stream>/", publish_batch),
+    path("e2e/feed-page/", feed_page),
     *demo_urlpatterns,
 ]
