@@ -204,6 +204,10 @@ class StreamsMixin(_Base):
                 gap_frame(stream, missed.position, missed.recovery)
             )
             return
+        if missed.position.epoch != sequencer.epoch:
+            # Nothing delivered yet (offset 0 fits any epoch): the stream's
+            # first messages came under an epoch made after we subscribed.
+            sequencer.reset(Position(missed.position.epoch, 0))
         for message in missed.replay:
             await self._deliver(sequencer.offer(message))
         # Early messages the store did not return were trimmed meanwhile.
