@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 
 import pytest
@@ -90,3 +91,37 @@ async def test_publishers_in_two_processes_give_every_subscriber_one_order(
     # Each publisher's messages keep the order it published them in.
     for tag in "ab":
         assert [n for t, n in order if t == tag] == list(range(count))
+
+
+async def test_a_subscriber_process_killed_with_sigkill_holds_nobody_up(
+    store_under_test, make_streams, prefix
+):
+    """Its channel stays in the stream's group until the layer expires it;
+    publishing meanwhile neither fails nor waits, and live subscribers get
+    every message in order."""
+    streams = make_streams()
+    kind, env = environment(store_under_test.id)
+    victim = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "tests.streams.publisher_process"],
+        *[kind, prefix, "subscriber", "0"],
+        cwd=ROOT,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        line = await asyncio.wait_for(victim.stdout.readline(), 60)
+        assert line.strip() == b"ready"
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        await victim.wait()
+    assert victim.returncode == -signal.SIGKILL
+    subscriber = Subscriber(streams, "orders", fill_holes=True)
+    await subscriber.subscribe()
+    published = [
+        await asyncio.wait_for(streams.publish("orders", {"n": n}), 5)
+        for n in range(150)
+    ]
+    await subscriber.take_live(published[-1].offset)
+    assert [m.data["n"] for m in subscriber.delivered] == list(range(150))
+    await subscriber.stop()
