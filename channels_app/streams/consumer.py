@@ -56,6 +56,15 @@ class StreamsMixin(RequestsMixin):
     #: the default :meth:`can_subscribe`.  Empty: every request is refused.
     stream_patterns: list[str] = []
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if getattr(cls, "_sync", False):
+            raise TypeError(
+                f"{cls.__qualname__}: StreamsMixin needs an async consumer "
+                f"(AsyncConsumer, AsyncJsonWebsocketConsumer, ...); sync "
+                f"consumers can publish with publish_sync() but not subscribe"
+            )
+
     def get_streams(self) -> Streams:
         """The streams this consumer subscribes to (the settings' by default)."""
         return get_streams()
@@ -200,9 +209,14 @@ class StreamsMixin(RequestsMixin):
                 gap_frame(stream, missed.position, missed.recovery)
             )
             return
+        if missed.position.epoch != sequencer.epoch:
+            # Nothing delivered yet (offset 0 fits any epoch): the stream's
+            # first messages came under an epoch made after we subscribed.
+            sequencer.reset(Position(missed.position.epoch, 0))
         for message in missed.replay:
             await self._deliver(sequencer.offer(message))
-        # Early messages the store did not return were trimmed meanwhile.
+        # Every early message is in what the store returned (a message is
+        # stored before it is sent), or of an epoch that is gone: drop them.
         sequencer.early.clear()
 
     async def websocket_disconnect(self, message: Message) -> None:

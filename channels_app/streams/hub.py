@@ -60,11 +60,16 @@ def recovery_from(
     (``since.offset + 1 >= history.first``); anything else is reported as lost,
     with the stream's current end as the new position and nothing replayed,
     so that no caller can mistake a partial replay for a complete one.
+
+    Offset 0 ("seen nothing yet") fits any epoch: a reader that has seen no
+    message of an epoch cannot hold a picture the next epoch contradicts.
+    That is what lets stores answer a read of a stream never published to
+    with a throwaway epoch instead of storing one.
     """
     end = Position(history.epoch, history.last)
     if since is None:
         return Subscription(stream, Recovery.NONE, end)
-    if since.epoch != history.epoch:
+    if since.epoch != history.epoch and since.offset != 0:
         return Subscription(stream, Recovery.EPOCH_CHANGED, end)
     if since.offset > history.last:
         return Subscription(stream, Recovery.UNKNOWN_POSITION, end)

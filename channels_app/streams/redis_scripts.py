@@ -91,8 +91,8 @@ return {epoch, last, now}
 """
 )
 
-#: ARGV: offset to read after (-1: none), fresh epoch, max age ms (0: none),
-#: seconds to keep an idle stream.  Returns {epoch, first, last, entries}, the
+#: ARGV: offset to read after (-1: none), a throwaway epoch for a stream with
+#: no history, max age ms (0: none).  Returns {epoch, first, last, entries}, the
 #: entries as one JSON text ``[[offset, ms, data], ...]``.
 #:
 #: Why one text and not XRANGE's nested reply: redis-py parses nested replies
@@ -104,7 +104,12 @@ return {epoch, last, now}
 READ = (
     _COMMON
     + """
-local epoch, last = state(ARGV[2])
+local epoch = redis.call('HGET', KEYS[2], 'epoch')
+local last = tonumber(redis.call('HGET', KEYS[2], 'last') or '0')
+if (not epoch) or (last > 0 and redis.call('EXISTS', KEYS[1]) == 0) then
+  -- Nothing, or a lost history: a throwaway epoch, and nothing stored.
+  return {ARGV[2], 1, 0, '[]'}
+end
 local max_age = tonumber(ARGV[3])
 if max_age > 0 and last > 0 then trim_age(now_ms() - max_age, last) end
 local first = last + 1
@@ -123,7 +128,6 @@ if after >= 0 and after < last then
     parts[i] = '[' .. offset .. ',' .. ms .. ',' .. data .. ']'
   end
 end
-if last == 0 then keep(tonumber(ARGV[4])) end
 return {epoch, first, last, '[' .. table.concat(parts, ',') .. ']'}
 """
 )

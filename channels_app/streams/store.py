@@ -65,8 +65,10 @@ class StreamStore(Protocol):
     ) -> History:
         """The stream's epoch and bounds, and the messages held after offset
         ``after`` (none when ``after`` is None), messages older than
-        ``limits.max_age`` left out.  A stream never published to reports a
-        fresh epoch with ``first == 1`` and ``last == 0``."""
+        ``limits.max_age`` left out.  A stream never published to (or whose
+        history was lost) reports ``first == 1`` and ``last == 0`` with any
+        epoch other than a lost one's, and stores nothing: reading must not
+        create state, or clients could fill a store by subscribing."""
         ...
 
     async def delete(self, stream: str) -> None:

@@ -60,7 +60,7 @@ class DatabaseStreamStore:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, function, *args)
 
-    def _begin(self) -> Any:
+    def _begin(self, write: bool) -> Any:
         """A cursor inside a new transaction; reconnects once if the kept
         connection died (nothing was sent yet, so retrying is safe)."""
         for attempt in (1, 2):
@@ -71,7 +71,7 @@ class DatabaseStreamStore:
                 # SQLite: take the write lock at once, so a reader turned
                 # writer never fails on a busy database mid-transaction.
                 sqlite = self._connection.vendor == "sqlite"
-                cursor.execute("BEGIN IMMEDIATE" if sqlite else "BEGIN")
+                cursor.execute("BEGIN IMMEDIATE" if sqlite and write else "BEGIN")
                 return cursor
             except (OperationalError, InterfaceError):
                 self._close()
@@ -79,8 +79,8 @@ class DatabaseStreamStore:
                     raise
         raise AssertionError("unreachable")
 
-    def _transaction(self, work: Callable[[Any], T]) -> T:
-        cursor = self._begin()
+    def _transaction(self, work: Callable[[Any], T], write: bool = True) -> T:
+        cursor = self._begin(write)
         try:
             result = work(cursor)
         except BaseException:
@@ -146,9 +146,11 @@ class DatabaseStreamStore:
     def _read(
         self, cursor: Any, stream: str, after: int | None, limits: HistoryLimits
     ) -> tuple[str, int, list[tuple[int, float, str]]]:
-        self._ensure_state(cursor, stream)  # so a new stream's epoch is kept
         cursor.execute(f'SELECT epoch, last FROM "{S}" WHERE stream = %s', [stream])
-        epoch, last = cursor.fetchone()
+        state = cursor.fetchone()
+        if state is None:  # nothing stored: reading must not store anything
+            return new_epoch(), 0, []
+        epoch, last = state
         rows: list[tuple[int, float, str]] = []
         if after is not None and after < last:
             query = (
@@ -169,6 +171,7 @@ class DatabaseStreamStore:
         epoch, last, rows = await self._call(
             self._transaction,
             lambda cursor: self._read(cursor, stream, after, limits),
+            False,
         )
         messages = [
             StreamMessage(stream, epoch, int(number), decode(text), published)

@@ -81,8 +81,7 @@ class InMemoryStreamStore:
     ) -> History:
         log = self._logs.get(stream)
         if log is None:
-            # Remembered, so the epoch reported now is the one appends use.
-            log = self._logs[stream] = _Log()
+            return History(new_epoch(), 1, 0, [])
         log.trim(limits, self._clock())
         messages = []
         if after is not None and log.entries:

@@ -116,12 +116,7 @@ class RedisStreamStore:
         max_age_ms = int(limits.max_age * 1000) if limits.max_age else 0
         epoch, first, last, entries = await self._connection().read(
             keys=self.keys(stream),
-            args=[
-                -1 if after is None else after,
-                new_epoch(),
-                max_age_ms,
-                self._keep(limits),
-            ],
+            args=[-1 if after is None else after, new_epoch(), max_age_ms],
         )
         epoch = _text(epoch)
         # One JSON text (see redis_scripts.READ): [[offset, ms, data], ...].

@@ -3,6 +3,7 @@ de-duplicated by offset."""
 
 from __future__ import annotations
 
+from channels_app.streams import Position
 from channels_app.streams.hub import LIVE_MESSAGE, from_live_message
 from channels_app.streams.sequencer import Sequencer
 from tests.layers.helpers import Listener
@@ -35,10 +36,21 @@ class Subscriber:
     async def take_live(self, until_offset: int, timeout: float = 10) -> list:
         """Receive live messages until offset ``until_offset`` is delivered."""
         while self.sequencer.delivered < until_offset:
-            message = await self.listener.next(timeout)
+            try:
+                message = await self.listener.next(timeout)
+            except TimeoutError:
+                raise AssertionError(
+                    f"offset {until_offset} not delivered within {timeout}s: "
+                    f"delivered up to {self.sequencer.delivered}, early "
+                    f"{sorted(self.sequencer.early)[:10]}, fill_holes "
+                    f"{self.fill_holes}, {len(self.raw)} received live"
+                ) from None
             assert message["type"] == LIVE_MESSAGE
             live = from_live_message(message)
             self.raw.append(live)
+            if live.epoch != self.sequencer.epoch and self.sequencer.delivered == 0:
+                # Seen nothing yet: offset 0 fits any epoch (hub.recovery_from).
+                self.sequencer.reset(Position(live.epoch, 0))
             self.delivered.extend(self.sequencer.offer(live))
             if self.sequencer.has_hole and self.fill_holes:
                 # As StreamsMixin does: fetch what the layer skipped or lost.

@@ -7,6 +7,10 @@ database the ``DBLAYER_*`` variables name, see
 waits for a line on stdin, then publishes COUNT messages ``{"tag": TAG,
 "n": i}`` to the stream ``orders`` and prints the offsets it was given as
 one JSON list.
+
+With TAG ``subscriber`` it instead subscribes a channel of its own to
+``orders``, prints ``ready`` and waits, never reading its channel: a
+subscriber process to kill.
 """
 
 from __future__ import annotations
@@ -40,6 +44,11 @@ def build(store: str, prefix: str):
 
 async def main(store: str, prefix: str, tag: str, count: int) -> None:
     streams = build(store, prefix)
+    if tag == "subscriber":
+        await streams.subscribe("orders", await streams.layer.new_channel())
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
+        return
     print("ready", flush=True)
     await asyncio.to_thread(sys.stdin.readline)
     offsets = []

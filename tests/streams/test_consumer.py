@@ -297,3 +297,12 @@ async def test_unsubscribing_stops_the_messages(connect):
     }
     await publish("news", {"n": 1})
     assert await client.receive_nothing(0.1)
+
+
+def test_the_mixin_refuses_a_sync_consumer_when_the_class_is_made():
+    from channels_app.generic.websocket import JsonWebsocketConsumer
+
+    with pytest.raises(TypeError, match="needs an async consumer"):
+
+        class SyncFeed(StreamsMixin, JsonWebsocketConsumer):
+            pass

@@ -19,9 +19,37 @@ from channels_app.streams import (
     InvalidStreamName,
     Position,
     Recovery,
+    RedisStreamStore,
 )
 from tests.streams.helpers import Subscriber
 from tests.support.waiting import eventually
+
+
+async def stored_stream_names(store) -> set[str]:
+    """The streams a store holds anything for, looked up in the store itself."""
+    if isinstance(store, InMemoryStreamStore):
+        return set(store._logs)
+    if isinstance(store, RedisStreamStore):
+        client = store._connection().client
+        keys = [k.decode() async for k in client.scan_iter(match=f"{store.prefix}*")]
+        names = {k.removeprefix(f"{store.prefix}stream:") for k in keys}
+        return {name.removesuffix(":meta") for name in names}
+    from asgiref.sync import sync_to_async
+
+    from channels_app.streams.models import StreamEntry, StreamState
+
+    def names():
+        from django.db import connections
+
+        try:
+            states = StreamState.objects.using(store.database).values_list("stream")
+            entries = StreamEntry.objects.using(store.database).values_list("stream")
+            return {name for (name,) in [*states, *entries]}
+        finally:
+            # Left open, it would keep PostgreSQL from dropping the test database.
+            connections[store.database].close()
+
+    return await sync_to_async(names)()
 
 
 async def publish_many(streams, stream, count, start=0):
@@ -241,9 +269,14 @@ async def test_deleting_a_stream_changes_its_epoch_and_forbids_recovery(streams)
     assert lost.replay == []
     assert lost.position.epoch != published[0].epoch
     assert lost.position.offset == 0
-    # The new history starts at 1, in the epoch the subscriber was told.
+    # The new history starts at 1, and the subscriber, told to continue from
+    # offset 0, gets all of it.
     restarted = await streams.publish("chat.gone", {"n": "new"})
-    assert restarted.position == Position(lost.position.epoch, 1)
+    assert restarted.offset == 1
+    assert restarted.epoch != published[0].epoch
+    after = await streams.read_after("chat.gone", lost.position)
+    assert after.recovery is Recovery.RECOVERED
+    assert [m.data for m in after.replay] == [{"n": "new"}]
 
 
 async def test_a_position_past_the_end_is_reported_not_trusted(streams):
@@ -261,10 +294,27 @@ async def test_an_epoch_from_elsewhere_is_not_recovered(streams):
     assert result.recovery is Recovery.EPOCH_CHANGED
 
 
-async def test_a_fresh_stream_reports_the_epoch_its_first_message_gets(streams):
+async def test_a_subscriber_of_a_fresh_stream_gets_its_first_messages(streams):
+    """Reading a stream never published to stores nothing, so its first
+    message may come under another epoch than the one the read reported;
+    offset 0 (nothing seen yet) recovers in any epoch."""
     subscription = await streams.subscribe("fresh", "nobody.listens")
+    assert subscription.position.offset == 0
     first = await streams.publish("fresh", {"n": 0})
-    assert first.position == Position(subscription.position.epoch, 1)
+    recovered = await streams.read_after("fresh", subscription.position)
+    assert recovered.recovery is Recovery.RECOVERED
+    assert [m.offset for m in recovered.replay] == [1]
+    assert recovered.position == first.position
+
+
+async def test_reading_streams_never_published_to_stores_nothing(streams):
+    """A client allowed ``chat.*`` may subscribe to a million names: that
+    must not create a million entries in the store."""
+    for n in range(20):
+        result = await streams.read_after(f"chat.ghost-{n}", None)
+        assert result.position.offset == 0
+    await streams.publish("chat.real", {"n": 1})
+    assert await stored_stream_names(streams.store) == {"chat.real"}
 
 
 @pytest.mark.parametrize(
