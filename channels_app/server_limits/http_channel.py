@@ -16,7 +16,7 @@ from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 
 from .limits import ConnectionLimits
-from .pending import PendingConnections
+from .pending import PendingConnections, close_now
 from .slow_clients import SendBuffer
 
 logger = logging.getLogger("channels_app.server")
@@ -139,7 +139,8 @@ class LimitedHTTPChannel(HTTPChannel):
 
     def _close_quietly(self) -> None:
         self._stop_waiting()
-        self.loseConnection()  # type: ignore[no-untyped-call]
+        self._networkProducer.unregisterProducer()
+        close_now(self.transport, abort=False)
 
     # -- parsing -----------------------------------------------------------------
 

@@ -1,14 +1,52 @@
 """The connections still sending their request headers, and those being refused.
 
 Each holds a file descriptor; capping both sets keeps a flood of slow or
-hostile clients from taking every descriptor the process has.
+hostile clients from taking every descriptor the process has.  A connection
+closed to keep a cap releases its descriptor at once (:func:`close_now`),
+not on the reactor's next turn.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
+from twisted.internet.error import ConnectionAborted, ConnectionDone
+from twisted.python.failure import Failure
+
 from .limits import ConnectionLimits
+from .slow_clients import unsent_bytes
+
+
+def close_now(transport: Any, *, abort: bool) -> None:
+    """Close ``transport`` and release its descriptor before returning.
+
+    Twisted's ``abortConnection`` closes the socket on the reactor's next
+    turn (``callLater(0)``), and ``loseConnection`` once the next write
+    event comes.  But Twisted accepts up to 100 connections and more in one
+    turn (``Port.numberAccepts``), each of which may push another out of a
+    cap: with deferred closes the descriptors of the pushed-out ones add up
+    within the turn, past the caps' budget.  Under load, when the backlog is
+    accepted in big batches, a server limited to 1,024 descriptors reached
+    all 1,024 during tests/e2e/test_slowloris.py, and on ``EMFILE`` Twisted
+    accepts and closes every connection in the backlog -- other clients are
+    reset.  So the transport's own ``connectionLost`` (what the deferred
+    call would run; Twisted makes a second call a no-op) runs now.
+
+    An orderly close with bytes still unsent (a kept-alive connection whose
+    last response is still being written) waits for them as before.  A
+    transport without ``connectionLost`` (not TCP) closes its own way.
+    """
+    if abort:
+        transport.abortConnection()
+        reason = Failure(ConnectionAborted())  # type: ignore[no-untyped-call]
+    else:
+        transport.loseConnection()
+        if unsent_bytes(transport):
+            return
+        reason = Failure(ConnectionDone())  # type: ignore[no-untyped-call]
+    lost = getattr(transport, "connectionLost", None)
+    if lost is not None and getattr(transport, "socket", None) is not None:
+        lost(reason)
 
 
 class WaitingConnection(Protocol):
@@ -71,7 +109,7 @@ class PendingConnections:
         while cap and len(self._lingering) > cap:
             oldest = next(iter(self._lingering))
             self._lingering.pop(oldest)
-            oldest.transport.abortConnection()
+            close_now(oldest.transport, abort=True)
 
     def stop_lingering(self, channel: WaitingConnection) -> None:
         self._lingering.pop(channel, None)

@@ -33,20 +33,7 @@ from channels_app.layers import (
 )
 from channels_app.layers import inmemory as inmemory_module
 from channels_app.testing import WebsocketCommunicator
-from tests.layers.helpers import receive_within
-
-
-class FakeClock:
-    """The in-memory layer's monotonic clock, moved by hand instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 5000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.layers.helpers import FakeClock, receive_within
 
 
 @pytest.fixture

@@ -7,6 +7,20 @@ import asyncio
 import pytest
 
 
+class FakeClock:
+    """The in-memory layer's monotonic clock, moved by hand instead of sleeping
+    (``monkeypatch.setattr(channels_app.layers.inmemory, "monotonic", clock)``)."""
+
+    def __init__(self) -> None:
+        self.now = 5000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 async def receive_within(layer, channel: str, timeout: float = 5) -> dict:
     return await asyncio.wait_for(layer.receive(channel), timeout)
 

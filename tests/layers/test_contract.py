@@ -207,9 +207,12 @@ async def test_queued_messages_expire(make_layer, layer_under_test, listen):
     assert (await listener.next())["type"] == "test.fresh"
 
 
-async def _cancel_receives_at_random_moments(layer, channel: str) -> None:
+async def _cancel_receives_at_random_moments(
+    layer, channel: str, layer_under_test
+) -> None:
     """Receives cancelled while a message is on its way, on a process-specific
-    and a normal channel: every message still arrives, once."""
+    and a normal channel: every message still arrives, once (on a layer that
+    keeps the messages of cancelled receives)."""
     got = []
     for n in range(80):
         if n < 60:  # the receive starts first
@@ -228,10 +231,26 @@ async def _cancel_receives_at_random_moments(layer, channel: str) -> None:
             got.append((await task)["n"])
         except asyncio.CancelledError:
             pass
-    for target, wanted in ((channel, 60), ("contract.shared", 80)):
-        while len([n for n in got if n < wanted]) < wanted:
-            got.append((await receive_within(layer, target))["n"])
-    assert sorted(got) == list(range(80))
+    if layer_under_test.keeps_messages_of_cancelled_receives:
+        for target, wanted in ((channel, 60), ("contract.shared", 80)):
+            while len([n for n in got if n < wanted]) < wanted:
+                got.append((await receive_within(layer, target))["n"])
+        assert sorted(got) == list(range(80))
+    else:
+        # Instead: a message whose receive was cancelled mid-delivery may be
+        # lost (how many depends on the moments the cancels hit), but none
+        # arrives twice or out of nowhere.
+        for target in (channel, "contract.shared"):
+            while True:
+                try:
+                    message = await receive_within(
+                        layer, target, layer_under_test.quiet_period
+                    )
+                except asyncio.TimeoutError:
+                    break
+                got.append(message["n"])
+        assert len(got) == len(set(got)), "a message was delivered twice"
+        assert set(got) <= set(range(80))
 
 
 async def test_a_cancelled_receive_loses_no_message(make_layer, layer_under_test):
@@ -248,7 +267,7 @@ async def test_a_cancelled_receive_loses_no_message(make_layer, layer_under_test
     if layer_under_test.queues_until_received:
         received = await receive_within(layer, channel)
         assert received["type"] == "test.after-cancel"
-        await _cancel_receives_at_random_moments(layer, channel)
+        await _cancel_receives_at_random_moments(layer, channel, layer_under_test)
     else:
         # Instead: cancelling unsubscribes (a consumer cancels its receive
         # only when it ends), so later messages to that channel go nowhere.
@@ -259,7 +278,11 @@ async def test_a_cancelled_receive_loses_no_message(make_layer, layer_under_test
 async def test_each_message_goes_to_exactly_one_of_many_receivers(
     make_layer, layer_under_test
 ):
-    total, receivers = 10_000, 8
+    # What is tested is 8 receivers competing for every message; 2,000 gives
+    # each some 250 contested deliveries.  channels_redis serialises its
+    # receivers of one channel (a lock per channel key), about 2.7 ms per
+    # message here: 10,000 took 28-37 s, the longest test of make test-fast.
+    total, receivers = 2_000, 8
     layer = await make_layer(capacity=total)
     channel = "contract.work"
     if not layer_under_test.queues_until_received:

@@ -1,6 +1,8 @@
 """Third-party layers (the real channels_redis) raise exceptions we can catch."""
 
 import asyncio
+import time
+import uuid
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -11,7 +13,8 @@ from channels_app.layers import InMemoryChannelLayer, channel_layers, get_channe
 from channels_app.layers.foreign import adapt_layer, bridge_class, translate
 from channels_app.testing import ApplicationCommunicator
 from tests.layers.implementations import redis_config
-from tests.services import require
+from tests.services import REDIS_URL, require
+from tests.support.waiting import eventually, eventually_sync
 
 
 @pytest.fixture
@@ -158,3 +161,47 @@ async def test_a_blocking_receive_outlives_the_redis_read_timeout(redis_layer):
     await asyncio.sleep(0.2)
     await redis_layer.send(channel, {"type": "late"})
     assert (await asyncio.wait_for(waiting, 5))["type"] == "late"
+
+
+async def test_channels_redis_loses_a_message_whose_receive_is_cancelled_in_flight():
+    """A limitation of channels_redis 4 that users must know about: its
+    ``_brpop_with_clean`` takes a message with ``BZPOPMIN``, which removes it
+    in Redis, and only then copies it to its ``$inflight`` backup.  A receive
+    cancelled after Redis replied but before the client read the reply (a
+    worker stopping, a consumer closing) makes redis-py drop the connection
+    and the unread reply with it: the message is in neither key, and gone.
+    On a busy machine the contract suite's random cancels hit this window."""
+    require("redis")
+    import redis as blocking_redis
+    from channels_redis.core import RedisChannelLayer
+
+    name = f"cancel-{uuid.uuid4().hex[:12]}"
+    layer = RedisChannelLayer(
+        hosts=[{"address": REDIS_URL, "client_name": name}],
+        prefix=redis_config()["prefix"],
+    )
+    redis = blocking_redis.Redis.from_url(REDIS_URL)
+    key = layer.prefix + "cancelled.work"
+
+    def blocked_in_bzpopmin() -> bool:
+        return any(
+            client["name"] == name and client["cmd"] == "bzpopmin"
+            for client in redis.client_list()
+        )
+
+    try:
+        receive = asyncio.ensure_future(layer.receive("cancelled.work"))
+        await eventually(blocked_in_bzpopmin)
+        # Deliberate: blocking calls from here to the cancel, so the event
+        # loop never runs and the receive cannot read the reply Redis sends.
+        redis.zadd(key, {layer.serialize({"type": "in.flight"}): time.time()})
+        eventually_sync(lambda: redis.zcard(key) == 0)  # Redis handed it over
+        receive.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await receive
+        assert redis.zcard(key) == redis.zcard(key + "$inflight") == 0
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(layer.receive("cancelled.work"), 0.2)
+    finally:
+        await layer.flush()
+        redis.close()
