@@ -21,7 +21,11 @@ from .db import (  # noqa: F401 - aclose_old_connections reachable here, as in C
 )
 from .exceptions import StopConsumer
 from .layers import get_channel_layer
-from .multiplex import Source, await_many_dispatch
+from .multiplex import (  # noqa: F401 - await_many_dispatch reachable here, as in Channels
+    Source,
+    await_many_dispatch,
+    dispatch_many,
+)
 from .types import ASGIApp, ChannelLayer, Message, Receive, Scope, Send
 
 logger = logging.getLogger("channels_app.consumer")
@@ -151,12 +155,12 @@ class AsyncConsumer:
         try:
             timed = metrics.timed_dispatch(self, self.dispatch)
             if self.concurrency == 1:
-                await await_many_dispatch(sources, timed)
+                await dispatch_many(sources, timed)
             else:
                 pool = HandlerPool(
                     self, self.concurrency, self.handler_grace_period, timed
                 )
-                await pool.run(await_many_dispatch(sources, pool.dispatch))
+                await pool.run(dispatch_many(sources, pool.dispatch))
         except StopConsumer:
             pass
         finally:

@@ -48,10 +48,10 @@ class PushSource(Protocol):
 Source = Callable[[], Awaitable[Any]] | PushSource
 
 
-def await_many_dispatch(
+async def await_many_dispatch(
     consumer_callables: Sequence[Source],
     dispatch: Callable[[Any], Awaitable[Any]],
-) -> Coroutine[Any, Any, None]:
+) -> None:
     """Receive from several sources at once and dispatch each message in turn.
 
     The first source (a consumer's client ``receive``) is read by the
@@ -59,11 +59,18 @@ def await_many_dispatch(
     consumer sees its messages serially just as with a single source, and
     each source's messages in the order it gives them.  Returns (or raises)
     as soon as a dispatch from another source raises or a pumped source's
-    loop stops, after stopping the others.
-
-    A plain function returning the coroutine to await (as Channels' is
-    awaited): one coroutine frame less held by every connection.
+    loop stops, after stopping the others.  A coroutine function, as in
+    Channels; consumers call :func:`dispatch_many` instead.
     """
+    await dispatch_many(consumer_callables, dispatch)
+
+
+def dispatch_many(
+    consumer_callables: Sequence[Source],
+    dispatch: Callable[[Any], Awaitable[Any]],
+) -> Coroutine[Any, Any, None]:
+    """:func:`await_many_dispatch`'s work, as a coroutine to await: every
+    connection holds one coroutine frame less than through the wrapper."""
     first, *others = consumer_callables
     assert not isinstance(first, PushSource), "the first source is awaited"
     if not others:
