@@ -131,7 +131,7 @@ class Receivers:
         ``first``: rows a cancelled receiver had been handed, older than any
         kept so far.
         """
-        rows = [row for row in rows if not waitlist.deliver(row)]
+        rows = waitlist.deliver(rows)
         if rows and waitlist.shared:  # deleted: back in the table at once
             self.spawn(self._put_back(waitlist, rows))
             return
@@ -172,20 +172,18 @@ class Receivers:
         waitlist = self.waitlists.get(inbox)
         if waitlist is None:
             return
-        if waitlist.owned and not waitlist.claiming:
-            for index, row in enumerate(rows):
-                if (
-                    waitlist.hints
-                    or row.id <= waitlist.high_water
-                    or row.channel not in waitlist.known_empty
-                ):
-                    rows = rows[index:]
+        if waitlist.owned and not waitlist.claiming and not waitlist.hints:
+            ready, high = 0, waitlist.high_water
+            for row in rows:
+                if row.id <= high or row.channel not in waitlist.known_empty:
                     break
-                waitlist.high_water = row.id
-                self.deletions.add(row)
-                if not waitlist.deliver(row):
-                    waitlist.buffered.setdefault(row.channel, deque()).append(row)
-            else:
+                ready, high = ready + 1, row.id
+            handed, rows = rows[:ready], rows[ready:]
+            waitlist.high_water = high
+            for row in waitlist.deliver(handed):
+                waitlist.buffered.setdefault(row.channel, deque()).append(row)
+            self.deletions.add(handed)
+            if not rows:
                 return
         self.woken(inbox, [row.id for row in rows])
 
