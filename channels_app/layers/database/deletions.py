@@ -50,15 +50,19 @@ class Deletions:
         self._running = False
         self._timer: asyncio.TimerHandle | None = None
 
-    def add(self, row: Row) -> None:
-        """``row`` was handed out: delete it within :data:`DELETE_DELAY`, or at
-        once when a quarter of its channel's capacity is waiting (the rows
+    def add(self, rows: list[Row]) -> None:
+        """``rows`` were handed out: delete them within :data:`DELETE_DELAY`, or
+        at once when a quarter of a channel's capacity is waiting (the rows
         count against it until deleted)."""
-        self.pending[row.id] = row.expires
-        self._queue.append(row.id)
-        self._per_channel[row.channel] += 1
-        if self._per_channel[row.channel] * 4 >= self.capacity_of(row.channel):
-            self._now = True
+        if not rows:
+            return
+        self.pending.update({row.id: row.expires for row in rows})
+        self._queue += [row.id for row in rows]
+        counts = self._per_channel
+        counts.update([row.channel for row in rows])
+        self._now = self._now or any(
+            counts[row.channel] * 4 >= self.capacity_of(row.channel) for row in rows
+        )
         if self._now or len(self._queue) >= DELETE_BATCH:
             self.start()
         elif not self._running:

@@ -58,15 +58,22 @@ class Waitlist:
         self.buffered.pop(channel, None)
         return None
 
-    def deliver(self, row: Row) -> bool:
-        """Hand ``row`` to the oldest live receiver of its channel."""
-        queue = self.waiters.get(row.channel)
-        while queue:
-            future = queue.popleft()
-            if not future.done():
-                if not queue:
-                    del self.waiters[row.channel]
-                future.set_result(row)
-                return True
-        self.waiters.pop(row.channel, None)
-        return False
+    def deliver(self, rows: list[Row]) -> list[Row]:
+        """Hand each row to the oldest live receiver of its channel; the rest.
+
+        One call per claim or wake-up, not per row: a ``group_send`` wakes a
+        thousand receivers at once.
+        """
+        left = []
+        for row in rows:
+            queue = self.waiters.get(row.channel)
+            while queue:
+                future = queue.popleft()
+                if not future.done():
+                    future.set_result(row)
+                    break
+            else:
+                left.append(row)
+            if queue is not None and not queue:
+                del self.waiters[row.channel]
+        return left
