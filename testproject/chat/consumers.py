@@ -87,10 +87,13 @@ class ChatConsumer(RoomMember, AsyncJsonWebsocketConsumer):
     with the stored message or the reason it was refused.  A plain ``{"type":
     "message", "text": ...}`` frame posts too (refusals come back as an
     ``error`` frame), and ``{"type": "typing"}`` sends a hint.  Besides the
-    stream and presence frames it receives ``typing`` and ``error`` frames.
+    stream and presence frames it receives ``typing``, ``error`` and ``ping``
+    frames (answered ``{"type": "pong"}``, see :meth:`watch_browser`).
     """
 
     last_typing = -math.inf
+    #: When the browser last sent anything (``time.monotonic()``).
+    last_heard = -math.inf
 
     async def connect(self) -> None:
         user = self.scope["user"]
@@ -99,7 +102,32 @@ class ChatConsumer(RoomMember, AsyncJsonWebsocketConsumer):
             await self.close()
             return
         await self.accept()
+        self.last_heard = time.monotonic()
         await self.enter_room(room)
+        self.start_task(self.watch_browser(), name="chat liveness")
+
+    async def websocket_receive(self, message) -> None:
+        self.last_heard = time.monotonic()
+        await super().websocket_receive(message)
+
+    async def watch_browser(self) -> None:
+        """Close a connection whose browser went silent.
+
+        A browser that loses its network (Wi-Fi off, a laptop lid) sends no
+        close; the server's socket stays open and the user would stay
+        present for good.  The client's own heartbeat only pings when *it*
+        hears nothing, so in a busy room it may never ping: the server asks
+        with a ``ping`` frame every interval (the page answers ``pong``), and
+        two intervals without a word from the browser end the connection,
+        and with it the user's presence.
+        """
+        interval = float(getattr(settings, "CHAT_PING_SECONDS", 10))
+        while True:
+            await asyncio.sleep(interval)
+            if time.monotonic() - self.last_heard > 2 * interval:
+                await self.close(code=4000)
+                return
+            await self.send_json({"type": "ping"})
 
     async def disconnect(self, code: int) -> None:
         await self.leave_room()
@@ -115,6 +143,8 @@ class ChatConsumer(RoomMember, AsyncJsonWebsocketConsumer):
                 await self.send_json({"type": "error", "error": str(exc)})
         elif kind == "typing":
             await self.typing()
+        elif kind == "pong":
+            pass  # heard: websocket_receive noted it
         else:
             error = f"Unknown event type {kind!r}."
             await self.send_json({"type": "error", "error": error})

@@ -2,6 +2,7 @@
 messages as JSON (what the page reloads after a gap in the stream), and the
 HTTP fallback for posting when the browser has no WebSocket."""
 
+from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
@@ -16,6 +17,14 @@ from .forms import RoomForm
 from .models import Room
 
 HISTORY_LENGTH = 50
+
+#: The page's ``StreamClient`` options (streams.js): a chat wants a dead link
+#: found within seconds, not the client's default 25.
+DEFAULT_CLIENT_OPTIONS = {"heartbeatInterval": 5000, "heartbeatTimeout": 3000}
+
+
+def client_options() -> dict:
+    return {**DEFAULT_CLIENT_OPTIONS, **getattr(settings, "CHAT_CLIENT_OPTIONS", {})}
 
 
 def signup(request):
@@ -54,6 +63,7 @@ def room(request, slug):
             "room": room,
             "history": recent_messages(room),
             "stream": posting.stream_for(room),
+            "client_options": client_options(),
         },
     )
 

@@ -128,10 +128,20 @@ class ChatInTwoBrowsers(BrowserTestCase):
 
 
 #: History for 25 messages per room: 20 missed are replayed, 30 are a gap.
+#: Quick heartbeats (a dead link found within a second, by the client and
+#: by the server) and a back-off long enough for Bob to post while Ada's
+#: client waits to retry.
 SHORT_HISTORY = override_settings(
     CHANNELS_APP_STREAMS={
         "HISTORY": [{"PATTERN": "chat.*", "MAX_MESSAGES": 25, "MAX_AGE": 600}]
-    }
+    },
+    CHAT_CLIENT_OPTIONS={
+        "heartbeatInterval": 300,
+        "heartbeatTimeout": 600,
+        "backoffInitial": 1500,
+        "backoffMax": 2000,
+    },
+    CHAT_PING_SECONDS=0.3,
 )
 
 

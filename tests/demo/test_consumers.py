@@ -29,6 +29,7 @@ from tests.demo.clients import (
     subscribe,
 )
 from tests.demo.demo_settings import demo_settings
+from tests.support.waiting import eventually
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -205,6 +206,37 @@ async def test_a_frame_that_is_not_json_closes_the_socket(lobby, ada):
     assert (closing["type"], closing["code"]) == ("websocket.close", 4007)
     await alice_ws.disconnect()
     assert await presence_of("chat.lobby") == {}
+
+
+@override_settings(CHAT_PING_SECONDS=0.3)
+async def test_a_browser_gone_silent_is_closed_and_leaves(lobby, ada, bob):
+    """Its network went away without a close: the server asks (``ping``), a
+    live page answers (``pong``), a silent one is closed and leaves."""
+    alice_ws, _, _ = await open_socket(ada)
+    leaves = []
+
+    async def answer_pings():
+        while True:
+            event = await alice_ws.receive_json_from(10)
+            if event["type"] == "ping":
+                await alice_ws.send_json_to({"type": "pong"})
+            elif event["type"] == "presence.leave":
+                leaves.append(event["user"])
+
+    alive = asyncio.create_task(answer_pings())
+    # Bob's page says nothing at all.
+    bob_ws, _, _ = await open_socket(bob)
+    closing = await bob_ws.receive_output(timeout=10)
+    while closing["type"] != "websocket.close":
+        closing = await bob_ws.receive_output(timeout=10)
+    assert closing["code"] == 4000
+    # What a server does once the application closed the socket.
+    await bob_ws.send_input({"type": "websocket.disconnect", "code": 4000})
+    await eventually(lambda: leaves == ["bob"])
+    assert list(await presence_of("chat.lobby")) == ["ada"]
+    assert not alive.done(), "Ada, who answers, stays connected"
+    alive.cancel()
+    await alice_ws.disconnect()
 
 
 async def test_a_browser_back_from_offline_gets_what_it_missed(lobby, ada, bob):

@@ -91,7 +91,8 @@ async function reloadRecent() {
 // --- WebSocket transport: the stream client ---------------------------------
 
 function connectStreamClient() {
-  const client = new StreamClient(`/ws/rooms/${slug}/`);
+  const options = JSON.parse(document.getElementById("client-options").textContent);
+  const client = new StreamClient(`/ws/rooms/${slug}/`, options);
   let everConnected = false;
   let failures = 0;
   client.subscribe(stream, (message) => renderMessage(message));
@@ -118,7 +119,8 @@ function connectStreamClient() {
   });
   client.addEventListener("frame", (event) => {
     const frame = event.detail;
-    if (frame.type === "typing") showTyping(frame.user);
+    if (frame.type === "ping") client.send({ type: "pong" }); // "still here"
+    else if (frame.type === "typing") showTyping(frame.user);
     else if (frame.type === "error") errorLine.textContent = frame.error;
   });
   client.connect();
