@@ -280,6 +280,8 @@ class CrowdMember:
                 elif event["type"] == "stream.message":
                     self.arrivals[event["data"]["text"]] = time.monotonic()
                     self.arrived.set()
+                elif event["type"] == "ping":  # the server asks; the page answers
+                    await self.ws.send('{"type": "pong"}')
         except Exception as exc:  # the socket broke: recorded, reported
             self.closed = exc
         else:

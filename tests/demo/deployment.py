@@ -182,6 +182,8 @@ class RoomSocket:
             self.present.discard(event["user"])
         elif kind == "stream.message":
             self.position = {"epoch": event["epoch"], "offset": event["offset"]}
+        elif kind == "ping":  # the server asks if the page is there; it is
+            await self.ws.send(json.dumps({"type": "pong"}))
         return event
 
     async def next_event(self, kind: str, timeout: float = 10) -> dict:
