@@ -111,6 +111,21 @@ class StreamClientInChromium(BrowserTestCase):
             await self.async_publish(0, 1)
             assert await self.messages(page, 1) == [0]
 
+    async def test_close_in_a_disconnected_listener_stops_the_retries(self):
+        async with self.open_browser() as browser:
+            page = await self.open(browser)
+            # What a page falling back to another transport does.
+            await page.evaluate(
+                "client.addEventListener('disconnected', () => client.close())"
+            )
+            await self.async_get("/kick/")
+            await self.wait_for_event(page, "disconnected")
+            # lost() runs to its end before anything else: a retry it
+            # scheduled after the listener would be there by now.
+            assert await page.evaluate(
+                "client.reconnectTimer === null && client.socket === null"
+            )
+
     async def test_going_offline_and_back_recovers_what_was_posted(self):
         async with self.open_browser() as browser:
             page = await self.open(browser)
