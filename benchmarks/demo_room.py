@@ -13,10 +13,11 @@ the moderation worker inside), on SQLite and the in-memory layer by default;
 layer on a fresh PostgreSQL database (the test suite's ``PG*`` server).  The
 users and their logged-in sessions are written to the database first, then
 ``--sockets`` WebSockets to one room are opened from this process (at most
-``--concurrency`` handshakes at a time), each sending the page's heartbeat.
+``--concurrency`` handshakes at a time), each subscribing to the room's
+stream as the page's client does.
 
 Printed: how long the joins took, how long until every socket had been
-told the whole room is online ("settled"), how many presence lists a
+told the whole room is online ("settled"), how many presence frames a
 socket received, and for one message posted afterwards the delivery time
 to each socket (p50, max) and how many sockets received it within
 ``--timeout`` seconds.  The server's log is searched for layer warnings
@@ -82,7 +83,6 @@ async def measure(server_url: str, slug: str, keys, names, args) -> int:
     )
     joined = time.monotonic()
     print(f"joined:    {len(crowd)} sockets open in {joined - started:.2f} s")
-    beats = [asyncio.create_task(m.heartbeats(args.heartbeat)) for m in crowd]
     try:
         await asyncio.wait_for(
             asyncio.gather(*(m.settled.wait() for m in crowd)), args.timeout
@@ -96,10 +96,10 @@ async def measure(server_url: str, slug: str, keys, names, args) -> int:
         f"{settled - joined:.2f} s after the last join "
         f"({settled - started:.2f} s from the first)"
     )
-    lists = [m.presence_lists for m in crowd]
+    frames = [m.presence_frames for m in crowd]
     print(
-        f"presence:  {sum(lists)} lists sent in all, per socket "
-        f"median {statistics.median(lists):.0f}, max {max(lists)}"
+        f"presence:  {sum(frames)} frames sent in all, per socket "
+        f"median {statistics.median(frames):.0f}, max {max(frames)}"
     )
 
     delays, _ = await post_to_crowd(crowd, args.timeout)
@@ -116,8 +116,6 @@ async def measure(server_url: str, slug: str, keys, names, args) -> int:
     if broken:
         print(f"closed:    {broken} sockets were closed by the server")
 
-    for task in beats:
-        task.cancel()
     await asyncio.gather(*(m.ws.close() for m in crowd), return_exceptions=True)
     for member in crowd:
         member.task.cancel()
@@ -134,9 +132,6 @@ def main() -> int:
         "--layer", choices=["memory", "redis", "database"], default="memory"
     )
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument(
-        "--heartbeat", type=float, default=10, help="seconds (the demo's default)"
-    )
     parser.add_argument("--timeout", type=float, default=60)
     args = parser.parse_args()
 
@@ -152,7 +147,7 @@ def main() -> int:
     extra, cleanup = layer_env(args.layer)
     with tempfile.TemporaryDirectory(prefix="demo_room-") as tmp:
         tmp_path = Path(tmp)
-        env = project_env(tmp_path, DEMO_HEARTBEAT_SECONDS=str(args.heartbeat), **extra)
+        env = project_env(tmp_path, **extra)
         server = None
         try:
             migrate(env)

@@ -1,18 +1,23 @@
 """The chat's consumers: a room over WebSocket, over Server-Sent Events, and
-the moderation worker that listens on a named channel."""
+the moderation worker that listens on a named channel.
+
+The room's messages live twice: as ``Message`` rows (the history of record,
+what the room page shows) and in the stream ``chat.<slug>``
+(:func:`chat.posting.stream_for`), whose bounded history is what lets a
+browser that was offline get what it missed when it reconnects.  Presence is
+the library's too: every connection is tracked in the topic of the same name,
+under its username.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import logging
 import math
 import re
 import time
-from urllib.parse import parse_qs
 
-from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.contrib.auth import authenticate
 
 from channels_app.auth import login, request_for_scope
@@ -20,18 +25,19 @@ from channels_app.consumer import SyncConsumer
 from channels_app.db import database_sync_to_async
 from channels_app.generic.http import AsyncHttpConsumer
 from channels_app.generic.websocket import AsyncJsonWebsocketConsumer
+from channels_app.presence import PresenceMixin
 from channels_app.session_sync import create_sync_ticket
+from channels_app.streams import Position, RequestRefused, StreamsMixin, publish_sync
 
-from . import moderation, posting, presence
+from . import moderation, posting
 from .models import Message, Room
-
-logger = logging.getLogger("chat")
-
-#: A message id as a client may send it: ASCII digits within a 64-bit integer.
-MESSAGE_ID = re.compile(r"[0-9]{1,18}")
 
 #: Typing hints are throw-away; a client sending more is only making noise.
 TYPING_HINT_INTERVAL = 1.0
+
+#: A stream position as the event stream sends it in an event id, and gets it
+#: back in ``Last-Event-ID``: ``<epoch>:<offset>``.
+EVENT_ID = re.compile(r"([0-9A-Za-z_-]{1,64}):([0-9]{1,18})")
 
 
 @database_sync_to_async
@@ -39,157 +45,55 @@ def get_room(slug: str) -> Room | None:
     return Room.objects.filter(slug=slug).first()
 
 
-class RoomMember:
-    """What a live connection to a room does, whatever carries it.
+class RoomMember(PresenceMixin, StreamsMixin):
+    """What a live connection to a room is, whatever transport carries it.
 
-    Joins the room's group and presence on entry, keeps its presence fresh,
-    has vanished connections swept, and turns the room's group events into
-    calls to :meth:`deliver`, which each transport implements.
-
-    Presence costs a room of N connections O(N) messages and O(1) queries
-    per change: the process that saw a change reads the list once and sends
-    it in the group event (see :class:`chat.presence.Announcer`); members
-    pass it on as it is.
+    Present in the room's topic under its username (several tabs of one user
+    count once), subscribed to the room's stream, and a member of the room's
+    group for typing hints, which are not worth keeping in a history.
     """
 
     room: Room | None = None
-    #: The newest presence list this connection passed on, and its version.
-    presence_version = -1
-    presence_users: str | None = None
 
-    async def enter_room(self, room: Room, user) -> None:
+    def presence_user(self) -> tuple[str, dict]:
+        name = self.scope["user"].get_username()
+        return name, {"name": name}
+
+    def can_subscribe(self, stream: str) -> bool:
+        # A connection belongs to one room: that room's stream, nothing else.
+        return self.room is not None and stream == posting.stream_for(self.room)
+
+    async def enter_room(self, room: Room) -> None:
         self.room = room
-        self.user = user
         await self.channel_layer.group_add(room.group_name, self.channel_name)
-        await database_sync_to_async(presence.join)(room, user, self.channel_name)
-        self.presence_changed_in_room()
-        # start_task: cancelled with the consumer however it ends (a crash
-        # included), so a heartbeat never outlives its connection.
-        self._heartbeat_task = self.start_task(
-            self._heartbeat_loop(), name="presence heartbeat"
-        )
+        await self.track_presence(posting.stream_for(room))
 
     async def leave_room(self) -> None:
+        """Leave everything; called however the connection ends."""
         if self.room is None:
             return
-        self._heartbeat_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._heartbeat_task
+        await self.unsubscribe_all_streams()
+        for topic in list(self.presence_topics):
+            await self.untrack_presence(topic)
         await self.channel_layer.group_discard(self.room.group_name, self.channel_name)
-        if await database_sync_to_async(presence.leave)(self.channel_name):
-            self.presence_changed_in_room()
         self.room = None
-
-    async def send_missed_messages(self) -> None:
-        """Deliver messages newer than the id the client says it has.
-
-        Called after joining the group: a message posted meanwhile may
-        arrive twice, never not at all; clients drop duplicates by id.
-        """
-        after = self.last_seen_id()
-        if after is None:
-            return
-
-        @database_sync_to_async
-        def load() -> list[dict]:
-            newer = self.room.messages.filter(id__gt=after)
-            return [m.as_event() for m in newer.select_related("author")[:200]]
-
-        for message in await load():
-            await self.deliver("message", {"message": message})
-
-    def last_seen_id(self) -> int | None:
-        """The message id from ``Last-Event-ID`` or ``?after=``, if it is one.
-
-        Both come from the client, so anything but plain ASCII digits that fit
-        a database integer is ignored: ``"²".isdigit()`` is true, yet
-        ``int("²")`` raises, and a header need not even be UTF-8.
-        """
-        headers = dict(self.scope.get("headers", []))
-        after = headers.get(b"last-event-id", b"").decode("latin-1")
-        if not after:
-            query = self.scope.get("query_string", b"").decode("latin-1")
-            after = parse_qs(query).get("after", [""])[0]
-        if not MESSAGE_ID.fullmatch(after):
-            return None
-        return int(after)
-
-    async def still_here(self) -> None:
-        """Refresh this connection's presence, rejoining if it was swept.
-
-        Also renews the group membership: a layer drops a member whose
-        channel overflowed or whose messages expired unread, and without
-        this such a connection would stay open and silently hear nothing.
-        """
-        await self.channel_layer.group_add(self.room.group_name, self.channel_name)
-        if not await database_sync_to_async(presence.touch)(self.channel_name):
-            await database_sync_to_async(presence.join)(
-                self.room, self.user, self.channel_name
-            )
-            self.presence_changed_in_room()
-
-    def presence_changed_in_room(self) -> None:
-        presence.announcer().changed(self.channel_layer, self.room)
-
-    async def heartbeat(self) -> None:
-        """Called every heartbeat interval; transports add their own keep-alive."""
-
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            await asyncio.sleep(presence.heartbeat_interval())
-            try:
-                await self.heartbeat()
-                # Once per room and process per interval, not per connection.
-                await presence.announcer().sweep(self.channel_layer, self.room)
-            except Exception:
-                # A database hiccup must not end presence for this connection.
-                logger.exception("Presence heartbeat failed in %s", self.room)
-
-    async def deliver(self, kind: str, payload: dict) -> None:
-        raise NotImplementedError
-
-    async def deliver_encoded(self, kind: str, payload: str) -> None:
-        """:meth:`deliver` for a payload that is already a JSON object's text."""
-        await self.deliver(kind, json.loads(payload))
-
-    # Group events.
-
-    async def presence_changed(self, event: dict) -> None:
-        """Pass the room's list on, unless a newer one was or it is the same.
-
-        Lists from several server processes may arrive out of order; the
-        version says which is newer.  ``users`` is the list as JSON text.
-        """
-        version, users = event["version"], event["users"]
-        if version < self.presence_version:
-            return
-        self.presence_version = version
-        if users == self.presence_users:
-            return  # a change that did not change the list (a second tab)
-        self.presence_users = users
-        await self.deliver_encoded("presence", '{"users": ' + users + "}")
-
-    async def chat_message(self, event: dict) -> None:
-        await self.deliver("message", {"message": event["message"]})
-
-    async def chat_message_updated(self, event: dict) -> None:
-        await self.deliver("message_updated", {"message": event["message"]})
-
-    async def chat_typing(self, event: dict) -> None:
-        if event["channel"] != self.channel_name:
-            await self.deliver("typing", {"user": event["user"]})
 
 
 class ChatConsumer(RoomMember, AsyncJsonWebsocketConsumer):
-    """A browser in a room over WebSocket.
+    """A browser in a room over WebSocket, speaking ``streams.js``'s protocol.
 
-    The browser sends ``{"type": "message", "text": ...}``, ``{"type":
-    "typing"}`` and a ``{"type": "heartbeat"}`` every heartbeat interval; it
-    receives ``message``, ``message_updated``, ``presence``, ``typing`` and
-    ``error`` events.
+    The browser subscribes to ``chat.<slug>`` (``stream.subscribe``) and
+    posts with ``client.request({"type": "message", "text": ...})``, answered
+    with the stored message or the reason it was refused.  A plain ``{"type":
+    "message", "text": ...}`` frame posts too (refusals come back as an
+    ``error`` frame), and ``{"type": "typing"}`` sends a hint.  Besides the
+    stream and presence frames it receives ``typing``, ``error`` and ``ping``
+    frames (answered ``{"type": "pong"}``, see :meth:`watch_browser`).
     """
 
     last_typing = -math.inf
+    #: When the browser last sent anything (``time.monotonic()``).
+    last_heard = -math.inf
 
     async def connect(self) -> None:
         user = self.scope["user"]
@@ -198,22 +102,72 @@ class ChatConsumer(RoomMember, AsyncJsonWebsocketConsumer):
             await self.close()
             return
         await self.accept()
-        await self.enter_room(room, user)
-        await self.send_missed_messages()
+        self.last_heard = time.monotonic()
+        await self.enter_room(room)
+        self.start_task(self.watch_browser(), name="chat liveness")
+
+    async def websocket_receive(self, message) -> None:
+        self.last_heard = time.monotonic()
+        await super().websocket_receive(message)
+
+    async def watch_browser(self) -> None:
+        """Close a connection whose browser went silent.
+
+        A browser that loses its network (Wi-Fi off, a laptop lid) sends no
+        close; the server's socket stays open and the user would stay
+        present for good.  The client's own heartbeat only pings when *it*
+        hears nothing, so in a busy room it may never ping: the server asks
+        with a ``ping`` frame every interval (the page answers ``pong``), and
+        two intervals without a word from the browser end the connection,
+        and with it the user's presence.
+        """
+        interval = float(getattr(settings, "CHAT_PING_SECONDS", 10))
+        while True:
+            await asyncio.sleep(interval)
+            if time.monotonic() - self.last_heard > 2 * interval:
+                await self.close(code=4000)
+                return
+            await self.send_json({"type": "ping"})
 
     async def disconnect(self, code: int) -> None:
         await self.leave_room()
 
     async def receive_json(self, content, **kwargs) -> None:
+        if await self.handle_stream_frame(content):
+            return
         kind = content.get("type") if isinstance(content, dict) else None
         if kind == "message":
-            await self.post(content.get("text"))
+            try:
+                await self.post(content.get("text"))
+            except posting.InvalidMessage as exc:
+                await self.send_json({"type": "error", "error": str(exc)})
         elif kind == "typing":
             await self.typing()
-        elif kind == "heartbeat":
-            await self.still_here()
+        elif kind == "pong":
+            pass  # heard: websocket_receive noted it
         else:
-            await self.deliver("error", {"error": f"Unknown event type {kind!r}."})
+            error = f"Unknown event type {kind!r}."
+            await self.send_json({"type": "error", "error": error})
+
+    async def handle_request(self, data) -> dict:
+        """``client.request({"type": "message", "text": ...})``: post it."""
+        if not isinstance(data, dict) or data.get("type") != "message":
+            raise RequestRefused("Expected {'type': 'message', 'text': ...}.")
+        try:
+            message = await self.post(data.get("text"))
+        except posting.InvalidMessage as exc:
+            raise RequestRefused(str(exc)) from None
+        return {"message": message}
+
+    async def post(self, text) -> dict:
+        """Store and publish a message (raises :class:`posting.InvalidMessage`)."""
+        message = await database_sync_to_async(posting.save_message)(
+            self.room, self.scope["user"], text
+        )
+        event = await posting.publish(self.channel_layer, self.room, message)
+        # The message ends the typing; a new hint after it is news again.
+        self.last_typing = -math.inf
+        return event
 
     async def typing(self) -> None:
         """Relay a typing hint; more than one a second between two messages
@@ -226,38 +180,25 @@ class ChatConsumer(RoomMember, AsyncJsonWebsocketConsumer):
             self.room.group_name,
             {
                 "type": "chat.typing",
-                "user": self.user.get_username(),
+                "user": self.scope["user"].get_username(),
                 "channel": self.channel_name,
             },
         )
 
-    async def post(self, text) -> None:
-        try:
-            message = await database_sync_to_async(posting.save_message)(
-                self.room, self.user, text
-            )
-        except posting.InvalidMessage as exc:
-            await self.deliver("error", {"error": str(exc)})
-            return
-        await posting.publish(self.channel_layer, self.room, message)
-        # The message ends the typing; a new hint after it is news again.
-        self.last_typing = -math.inf
-
-    async def deliver(self, kind: str, payload: dict) -> None:
-        await self.send_json({"type": kind, **payload})
-
-    async def deliver_encoded(self, kind: str, payload: str) -> None:
-        # '{"type": kind, ' + the payload's members: no decoding, no re-encoding.
-        await self.send(text_data='{"type": ' + json.dumps(kind) + ", " + payload[1:])
+    async def chat_typing(self, event: dict) -> None:
+        if event["channel"] != self.channel_name:
+            await self.send_json({"type": "typing", "user": event["user"]})
 
 
 class RoomEventsConsumer(RoomMember, AsyncHttpConsumer):
     """The same room as a Server-Sent-Events stream, for clients without
     WebSocket.  Such clients post through the ``chat:post`` view.
 
-    Messages carry their id as the event id, so a reconnecting
-    ``EventSource`` (which sends ``Last-Event-ID``) gets what it missed;
-    ``?after=<id>`` does the same for the first connection.
+    Events: ``message`` (a message as posted or as moderation rewrote it;
+    its event id is its stream position, so a reconnecting ``EventSource``,
+    which sends ``Last-Event-ID``, gets what it missed), ``gap`` (history
+    cannot fill what was missed: reload), ``presence`` (``{"users": [...]}``,
+    the sorted list after each change) and ``typing``.
     """
 
     async def handle(self, body: bytes) -> None:
@@ -277,24 +218,64 @@ class RoomEventsConsumer(RoomMember, AsyncHttpConsumer):
             ]
         )
         await self.send_body(b": connected\n\n", more_body=True)
-        await self.enter_room(room, user)
-        await self.send_missed_messages()
+        self.present: set[str] = set()
+        await self.enter_room(room)
+        await self.subscribe_stream(posting.stream_for(room), self.last_position())
+        self.start_task(self.keep_alive(), name="event stream keep-alive")
 
-    async def heartbeat(self) -> None:
-        # An SSE client never talks back: the open stream is its heartbeat.
-        # Writing a comment makes the server notice a client that is gone.
-        await self.send_body(b": ping\n\n", more_body=True)
-        await self.still_here()
+    def last_position(self) -> Position | None:
+        """The stream position in ``Last-Event-ID``, if it is one.
+
+        It comes from the client, so anything but ``<epoch>:<digits>`` in
+        ASCII is ignored (a header need not even be UTF-8).
+        """
+        headers = dict(self.scope.get("headers", []))
+        given = headers.get(b"last-event-id", b"").decode("latin-1")
+        match = EVENT_ID.fullmatch(given)
+        if match is None:
+            return None
+        return Position(match[1], int(match[2]))
+
+    async def keep_alive(self) -> None:
+        # An SSE client never talks back; writing a comment now and then makes
+        # the server notice a client that is gone (and proxies keep it open).
+        interval = float(getattr(settings, "CHAT_KEEPALIVE_SECONDS", 15))
+        while True:
+            await asyncio.sleep(interval)
+            await self.send_body(b": ping\n\n", more_body=True)
 
     async def disconnect(self) -> None:
         await self.leave_room()
 
-    async def deliver(self, kind: str, payload: dict) -> None:
-        event_id = str(payload["message"]["id"]) if kind == "message" else None
-        await self.send_event(json.dumps(payload), event=kind, id=event_id)
+    async def send_stream_frame(self, frame: dict) -> None:
+        if frame["type"] == "stream.message":
+            event_id = f"{frame['epoch']}:{frame['offset']}"
+            data = json.dumps({"message": frame["data"]})
+            await self.send_event(data, event="message", id=event_id)
+        elif frame["type"] == "stream.gap" or frame.get("recovery") in (
+            "epoch_changed",
+            "too_old",
+            "unknown_position",
+        ):
+            await self.send_event(json.dumps({"stream": frame["stream"]}), event="gap")
 
-    async def deliver_encoded(self, kind: str, payload: str) -> None:
-        await self.send_event(payload, event=kind)
+    async def send_presence_frame(self, frame: dict) -> None:
+        """Keep the room's user list, and send it whenever it changes."""
+        before = set(self.present)
+        kind = frame["type"]
+        if kind == "presence.state":
+            self.present = set(frame["members"])
+        elif kind == "presence.join":
+            self.present.add(frame["user"])
+        elif kind == "presence.leave":
+            self.present.discard(frame["user"])
+        if kind == "presence.state" or self.present != before:
+            users = json.dumps({"users": sorted(self.present)})
+            await self.send_event(users, event="presence")
+
+    async def chat_typing(self, event: dict) -> None:
+        if event["channel"] != self.channel_name:
+            await self.send_event(json.dumps({"user": event["user"]}), event="typing")
 
 
 class AccountConsumer(AsyncJsonWebsocketConsumer):
@@ -334,8 +315,9 @@ class AccountConsumer(AsyncJsonWebsocketConsumer):
 class ModerationConsumer(SyncConsumer):
     """Background job on the ``chat-moderation`` channel (``runworker``).
 
-    Masks blocked words in a posted message, saves the edit and tells the
-    room, whose browsers replace the message in place.
+    Masks blocked words in a posted message, saves the edit and publishes
+    the edited message to the room's stream: browsers replace the message of
+    that id in place, and one that was offline gets the edit when it is back.
     """
 
     def moderate_message(self, event: dict) -> None:
@@ -352,7 +334,4 @@ class ModerationConsumer(SyncConsumer):
         message.text = cleaned
         message.moderated = True
         message.save(update_fields=["text", "moderated"])
-        async_to_sync(self.channel_layer.group_send)(
-            message.room.group_name,
-            {"type": "chat.message.updated", "message": message.as_event()},
-        )
+        publish_sync(posting.stream_for(message.room), message.as_event())

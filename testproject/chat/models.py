@@ -1,4 +1,5 @@
-"""Rooms, their message history, and who is connected to them right now."""
+"""Rooms and their message history (who is connected is presence's:
+``channels_app.presence``, topic ``chat.<slug>``)."""
 
 from django.conf import settings
 from django.db import models
@@ -11,9 +12,6 @@ class Room(models.Model):
     slug = models.SlugField(unique=True, max_length=50)
     title = models.CharField(max_length=100)
     created_at = models.DateTimeField(auto_now_add=True)
-    #: Bumped by every change to who is connected (see ``chat.presence``), so a
-    #: member shown two presence lists can tell which one is newer.
-    presence_version = models.PositiveBigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["title"]
@@ -26,7 +24,8 @@ class Room(models.Model):
 
     @property
     def group_name(self) -> str:
-        """The channel-layer group every live client of this room joins."""
+        """The channel-layer group every live client of this room joins (for
+        typing hints; messages go through the room's stream)."""
         return f"chat-room-{self.slug}"
 
 
@@ -55,21 +54,3 @@ class Message(models.Model):
             "created_at": self.created_at.isoformat(),
             "moderated": self.moderated,
         }
-
-
-class Presence(models.Model):
-    """One live connection (WebSocket or event stream) of a user to a room.
-
-    A row lives as long as its connection keeps sending heartbeats.  Rows
-    whose ``last_seen`` is older than the presence timeout belong to
-    connections that vanished without saying goodbye (a killed browser, a
-    crashed server process) and are swept away by the other connections.
-    """
-
-    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="presence")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
-    channel_name = models.CharField(max_length=100, unique=True)
-    last_seen = models.DateTimeField(db_index=True)
-
-    def __str__(self) -> str:
-        return f"{self.user} in {self.room}"

@@ -1,7 +1,8 @@
-"""Plain Django views: accounts, the room list, a room page, the HTTP fallback
-for posting when the browser has no WebSocket."""
+"""Plain Django views: accounts, the room list, a room page, its recent
+messages as JSON (what the page reloads after a gap in the stream), and the
+HTTP fallback for posting when the browser has no WebSocket."""
 
-from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
@@ -11,11 +12,19 @@ from django.views.decorators.http import require_POST
 
 from channels_app.layers import get_channel_layer
 
-from . import posting, presence
+from . import posting
 from .forms import RoomForm
 from .models import Room
 
 HISTORY_LENGTH = 50
+
+#: The page's ``StreamClient`` options (streams.js): a chat wants a dead link
+#: found within seconds, not the client's default 25.
+DEFAULT_CLIENT_OPTIONS = {"heartbeatInterval": 5000, "heartbeatTimeout": 3000}
+
+
+def client_options() -> dict:
+    return {**DEFAULT_CLIENT_OPTIONS, **getattr(settings, "CHAT_CLIENT_OPTIONS", {})}
 
 
 def signup(request):
@@ -38,21 +47,33 @@ def rooms(request):
     )
 
 
+def recent_messages(room: Room) -> list:
+    """The room's newest messages, oldest first."""
+    newest = room.messages.select_related("author").order_by("-id")
+    return list(newest[:HISTORY_LENGTH])[::-1]
+
+
 @login_required
 def room(request, slug):
     room = get_object_or_404(Room, slug=slug)
-    newest = room.messages.select_related("author").order_by("-id")
-    history = list(newest[:HISTORY_LENGTH])[::-1]
     return render(
         request,
         "chat/room.html",
         {
             "room": room,
-            "history": history,
-            "last_id": history[-1].id if history else 0,
-            "heartbeat_ms": int(presence.heartbeat_interval() * 1000),
+            "history": recent_messages(room),
+            "stream": posting.stream_for(room),
+            "client_options": client_options(),
         },
     )
+
+
+@login_required
+def recent(request, slug):
+    """The room's recent history as JSON: the page reloads it when the stream
+    says it cannot replay what the browser missed (a ``gap``)."""
+    room = get_object_or_404(Room, slug=slug)
+    return JsonResponse({"messages": [m.as_event() for m in recent_messages(room)]})
 
 
 @login_required
@@ -64,5 +85,5 @@ def post_message(request, slug):
         message = posting.save_message(room, request.user, request.POST.get("text"))
     except posting.InvalidMessage as exc:
         return JsonResponse({"error": str(exc)}, status=400)
-    async_to_sync(posting.publish)(get_channel_layer(), room, message)
-    return JsonResponse({"message": message.as_event()}, status=201)
+    event = posting.publish_from_sync(get_channel_layer(), room, message)
+    return JsonResponse({"message": event}, status=201)

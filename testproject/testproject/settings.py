@@ -11,7 +11,12 @@ a real deployment uses; the README's demo section lists them.
                          layer, on ``DEMO_DATABASE``) or ``redis``
                          (channels_redis at ``REDIS_URL``)
 ``DEMO_SQLITE_PATH``     where the SQLite file lives
-``DEMO_HEARTBEAT_SECONDS`` / ``DEMO_PRESENCE_TIMEOUT``  presence timing
+``DEMO_PRESENCE_LEASE``  seconds a vanished server's users stay listed (30)
+
+Streams (the rooms' message history for reconnecting browsers) and presence
+live where the layer does, so that several server processes share them: in
+memory with the in-memory layer, in the database with the database layer,
+in Redis with Redis.
 """
 
 import os
@@ -74,7 +79,7 @@ if DEMO_DATABASE == "sqlite":
         }
     }
     if django.VERSION >= (5, 1):
-        # Several processes (two servers, a worker) write presence at once.
+        # Several processes (two servers, a worker) write at once.
         # A transaction that reads before it writes cannot wait for SQLite's
         # write lock, it fails at once with "database is locked"; starting
         # every transaction with the lock makes it wait (up to the timeout).
@@ -97,7 +102,14 @@ else:
 
 if DEMO_CHANNEL_LAYER == "memory":
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_app.layers.InMemoryChannelLayer"},
+        "default": {
+            "BACKEND": "channels_app.layers.InMemoryChannelLayer",
+            # Presence sends every member one frame per arrival, so a crowd
+            # arriving at once queues up to one event per other member on
+            # each connection's channel: room for a 1,000-person burst
+            # (the default, 100, drops joins in a room of 200).
+            "CONFIG": {"capacity": 1000},
+        },
     }
 elif DEMO_CHANNEL_LAYER == "database":
     CHANNEL_LAYERS = {
@@ -120,8 +132,35 @@ else:
         f"or 'redis'"
     )
 
-CHAT_HEARTBEAT_INTERVAL = float(os.environ.get("DEMO_HEARTBEAT_SECONDS", "10"))
-CHAT_PRESENCE_TIMEOUT = float(os.environ.get("DEMO_PRESENCE_TIMEOUT", "30"))
+_presence_lease = float(os.environ.get("DEMO_PRESENCE_LEASE", "30"))
+if DEMO_CHANNEL_LAYER == "memory":
+    CHANNELS_APP_PRESENCE = {"LEASE": _presence_lease}
+elif DEMO_CHANNEL_LAYER == "database":
+    CHANNELS_APP_STREAMS = {
+        "STORE": {"BACKEND": "channels_app.streams.DatabaseStreamStore"}
+    }
+    CHANNELS_APP_PRESENCE = {
+        "STORE": {"BACKEND": "channels_app.presence.DatabasePresenceStore"},
+        "LEASE": _presence_lease,
+    }
+else:
+    _redis_store = {
+        "url": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "prefix": os.environ.get("DEMO_REDIS_PREFIX", "demo:"),
+    }
+    CHANNELS_APP_STREAMS = {
+        "STORE": {
+            "BACKEND": "channels_app.streams.RedisStreamStore",
+            "OPTIONS": {**_redis_store, "prefix": _redis_store["prefix"] + "streams:"},
+        }
+    }
+    CHANNELS_APP_PRESENCE = {
+        "STORE": {
+            "BACKEND": "channels_app.presence.RedisPresenceStore",
+            "OPTIONS": {**_redis_store, "prefix": _redis_store["prefix"] + "presence:"},
+        },
+        "LEASE": _presence_lease,
+    }
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat:rooms"

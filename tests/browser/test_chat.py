@@ -1,10 +1,15 @@
-"""Two people chatting in real browsers, against a live demo server."""
+"""Two people chatting in real browsers, against a live demo server.
+
+The room page runs ``chat/chat.js`` on channels_app's stream client, so a
+browser that was offline gets what it missed when it is back.
+"""
 
 from urllib.parse import urlsplit
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
+from django.test import override_settings
 from playwright.async_api import expect
 
 from chat.models import Message, Room
@@ -120,6 +125,86 @@ class ChatInTwoBrowsers(BrowserTestCase):
             await expect(ada.locator("#typing")).to_have_text("bob is typing…")
             await ada.context.close()
             await expect(bob.locator("#online li")).to_have_text(["bob"])
+
+
+#: History for 25 messages per room: 20 missed are replayed, 30 are a gap.
+#: Quick heartbeats (a dead link found within a second, by the client and
+#: by the server) and a back-off long enough for Bob to post while Ada's
+#: client waits to retry.
+SHORT_HISTORY = override_settings(
+    CHANNELS_APP_STREAMS={
+        "HISTORY": [{"PATTERN": "chat.*", "MAX_MESSAGES": 25, "MAX_AGE": 600}]
+    },
+    CHAT_CLIENT_OPTIONS={
+        "heartbeatInterval": 300,
+        "heartbeatTimeout": 600,
+        "backoffInitial": 1500,
+        "backoffMax": 2000,
+    },
+    CHAT_PING_SECONDS=0.3,
+)
+
+
+@demo_settings
+@SHORT_HISTORY
+class ChatOfflineAndBack(BrowserTestCase):
+    def setUp(self):
+        for name in ("ada", "bob"):
+            User.objects.create_user(name, password=PASSWORD)
+        Room.objects.create(slug="lobby", title="Lobby")
+
+    async def two_in_the_lobby(self, browser):
+        ada = await log_in(browser, "ada")
+        bob = await log_in(browser, "bob")
+        await enter_room(ada, "Lobby")
+        await enter_room(bob, "Lobby")
+        for page in (ada, bob):
+            await expect(page.locator("#online li")).to_have_text(["ada", "bob"])
+        return ada, bob
+
+    async def bob_posts_while_ada_is_offline(self, ada, bob, count: int) -> list:
+        await ada.context.set_offline(True)
+        await expect(ada.locator("#status")).to_have_text("reconnecting…")
+        # Bob's list shows Ada away.
+        await expect(bob.locator("#online li")).to_have_text(["bob"])
+        texts = [f"missed {n}" for n in range(count)]
+        for text in texts:
+            await say(bob, text)
+        await expect(bob.locator("#messages li")).to_have_count(count)
+        assert await ada.locator("#messages li").count() == 0
+        return texts
+
+    async def test_messages_posted_while_offline_appear_when_back(self):
+        async with self.open_browser() as browser:
+            ada, bob = await self.two_in_the_lobby(browser)
+            ada_page_loads = []
+            ada.on("load", lambda page: ada_page_loads.append(page.url))
+            texts = await self.bob_posts_while_ada_is_offline(ada, bob, 20)
+
+            await ada.context.set_offline(False)
+            # All 20 within 2 s, in order, without a reload.
+            await expect(ada.locator("#messages li .text")).to_have_text(
+                texts, timeout=2000
+            )
+            await expect(ada.locator("#status")).to_have_text("live")
+            assert ada_page_loads == []
+            # Bob's list shows her back.
+            await expect(bob.locator("#online li")).to_have_text(["ada", "bob"])
+            # And the conversation goes on both ways.
+            await say(ada, "back now")
+            await expect(bob.locator("#messages li").last).to_have_text(
+                "ada back now", timeout=1000
+            )
+
+    async def test_more_than_the_history_holds_reloads_the_recent_messages(self):
+        async with self.open_browser() as browser:
+            ada, bob = await self.two_in_the_lobby(browser)
+            texts = await self.bob_posts_while_ada_is_offline(ada, bob, 30)
+            await ada.context.set_offline(False)
+            # The stream holds the last 25 only: the client reports a gap and
+            # the page reloads the room's recent messages from the server.
+            await expect(ada.locator("#messages li .text")).to_have_text(texts)
+            await expect(ada.locator("#status")).to_have_text("live")
 
 
 @demo_settings

@@ -170,3 +170,34 @@ class StreamClientInChromium(BrowserTestCase):
         from asgiref.sync import sync_to_async
 
         return await sync_to_async(self.get)(path)
+
+
+@override_settings(
+    ROOT_URLCONF="tests.browser.streams_site",
+    ASGI_APPLICATION="tests.browser.streams_site.application",
+    CHANNEL_LAYERS={"default": {"BACKEND": "channels_app.layers.InMemoryChannelLayer"}},
+    CHANNELS_APP_STREAMS={"DEFAULT_HISTORY": {"MAX_MESSAGES": 30, "MAX_AGE": 600}},
+)
+class StreamClientClosedByTheApplication(BrowserTestCase):
+    """A server of its own: what these tests leave on the server (presence,
+    positions) cannot reach the tests above."""
+
+    get = StreamClientInChromium.get
+    open = StreamClientInChromium.open
+    wait_for_event = StreamClientInChromium.wait_for_event
+    async_get = StreamClientInChromium.async_get
+
+    async def test_close_in_a_disconnected_listener_stops_the_retries(self):
+        async with self.open_browser() as browser:
+            page = await self.open(browser)
+            # What a page falling back to another transport does.
+            await page.evaluate(
+                "client.addEventListener('disconnected', () => client.close())"
+            )
+            await self.async_get("/kick/")
+            await self.wait_for_event(page, "disconnected")
+            # lost() runs to its end before anything else: a retry it
+            # scheduled after the listener would be there by now.
+            assert await page.evaluate(
+                "client.reconnectTimer === null && client.socket === null"
+            )

@@ -39,16 +39,67 @@ async def receive_until(comm, kind: str, timeout: float = 10) -> dict:
     return await asyncio.wait_for(wait(), timeout)
 
 
+def present_users(comm) -> set[str]:
+    """Who ``comm`` was last told is in the room (from presence frames)."""
+    return comm.__dict__.setdefault("present", set())
+
+
+def follow_presence(comm, event: dict) -> None:
+    """Apply a ``presence.*`` frame to :func:`present_users`, as the client does."""
+    users = present_users(comm)
+    if event["type"] == "presence.state":
+        users.clear()
+        users.update(event["members"])
+    elif event["type"] == "presence.join":
+        users.add(event["user"])
+    elif event["type"] == "presence.leave":
+        users.discard(event["user"])
+
+
 async def presence_becomes(comm, users: list[str], timeout: float = 10) -> None:
-    """Wait until ``comm`` is told that exactly ``users`` are online."""
+    """Wait until ``comm`` was told that exactly ``users`` are online."""
 
     async def until():
-        while True:
-            event = await receive_until(comm, "presence", timeout)
-            if event["users"] == users:
-                return
+        while sorted(present_users(comm)) != users:
+            event = await comm.receive_json_from(timeout)
+            follow_presence(comm, event)
 
     await asyncio.wait_for(until(), timeout)
+
+
+async def subscribe(comm, slug: str = "lobby", since: dict | None = None) -> dict:
+    """Subscribe ``comm`` to the room's stream, as streams.js does; the
+    ``stream.subscribed`` frame (presence frames on the way are followed)."""
+    frame = {"type": "stream.subscribe", "stream": f"chat.{slug}"}
+    if since is not None:
+        frame["since"] = since
+    await comm.send_json_to(frame)
+    while (event := await comm.receive_json_from(10))["type"] != "stream.subscribed":
+        follow_presence(comm, event)
+    return event
+
+
+_requests = iter(range(1, 1 << 30))
+
+
+async def request(comm, data) -> dict:
+    """``client.request(data)``: the ``stream.reply`` frame that answers it."""
+    request_id = next(_requests)
+    await comm.send_json_to({"type": "stream.request", "id": request_id, "data": data})
+
+    async def reply():
+        while True:
+            event = await comm.receive_json_from(10)
+            if event["type"] == "stream.reply" and event["id"] == request_id:
+                return event
+            follow_presence(comm, event)
+
+    return await asyncio.wait_for(reply(), 10)
+
+
+async def next_message(comm, timeout: float = 10) -> dict:
+    """The data of the next ``stream.message`` frame (a message as posted)."""
+    return (await receive_until(comm, "stream.message", timeout))["data"]
 
 
 class EventStream:
@@ -197,16 +248,18 @@ def create_crowd(env: dict, slug: str, users: list[str]) -> list[str]:
 class CrowdMember:
     """One WebSocket of a crowd: what it was told, and when.
 
-    ``users`` is the last presence list it received; ``settled`` is set the
-    first time that list equals ``expected``; ``arrivals`` maps each message
-    text to the ``time.monotonic()`` at which it arrived.
+    ``users`` is who it was told is present (sorted, from the ``presence.*``
+    frames); ``settled`` is set the first time that equals ``expected``;
+    ``arrivals`` maps each message text to the ``time.monotonic()`` at which
+    its ``stream.message`` arrived.
     """
 
     def __init__(self, ws, expected: list[str]) -> None:
         self.ws = ws
         self.expected = expected
+        self.present: set[str] = set()
         self.users: list[str] | None = None
-        self.presence_lists = 0
+        self.presence_frames = 0
         self.settled = asyncio.Event()
         self.arrivals: dict[str, float] = {}
         self.arrived = asyncio.Event()
@@ -218,14 +271,17 @@ class CrowdMember:
         try:
             async for frame in self.ws:
                 event = json.loads(frame)
-                if event["type"] == "presence":
-                    self.presence_lists += 1
-                    self.users = event["users"]
+                if event["type"].startswith("presence."):
+                    self.presence_frames += 1
+                    follow_presence(self, event)
+                    self.users = sorted(self.present)
                     if self.users == self.expected:
                         self.settled.set()
-                elif event["type"] == "message":
-                    self.arrivals[event["message"]["text"]] = time.monotonic()
+                elif event["type"] == "stream.message":
+                    self.arrivals[event["data"]["text"]] = time.monotonic()
                     self.arrived.set()
+                elif event["type"] == "ping":  # the server asks; the page answers
+                    await self.ws.send('{"type": "pong"}')
         except Exception as exc:  # the socket broke: recorded, reported
             self.closed = exc
         else:
@@ -242,12 +298,6 @@ class CrowdMember:
             self.arrived.clear()
             await self.arrived.wait()
         return self.arrivals[text]
-
-    async def heartbeats(self, interval: float) -> None:
-        """What the page's script does: a heartbeat every interval."""
-        while True:
-            await asyncio.sleep(interval)
-            await self.ws.send(json.dumps({"type": "heartbeat"}))
 
 
 async def open_crowd(
@@ -280,6 +330,8 @@ async def open_crowd(
                 open_timeout=60,
             )
         member = CrowdMember(ws, expected)
+        subscribe = {"type": "stream.subscribe", "stream": f"chat.{slug}"}
+        await ws.send(json.dumps(subscribe))
         member.task = asyncio.create_task(member.listen())
         return member
 

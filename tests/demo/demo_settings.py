@@ -22,4 +22,8 @@ demo_settings = override_settings(
     LOGIN_REDIRECT_URL=demo.LOGIN_REDIRECT_URL,
     LOGOUT_REDIRECT_URL=demo.LOGOUT_REDIRECT_URL,
     CHANNEL_LAYERS=IN_MEMORY_LAYER,
+    # In-memory stores, made afresh each time these settings are entered (a
+    # changed setting rebuilds them): no test sees another's history.
+    CHANNELS_APP_STREAMS={},
+    CHANNELS_APP_PRESENCE={},
 )

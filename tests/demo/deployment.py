@@ -55,6 +55,8 @@ def own_redis_prefix(tmp_path: Path, pythonpath: str) -> dict[str, str]:
         f'CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = {prefix!r}  # noqa: F405\n'
     )
     return {
+        # The streams' and presence's keys (a documented variable).
+        "DEMO_REDIS_PREFIX": f"{prefix}:",
         "DJANGO_SETTINGS_MODULE": "demo_run_settings",
         "PYTHONPATH": os.pathsep.join([str(tmp_path), pythonpath]),
     }
@@ -67,8 +69,7 @@ class DemoDeployment:
         self.tmp_path = tmp_path
         self.env = project_env(
             tmp_path,
-            DEMO_HEARTBEAT_SECONDS="0.3",
-            DEMO_PRESENCE_TIMEOUT="1.5",
+            DEMO_PRESENCE_LEASE="1.5",
             **env,
         )
         if self.env.get("DEMO_CHANNEL_LAYER") == "redis":
@@ -157,28 +158,60 @@ class Visitor:
         )
 
 
-async def next_event(ws, kind: str, timeout: float = 10) -> dict:
-    """The next event of type ``kind`` from the socket, skipping others."""
+class RoomSocket:
+    """A room's WebSocket read as the page's stream client reads it.
 
-    async def wait():
-        while True:
-            event = json.loads(await ws.recv())
-            if event["type"] == kind:
-                return event
+    Every frame goes through :meth:`frame`, which keeps who is present (from
+    the ``presence.*`` frames) and the last stream position, so waiting for
+    one kind of frame never loses track of the others.
+    """
 
-    return await asyncio.wait_for(wait(), timeout)
+    def __init__(self, ws) -> None:
+        self.ws = ws
+        self.present: set[str] = set()
+        self.position: dict | None = None
 
+    async def frame(self, timeout: float = 10) -> dict:
+        event = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        kind = event["type"]
+        if kind == "presence.state":
+            self.present = set(event["members"])
+        elif kind == "presence.join":
+            self.present.add(event["user"])
+        elif kind == "presence.leave":
+            self.present.discard(event["user"])
+        elif kind == "stream.message":
+            self.position = {"epoch": event["epoch"], "offset": event["offset"]}
+        elif kind == "ping":  # the server asks if the page is there; it is
+            await self.ws.send(json.dumps({"type": "pong"}))
+        return event
 
-async def presence_becomes(ws, users: list[str], timeout: float = 10) -> None:
-    async def wait():
-        while (await next_event(ws, "presence", timeout))["users"] != users:
-            pass
+    async def next_event(self, kind: str, timeout: float = 10) -> dict:
+        """The next frame of type ``kind``, the others followed and skipped."""
 
-    await asyncio.wait_for(wait(), timeout)
+        async def wait():
+            while (event := await self.frame(timeout))["type"] != kind:
+                pass
+            return event
 
+        return await asyncio.wait_for(wait(), timeout)
 
-async def keep_alive(ws, interval: float = 0.3) -> None:
-    """What the page's script does: a heartbeat every interval."""
-    while True:
-        await ws.send(json.dumps({"type": "heartbeat"}))
-        await asyncio.sleep(interval)
+    async def next_message(self, timeout: float = 10) -> dict:
+        return (await self.next_event("stream.message", timeout))["data"]
+
+    async def presence_becomes(self, users: list[str], timeout: float = 10) -> None:
+        async def wait():
+            while sorted(self.present) != users:
+                await self.frame(timeout)
+
+        await asyncio.wait_for(wait(), timeout)
+
+    async def subscribe(self, slug: str, since: dict | None = None) -> dict:
+        frame = {"type": "stream.subscribe", "stream": f"chat.{slug}"}
+        if since is not None:
+            frame["since"] = since
+        await self.ws.send(json.dumps(frame))
+        return await self.next_event("stream.subscribed")
+
+    async def post(self, text: str) -> None:
+        await self.ws.send(json.dumps({"type": "message", "text": text}))

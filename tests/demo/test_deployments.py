@@ -4,12 +4,12 @@
   moderation worker inside ``runserver``;
 * PostgreSQL with the database layer, and Redis with channels_redis: two
   ``runserver --noworker`` processes and a separate ``runworker``, with one
-  server killed outright to show presence correcting itself.
+  server killed outright to show presence correcting itself (within the
+  presence lease) and the stream's history, shared by the servers, giving
+  the user of the dead server what was posted while they were away.
 """
 
-import asyncio
 import contextlib
-import json
 import os
 import signal
 import uuid
@@ -21,10 +21,8 @@ from tests.demo.deployment import (
     RUNSERVER_WITH_WORKER,
     SHARED_LAYER_SETUPS,
     DemoDeployment,
+    RoomSocket,
     Visitor,
-    keep_alive,
-    next_event,
-    presence_becomes,
 )
 from tests.services import PG, REDIS_URL, require
 
@@ -77,13 +75,39 @@ def ada_and_bob(ada_server, bob_server):
     return ada, bob, page, page.strip("/").split("/")[-1]
 
 
+async def in_room(visitor: Visitor, slug: str, since=None) -> RoomSocket:
+    """``visitor``'s socket to the room, subscribed to its stream."""
+    room = RoomSocket(await visitor.connect(f"/ws/rooms/{slug}/"))
+    subscribed = await room.subscribe(slug, since)
+    assert subscribed["recovery"] == ("none" if since is None else "recovered")
+    return room
+
+
 async def post_and_see_it_moderated(ada_ws, bob_ws, bob: Visitor, page: str):
-    await ada_ws.send(json.dumps({"type": "message", "text": "well darn it"}))
-    posted = (await next_event(bob_ws, "message"))["message"]
+    await ada_ws.post("well darn it")
+    posted = await bob_ws.next_message()
     assert (posted["author"], posted["text"]) == ("ada", "well darn it")
-    updated = (await next_event(bob_ws, "message_updated"))["message"]
+    # The worker's edit comes through the stream: the same message, edited.
+    updated = await bob_ws.next_message()
     assert updated == {**posted, "text": "well d*** it", "moderated": True}
     assert "well d*** it" in bob.page(page), "the edit is in the history"
+
+
+async def away_and_back(ada_ws, bob: Visitor, slug: str, gone) -> RoomSocket:
+    """Bob's socket ends (``gone()``), Ada sees him leave and posts twice;
+    Bob comes back from his last position and gets both, in order."""
+    since = gone.position
+    await gone.close()
+    await ada_ws.presence_becomes(["ada"])
+    for text in ("while you were away", "and this too"):
+        await ada_ws.post(text)
+    back = await in_room(bob, slug, since)
+    assert [(await back.next_message())["text"] for _ in range(2)] == [
+        "while you were away",
+        "and this too",
+    ]
+    await ada_ws.presence_becomes(["ada", "bob"])
+    return back
 
 
 async def test_embedded_defaults_one_process_does_everything(deployments):
@@ -91,19 +115,31 @@ async def test_embedded_defaults_one_process_does_everything(deployments):
     server = site.runserver(RUNSERVER_WITH_WORKER)
     ada, bob, page, slug = ada_and_bob(server, server)
     try:
-        async with ada.connect(f"/ws/rooms/{slug}/") as ada_ws:
-            async with bob.connect(f"/ws/rooms/{slug}/") as bob_ws:
-                ada_alive = asyncio.create_task(keep_alive(ada_ws))
-                bob_alive = asyncio.create_task(keep_alive(bob_ws))
-                await presence_becomes(ada_ws, ["ada", "bob"])
-                await post_and_see_it_moderated(ada_ws, bob_ws, bob, page)
-                # Bob's browser freezes: the socket stays open, heartbeats stop.
-                bob_alive.cancel()
-                await presence_becomes(ada_ws, ["ada"])
-                ada_alive.cancel()
+        ada_ws = await in_room(ada, slug)
+        bob_ws = await in_room(bob, slug)
+        await ada_ws.presence_becomes(["ada", "bob"])
+        await post_and_see_it_moderated(ada_ws, bob_ws, bob, page)
+        bob_ws = await away_and_back(ada_ws, bob, slug, Leaving(bob_ws))
+        await bob_ws.ws.close()
+        await ada_ws.ws.close()
     except BaseException:
         print(site.logs())
         raise
+
+
+class Leaving:
+    """A socket about to end: its last stream position, and how it ends."""
+
+    def __init__(self, room: RoomSocket, end=None) -> None:
+        self.position = room.position
+        self.room = room
+        self.end = end
+
+    async def close(self) -> None:
+        if self.end is not None:
+            self.end()
+        with contextlib.suppress(Exception):
+            await self.room.ws.close()
 
 
 @pytest.mark.parametrize("layer", ["database", "redis"])
@@ -118,24 +154,21 @@ async def test_two_servers_and_a_worker_on_a_shared_layer(deployments, request, 
     site.runworker()
     ada, bob, page, slug = ada_and_bob(server_a, server_b)
     try:
-        async with ada.connect(f"/ws/rooms/{slug}/") as ada_ws:
-            bob_ws = await bob.connect(f"/ws/rooms/{slug}/")
-            alive = [
-                asyncio.create_task(keep_alive(ada_ws)),
-                asyncio.create_task(keep_alive(bob_ws)),
-            ]
-            # Each sees the other although they are on different servers.
-            await presence_becomes(ada_ws, ["ada", "bob"])
-            await presence_becomes(bob_ws, ["ada", "bob"])
-            await post_and_see_it_moderated(ada_ws, bob_ws, bob, page)
+        ada_ws = await in_room(ada, slug)
+        bob_ws = await in_room(bob, slug)
+        # Each sees the other although they are on different servers.
+        await ada_ws.presence_becomes(["ada", "bob"])
+        await bob_ws.presence_becomes(["ada", "bob"])
+        await post_and_see_it_moderated(ada_ws, bob_ws, bob, page)
 
-            # Bob's server dies without a single disconnect event.
-            server_b.stop(signal.SIGKILL)
-            alive[1].cancel()
-            await presence_becomes(ada_ws, ["ada"])
-            alive[0].cancel()
-            with contextlib.suppress(Exception):
-                await bob_ws.close()
+        # Bob's server dies without a single disconnect event: his presence
+        # ends with its lease (1.5 s here); he reconnects to Ada's server,
+        # which replays what he missed from the shared history.
+        bob.server = server_a
+        leaving = Leaving(bob_ws, lambda: server_b.stop(signal.SIGKILL))
+        bob_ws = await away_and_back(ada_ws, bob, slug, leaving)
+        await bob_ws.ws.close()
+        await ada_ws.ws.close()
     except BaseException:
         print(site.logs())
         raise

@@ -180,7 +180,11 @@ export class StreamClient extends EventTarget {
     const willRetry = !this.closedByUser;
     const delay = willRetry ? this.backoff() : null;
     this.emit("disconnected", { code, reason, willRetry, retryIn: delay });
-    if (willRetry) this.reconnectTimer = setTimeout(() => this.open(), delay);
+    // A listener may have called close() (to switch to another transport,
+    // say): then it is for good, whatever willRetry said a moment ago.
+    if (willRetry && !this.closedByUser) {
+      this.reconnectTimer = setTimeout(() => this.open(), delay);
+    }
   }
 
   reconnectNow() {

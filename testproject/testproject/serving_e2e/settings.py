@@ -60,8 +60,24 @@ if _layer == "redis":
         },
         "DEFAULT_HISTORY": {"MAX_MESSAGES": 5000, "MAX_AGE": 3600},
     }
+    CHANNELS_APP_PRESENCE = {
+        "STORE": {
+            "BACKEND": "channels_app.presence.RedisPresenceStore",
+            "OPTIONS": {
+                "url": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+                "prefix": _prefix + "presence:",
+            },
+        },
+    }
 elif _layer in ("sqlite", "postgres"):
     CHANNELS_APP_STREAMS = {
         "STORE": {"BACKEND": "channels_app.streams.DatabaseStreamStore"},
         "DEFAULT_HISTORY": {"MAX_MESSAGES": 5000, "MAX_AGE": 3600},
     }
+    CHANNELS_APP_PRESENCE = {
+        "STORE": {"BACKEND": "channels_app.presence.DatabasePresenceStore"},
+    }
+else:
+    # One process: the defaults (in memory) without the demo's Redis stores.
+    CHANNELS_APP_STREAMS = {}
+    CHANNELS_APP_PRESENCE = {}
