@@ -22,6 +22,7 @@ import asyncio
 import importlib
 import inspect
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -142,8 +143,9 @@ def _format(value: float) -> str:
 
 
 def _ratio(ours: dict, theirs: dict) -> str:
-    if not ours["value"] or not theirs["value"]:
-        return "-"
+    values = (ours["value"], theirs["value"])
+    if not all(values) or any(math.isnan(v) for v in values):
+        return "-"  # nothing measured (a run where clients could not connect)
     if ours["higher_is_better"]:
         factor = ours["value"] / theirs["value"]
     else:
@@ -157,12 +159,20 @@ def print_table(runs: dict[str, dict]) -> None:
         print(f"{impl:>8}: {run['title']}")
     impls = list(runs)
     rows = [["metric", *impls] + (["ours vs channels"] if len(impls) == 2 else [])]
-    results = [run["results"] for run in runs.values()]
-    for position, first in enumerate(results[0]):
-        row = [f"{first['name']} ({first['unit']})"]
-        row += [_format(result[position]["value"]) for result in results]
-        if len(results) == 2:
-            row.append(_ratio(results[0][position], results[1][position]))
+    # Matched by name: an implementation may measure rows the other cannot
+    # (serve's 2-process echo has no Channels counterpart).
+    by_name = [{r["name"]: r for r in run["results"]} for run in runs.values()]
+    names: list[str] = []
+    for run in runs.values():
+        names += [r["name"] for r in run["results"] if r["name"] not in names]
+    for name in names:
+        found = [results.get(name) for results in by_name]
+        unit = next(r for r in found if r is not None)["unit"]
+        row = [f"{name} ({unit})"]
+        row += [_format(r["value"]) if r is not None else "-" for r in found]
+        if len(found) == 2:
+            pair = found[0] is not None and found[1] is not None
+            row.append(_ratio(found[0], found[1]) if pair else "-")
         rows.append(row)
     widths = [max(len(row[col]) for row in rows) for col in range(len(rows[0]))]
     for row in rows:
