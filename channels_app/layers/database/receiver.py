@@ -6,22 +6,20 @@ a :class:`Waitlist`: one normal channel, whose rows any process may claim,
 or every ``!`` channel of one prefix, claimed only by the loop that made
 them.  A receiver registers its future *before* anything is claimed, and
 claims run in the waitlist's own task, never in the receiver's, so
-cancelling a ``receive()`` cannot interrupt a ``DELETE``: a row claimed for
-a receiver that has gone goes to the next local receiver, is kept for the
-next ``receive()`` (``!`` channels) or is put back at once under its old id
-(normal channels).
+cancelling a ``receive()`` cannot interrupt a ``DELETE``: a row claimed for a
+receiver that has gone goes to the next local receiver, is kept for the next
+``receive()`` (``!`` channels) or is put back under its old id (normal ones).
 
 Invariant, at most once: a row leaves the table only through a ``DELETE``
 that returns it to one event loop, or through expiry.  A row handed out
 straight from its wake-up is still in the table until its batched delete
 (:mod:`.deletions`), and a claim returning it meanwhile drops it.
 
-With wake-ups pushed (PostgreSQL) a waitlist remembers which channels a
-claim found empty.  Until a wake-up says otherwise a new receiver there costs
-no query; a wake-up naming rows is claimed by primary key, still FIFO since
-every older row is known to be gone; and a ``!`` waitlist of this loop takes
-carried rows straight from the wake-up while no claim runs and nothing older
-can be waiting.
+With wake-ups pushed (PostgreSQL) a waitlist remembers which channels a claim
+found empty.  Until a wake-up says otherwise a new receiver there costs no
+query; a wake-up naming rows is claimed by primary key, still FIFO since every
+older row is known to be gone; a ``!`` waitlist of this loop takes carried
+rows straight from the wake-up while no claim runs and nothing older waits.
 """
 
 from __future__ import annotations
