@@ -165,7 +165,12 @@ async def test_every_client_gets_every_message_once_in_order(project):
                 servers[0] = await asyncio.to_thread(project.runserver, "--noworker")
             if rng.random() < 0.3:  # the browser's network comes and goes
                 offline = not offline
+                gone = await page.evaluate("window.seen.disconnects")
                 await page.context.set_offline(offline)
+                if offline:  # publish only once the page knows it is cut off
+                    await page.wait_for_function(
+                        f"window.seen.disconnects > {gone}", timeout=15000
+                    )
             offsets = await asyncio.to_thread(publish, servers[1], start, BATCH)
             assert len(offsets) == BATCH
         await page.context.set_offline(False)
