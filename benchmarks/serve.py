@@ -142,22 +142,45 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def c_echo_client() -> str | None:
+    """``ws_echo_load.c`` compiled (once per change of the source), or None.
+
+    The C client costs the machine only its system calls; see its header for
+    why that decides the 2-process figure on a 2-core machine.
+    """
+    source = HERE / "ws_echo_load.c"
+    binary = HERE / "build" / "ws_echo_load"
+    if binary.exists() and binary.stat().st_mtime >= source.stat().st_mtime:
+        return str(binary)
+    binary.parent.mkdir(exist_ok=True)
+    compiler = os.environ.get("CC", "cc")
+    try:
+        subprocess.run(
+            [compiler, "-O2", "-Wall", "-o", str(binary), str(source)], check=True
+        )
+    except (OSError, subprocess.CalledProcessError) as error:
+        print(f"note: no C load client ({error}); using Python's", file=sys.stderr)
+        return None
+    return str(binary)
+
+
+def echo_command(server: Served, connections: int, args: argparse.Namespace):
+    """The command of one echo client process: the C client unless told not to."""
+    binary = c_echo_client() if args.load_client == "c" else None
+    if binary is not None:
+        port, seconds = str(server.port), str(args.seconds)
+        return [binary, "127.0.0.1", port, "/echo/", str(connections), seconds]
+    url, seconds = server.url("echo/"), str(args.seconds)
+    return [CLIENT_PYTHON, str(CLIENTS), "echo", url, str(connections), seconds]
+
+
 def echo(server: Served, args: argparse.Namespace) -> dict:
     """Echo from several client processes at once; rates summed, CPU of both sides."""
     server_cpu, client_cpu = server.cpu(), children_cpu()
     started = time.monotonic()
     clients = [
         subprocess.Popen(
-            [
-                CLIENT_PYTHON,
-                str(CLIENTS),
-                "echo",
-                server.url("echo/"),
-                str(n),
-                str(args.seconds),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
+            echo_command(server, n, args), stdout=subprocess.PIPE, text=True
         )
         for n in spread(args.connections, args.client_processes)
     ]
@@ -377,6 +400,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument(
+        "--load-client",
+        choices=["c", "python"],
+        default="c",
+        help="echo load client: ws_echo_load.c (default) or ws_clients.py",
+    )
     parser.add_argument(
         "--clients",
         type=lambda text: [int(n) for n in text.split(",")],

@@ -11,18 +11,12 @@ happens for exactly one caller even with many processes at once.  Needs the
 
 from __future__ import annotations
 
-import asyncio
 import json
-import weakref
 from collections.abc import Iterable
 from typing import Any
 
+from ..redis_clients import LoopClient, LoopClients, text
 from .store import Key
-
-try:
-    import redis.asyncio as aioredis
-except ImportError:  # pragma: no cover - depends on the installed extras
-    aioredis = None  # type: ignore[assignment]
 
 # KEYS: conns, info, users, leases.  ARGV: connection, user, meta, expires, lease member
 JOIN = """
@@ -98,21 +92,6 @@ SEPARATOR = " "
 SWEEP_LIMIT = 5000
 
 
-class _Connection:
-    """A client and its scripts, for one event loop."""
-
-    def __init__(self, url: str, options: dict[str, Any]) -> None:
-        self.client = aioredis.Redis.from_url(url, **options)
-        self.join = self.client.register_script(JOIN)
-        self.leave = self.client.register_script(LEAVE)
-        self.update = self.client.register_script(UPDATE)
-        self.sweep = self.client.register_script(SWEEP)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class RedisPresenceStore:
     """:class:`~channels_app.presence.store.PresenceStore` on Redis.
 
@@ -126,21 +105,12 @@ class RedisPresenceStore:
         prefix: str = "channels_app:",
         **options: Any,
     ) -> None:
-        if aioredis is None:
-            raise ImportError(
-                "RedisPresenceStore needs redis-py: pip install 'channels_app[redis]'"
-            )
         self.url, self.prefix, self.options = url, prefix, options
-        self._connections: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, _Connection
-        ] = weakref.WeakKeyDictionary()
+        scripts = {"join": JOIN, "leave": LEAVE, "update": UPDATE, "sweep": SWEEP}
+        self._clients = LoopClients("RedisPresenceStore", url, options, scripts)
 
-    def _connection(self) -> _Connection:
-        loop = asyncio.get_running_loop()
-        connection = self._connections.get(loop)
-        if connection is None:
-            connection = self._connections[loop] = _Connection(self.url, self.options)
-        return connection
+    def _connection(self) -> LoopClient:
+        return self._clients.current()
 
     def _keys(self, topic: str) -> list[str]:
         base = f"{self.prefix}presence:{topic}"
@@ -158,7 +128,7 @@ class RedisPresenceStore:
         meta: dict[str, Any],
         expires_at: float,
     ) -> bool:
-        first = await self._connection().join(
+        first = await self._connection().scripts["join"](
             keys=self._keys(topic),
             args=[
                 connection,
@@ -172,16 +142,16 @@ class RedisPresenceStore:
 
     async def update(self, topic: str, connection: str, meta: dict[str, Any]) -> bool:
         info = self._keys(topic)[1]
-        done = await self._connection().update(
+        done = await self._connection().scripts["update"](
             keys=[info], args=[connection, json.dumps(meta)]
         )
         return bool(done)
 
     async def leave(self, topic: str, connection: str) -> str | None:
-        user = await self._connection().leave(
+        user = await self._connection().scripts["leave"](
             keys=self._keys(topic), args=[connection, topic + SEPARATOR + connection]
         )
-        return None if user is None else _text(user)
+        return None if user is None else text(user)
 
     async def renew(self, keys: Iterable[Key], expires_at: float) -> None:
         # XX: only connections still present; a swept one stays gone.
@@ -194,10 +164,10 @@ class RedisPresenceStore:
             await pipe.execute()
 
     async def sweep(self, now: float) -> list[tuple[str, str]]:
-        flat = await self._connection().sweep(
+        flat = await self._connection().scripts["sweep"](
             keys=[self._leases], args=[now, SWEEP_LIMIT, self.prefix]
         )
-        texts = [_text(item) for item in flat]
+        texts = [text(item) for item in flat]
         return list(zip(texts[::2], texts[1::2], strict=True))
 
     async def members(self, topic: str, now: float) -> dict[str, list[dict[str, Any]]]:
@@ -218,10 +188,5 @@ class RedisPresenceStore:
         await self._connection().client.delete(*self._keys(topic)[:3])
 
     async def close(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        connection = self._connections.pop(loop, None)
-        if connection is not None:
-            await connection.client.aclose()
+        """Close this event loop's connections (others close with their loop)."""
+        await self._clients.close()

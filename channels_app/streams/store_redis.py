@@ -9,39 +9,19 @@ atomic step.  Needs the ``redis`` extra (redis-py's asyncio client).
 
 from __future__ import annotations
 
-import asyncio
 import json
-import weakref
 from typing import Any
 
+from ..redis_clients import LoopClient, LoopClients, text
 from .codec import decode, encode
 from .positions import History, StreamMessage
 from .redis_scripts import APPEND, READ
 from .store import HistoryLimits
 from .store_memory import new_epoch
 
-try:
-    import redis.asyncio as aioredis
-except ImportError:  # pragma: no cover - depends on the installed extras
-    aioredis = None  # type: ignore[assignment]
-
 #: A stream nobody publishes to is forgotten after this long (its next
 #: message starts a new epoch), unless its MAX_AGE is longer.
 DEFAULT_IDLE_TIMEOUT = 7 * 24 * 3600
-
-
-class _Connection:
-    """A client and its scripts, for one event loop (redis-py's asyncio
-    connections cannot be shared between loops)."""
-
-    def __init__(self, url: str, options: dict[str, Any]) -> None:
-        self.client = aioredis.Redis.from_url(url, **options)
-        self.append = self.client.register_script(APPEND)
-        self.read = self.client.register_script(READ)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RedisStreamStore:
@@ -60,26 +40,17 @@ class RedisStreamStore:
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         **options: Any,
     ) -> None:
-        if aioredis is None:
-            raise ImportError(
-                "RedisStreamStore needs redis-py: pip install 'channels_app[redis]'"
-            )
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
         self.url = url
         self.prefix = prefix
         self.idle_timeout = idle_timeout
         self.options = options
-        self._connections: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, _Connection
-        ] = weakref.WeakKeyDictionary()
+        scripts = {"append": APPEND, "read": READ}
+        self._clients = LoopClients("RedisStreamStore", url, options, scripts)
 
-    def _connection(self) -> _Connection:
-        loop = asyncio.get_running_loop()
-        connection = self._connections.get(loop)
-        if connection is None:
-            connection = self._connections[loop] = _Connection(self.url, self.options)
-        return connection
+    def _connection(self) -> LoopClient:
+        return self._clients.current()
 
     def keys(self, stream: str) -> list[str]:
         """The Redis keys of ``stream``: the Redis Stream, then its hash."""
@@ -94,12 +65,12 @@ class RedisStreamStore:
     async def append(
         self, stream: str, data: dict[str, Any], limits: HistoryLimits
     ) -> StreamMessage:
-        text = encode(data)
+        encoded = encode(data)
         max_age_ms = int(limits.max_age * 1000) if limits.max_age else 0
-        epoch, offset, ms = await self._connection().append(
+        epoch, offset, ms = await self._connection().scripts["append"](
             keys=self.keys(stream),
             args=[
-                text,
+                encoded,
                 new_epoch(),
                 limits.max_messages or 0,
                 max_age_ms,
@@ -107,18 +78,18 @@ class RedisStreamStore:
             ],
         )
         return StreamMessage(
-            stream, _text(epoch), int(offset), decode(text), int(ms) / 1000
+            stream, text(epoch), int(offset), decode(encoded), int(ms) / 1000
         )
 
     async def read(
         self, stream: str, after: int | None, limits: HistoryLimits
     ) -> History:
         max_age_ms = int(limits.max_age * 1000) if limits.max_age else 0
-        epoch, first, last, entries = await self._connection().read(
+        epoch, first, last, entries = await self._connection().scripts["read"](
             keys=self.keys(stream),
             args=[-1 if after is None else after, new_epoch(), max_age_ms],
         )
-        epoch = _text(epoch)
+        epoch = text(epoch)
         # One JSON text (see redis_scripts.READ): [[offset, ms, data], ...].
         messages = [
             StreamMessage(stream, epoch, offset, data, ms / 1000)
@@ -131,10 +102,4 @@ class RedisStreamStore:
 
     async def close(self) -> None:
         """Close this event loop's connections (others close with their loop)."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        connection = self._connections.pop(loop, None)
-        if connection is not None:
-            await connection.client.aclose()
+        await self._clients.close()

@@ -116,7 +116,7 @@ def test_publish_sync_on_redis_leaves_no_connection_open(settings, prefix):
         store = get_streams().store
         assert isinstance(store, RedisStreamStore)
         # Each call ran on a temporary event loop; it closed its client.
-        assert len(store._connections) == 0
+        assert len(store._clients) == 0
     finally:
         from asgiref.sync import async_to_sync
 
