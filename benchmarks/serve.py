@@ -49,6 +49,8 @@ from ws import CLIENTS, PROJECT, cpu_seconds, free_port, rss_kb
 HERE = Path(__file__).resolve().parent
 CLIENT_PYTHON = str(ROOT / ".venv" / "bin" / "python")
 REDIS_LAYER = "channels_redis.core.RedisChannelLayer"
+#: Seconds a broadcast may take to reach every client before the run says so.
+ROUND_TIMEOUT = 20
 
 
 def children(pid: int) -> list[int]:
@@ -114,7 +116,8 @@ class Served:
         return children(self.process.pid) or [self.process.pid]
 
     def cpu(self) -> float:
-        return sum(cpu_seconds(pid) for pid in [self.process.pid, *self.pids])
+        # The supervisor and its children; for a single process, that process once.
+        return sum(cpu_seconds(pid) for pid in {self.process.pid, *self.pids})
 
     def rss(self) -> int:
         return sum(rss_kb(pid) for pid in self.pids)
@@ -194,6 +197,7 @@ def echo(server: Served, args: argparse.Namespace) -> dict:
         "p50_ms": max(run["p50_ms"] for run in runs),
         "server_cpu": (server.cpu() - server_cpu) / wall,
         "client_cpu": (children_cpu() - client_cpu) / wall,
+        "lost": sum(run.get("lost", 0) for run in runs),
     }
 
 
@@ -237,28 +241,47 @@ async def broadcast(
         used = server.cpu()
         start = time.time()
         await layer.group_send("bench", {"type": "bench.message", "text": f"seq:{seq}"})
-        last = 0.0
-        for client in clients:
-            while True:
-                done = json.loads(await asyncio.wait_for(client.stdout.readline(), 60))
-                if done["seq"] == seq:
-                    last = max(last, done["at"])
-                    break
+        try:
+            last = await asyncio.wait_for(everyone_has(clients, seq), ROUND_TIMEOUT)
+        except asyncio.TimeoutError:
+            # A connection the server dropped never gets it: the summary
+            # below counts what is missing.
+            print(
+                f"note: broadcast {seq} to {members} did not reach every client "
+                f"within {ROUND_TIMEOUT} s",
+                file=sys.stderr,
+            )
+            break
         timings.append((last - start) * 1000)
         cpu.append((server.cpu() - used) * 1000)
     missing = 0
     for client in clients:
         client.stdin.write(b"stop\n")
         await client.stdin.drain()
-        summary = json.loads(await asyncio.wait_for(client.stdout.readline(), 60))
+        summary = {"seq": None}
+        while "seq" in summary:  # a broadcast that completed after its timeout
+            summary = json.loads(await asyncio.wait_for(client.stdout.readline(), 60))
         missing += summary["missing"] + summary["duplicates"]
         await client.wait()
     await layer.flush()
+    nan = float("nan")
     return {
-        "median_ms": statistics.median(timings),
-        "cpu_ms": statistics.median(cpu),
+        "median_ms": statistics.median(timings) if timings else nan,
+        "cpu_ms": statistics.median(cpu) if cpu else nan,
         "missing": missing,
     }
+
+
+async def everyone_has(clients: list, seq: int) -> float:
+    """When the last client process saw broadcast ``seq`` reach all its clients."""
+    last = 0.0
+    for client in clients:
+        while True:
+            done = json.loads(await client.stdout.readline())
+            if done["seq"] == seq:
+                last = max(last, done["at"])
+                break
+    return last
 
 
 def idle_memory(server: Served, path: str, connections: int) -> float:
@@ -298,8 +321,7 @@ async def measure(impl: str, args: argparse.Namespace):
                 run = best_echo(server, args)
                 rates[processes] = run["rate"]
                 label = f"{processes} process" + ("es" if processes > 1 else "")
-                if impl == "channels":
-                    label = "Daphne"
+                # Channels' one Daphne process pairs with our 1-process row.
                 results += [
                     Result(
                         f"echo, {args.connections} conns, {label}",
@@ -319,6 +341,15 @@ async def measure(impl: str, args: argparse.Namespace):
                         higher_is_better=False,
                     ),
                 ]
+                if run["lost"]:
+                    results.append(
+                        Result(
+                            f"  connections the server closed, {label}",
+                            run["lost"],
+                            "",
+                            higher_is_better=False,
+                        )
+                    )
                 if run["client_cpu"] > 0.9 * args.client_processes:
                     print(
                         f"note: the clients were saturated ({label})", file=sys.stderr
@@ -398,7 +429,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--connections", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument(
         "--load-client",

@@ -15,7 +15,8 @@
  *
  *     ws_echo_load HOST PORT PATH CONNECTIONS SECONDS
  *
- * prints one JSON line: messages, total, rate, p50_ms, p99_ms.
+ * prints one JSON line: messages, total, rate, p50_ms, p99_ms, and lost: the
+ * connections the server closed or dropped (the run goes on without them).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -36,7 +37,7 @@
 static const char PAYLOAD[] = "{\"type\": \"bench\", \"text\": \"hello, echo\"}";
 
 struct connection {
-    int fd;
+    int fd; /* -1 once the server has closed or dropped it */
     size_t used;
     double sent_at;
     unsigned char buffer[BUFFER];
@@ -134,7 +135,8 @@ static void open_connection(struct connection *c, const char *host, int port,
     fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
 }
 
-/* Parse whole server frames (unmasked); returns messages echoed back. */
+/* Parse whole server frames (unmasked); returns messages echoed back, or -1
+ * when the server sent a close frame. */
 static long consume(struct connection *c, int measuring, int running) {
     size_t position = 0;
     long messages = 0;
@@ -163,8 +165,7 @@ static long consume(struct connection *c, int measuring, int running) {
                 send_all(c->fd, frame, frame_length);
             }
         } else if (opcode == 8) {
-            fprintf(stderr, "the server closed a connection\n");
-            exit(1);
+            return -1;
         }
         position = start + length;
     }
@@ -204,7 +205,7 @@ int main(int argc, char **argv) {
         send_all(connections[i].fd, frame, frame_length);
     }
     double measure_from = started + warmup, measure_until = measure_from + seconds;
-    long total = 0, in_flight = count;
+    long total = 0, in_flight = count, lost = 0;
     struct epoll_event events[512];
     for (;;) {
         double at = now();
@@ -224,12 +225,18 @@ int main(int argc, char **argv) {
             ssize_t got = read(c->fd, c->buffer + c->used, BUFFER - c->used);
             if (got < 0 && (errno == EAGAIN || errno == EINTR))
                 continue;
-            if (got <= 0) {
-                fprintf(stderr, "a connection was lost\n");
-                return 1;
+            long echoed = -1;
+            if (got > 0) {
+                c->used += (size_t)got;
+                echoed = consume(c, measuring, running);
             }
-            c->used += (size_t)got;
-            long echoed = consume(c, measuring, running);
+            if (echoed < 0) { /* closed or dropped: its message is not coming */
+                close(c->fd);
+                c->fd = -1;
+                lost++;
+                in_flight--;
+                continue;
+            }
             total += echoed;
             if (!running)
                 in_flight -= echoed;
@@ -237,6 +244,8 @@ int main(int argc, char **argv) {
     }
     static const unsigned char close_frame[] = {0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8};
     for (int i = 0; i < count; i++) {
+        if (connections[i].fd < 0)
+            continue;
         send_all(connections[i].fd, close_frame, sizeof close_frame);
         close(connections[i].fd);
     }
@@ -244,7 +253,8 @@ int main(int argc, char **argv) {
     double p50 = latency_count ? latencies[latency_count / 2] : 0;
     double p99 = latency_count ? latencies[(size_t)(latency_count * 0.99)] : 0;
     printf("{\"messages\": %zu, \"total\": %ld, \"rate\": %.1f, \"p50_ms\": %.3f, "
-           "\"p99_ms\": %.3f}\n",
-           latency_count, total, latency_count / seconds, p50 * 1000, p99 * 1000);
+           "\"p99_ms\": %.3f, \"lost\": %ld}\n",
+           latency_count, total, latency_count / seconds, p50 * 1000, p99 * 1000,
+           lost);
     return 0;
 }
