@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from psycopg import AsyncConnection, errors, pq
@@ -68,14 +68,22 @@ class LibpqRunner:
     """Runs statements on an ``AsyncConnection`` nothing else uses, one call at
     a time (a :class:`Lane` sees to it).  ``prepare=False``: all unnamed."""
 
-    def __init__(self, connection: Any, prepare: bool = True) -> None:
+    def __init__(
+        self,
+        connection: Any,
+        prepare: bool = True,
+        on_notify: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.connection = connection
+        self.on_notify = on_notify
         self.pgconn = connection.pgconn
         self.prepare = prepare
         self._transformer = Transformer.from_context(connection)
         self._prepared: dict[tuple[str, tuple[int, ...] | None], bytes] = {}
         self._ready: asyncio.Future[None] | None = None
         self._loop = asyncio.get_running_loop()
+        #: Done once the socket is no longer watched; its result, the error.
+        self.lost: asyncio.Future[Exception | None] = self._loop.create_future()
         self._socket: int | None = self.pgconn.socket
         self._loop.add_reader(self._socket, self._readable)
 
@@ -114,8 +122,10 @@ class LibpqRunner:
     def broken(self) -> bool:
         return self._socket is None or self.pgconn.status == _BAD
 
-    def detach(self) -> None:
+    def detach(self, error: Exception | None = None) -> None:
         """Stop watching the socket (before the connection closes)."""
+        if not self.lost.done():
+            self.lost.set_result(error)
         if self._socket is not None:
             self._loop.remove_reader(self._socket)
             self._socket = None
@@ -195,8 +205,10 @@ class LibpqRunner:
         except errors.OperationalError as exc:
             if ready is not None and not ready.done():
                 ready.set_exception(exc)
-            self.detach()  # the next statement finds the connection broken
+            self.detach(exc)  # the next statement finds the connection broken
             return
+        while self.on_notify and (notify := self.pgconn.notifies()) is not None:
+            self.on_notify(notify.relname.decode(), notify.extra.decode())
         if ready is not None and not busy and not ready.done():
             ready.set_result(None)
 

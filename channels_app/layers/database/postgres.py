@@ -18,7 +18,7 @@ from django.db import connections
 
 from . import postgres_sql as sql
 from .backend import FullMember, GroupLeft, Row, Settings, Wakeups, inbox_of
-from .libpq_runner import Lane, close_quietly
+from .libpq_runner import Lane, LibpqRunner, close_quietly
 
 logger = logging.getLogger("channels_app.layers.database")
 
@@ -67,8 +67,7 @@ class Listener:
         on_reconnect: Callable[[], None],
         health_interval: float,
     ) -> None:
-        # LISTEN must reach the server itself, and several go in one
-        # simple-protocol query: no prepared statements on this connection.
+        # LISTEN must reach the server itself: no prepared statements here.
         self.connect_kwargs = {
             **connect_kwargs,
             "prepare_threshold": None,
@@ -102,22 +101,23 @@ class Listener:
         delay = RECONNECT_DELAYS[0]
         ever_connected = False
         while True:
-            connection = None
+            connection = runner = None
             try:
                 connection = self._connection = await psycopg.AsyncConnection.connect(
                     autocommit=True, **self.connect_kwargs
                 )
-                connection.add_notify_handler(
-                    lambda n: self.on_notify(n.channel, n.payload)
-                )
-                await self._subscribe(connection, self._active | set(self._requested))
+                # Notifications are dispatched straight from the runner's
+                # socket reader: psycopg's ``notifies()`` re-arms the event
+                # loop for each one.
+                runner = LibpqRunner(connection, False, self.on_notify)
+                await self._subscribe(runner, self._active | set(self._requested))
                 self.connected = True
                 if ever_connected:
                     logger.info("Channel layer listener reconnected to PostgreSQL")
                     self.on_reconnect()
                 ever_connected = True
                 delay = RECONNECT_DELAYS[0]
-                await self._serve(connection)
+                await self._serve(runner)
             except (psycopg.OperationalError, OSError) as exc:
                 if self.connected or not ever_connected:
                     logger.warning(
@@ -130,67 +130,37 @@ class Listener:
                 logger.exception("Channel layer listener failed; reconnecting")
                 self.connected = False
             finally:
+                if runner is not None:
+                    runner.detach()
                 if connection is not None:
                     await close_quietly(connection)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_DELAYS[1])
 
-    async def _serve(self, connection: Any) -> None:
-        """Deliver notifications; pause only to add keys or to check health."""
+    async def _serve(self, runner: LibpqRunner) -> None:
+        """Pause only to add keys or, when all is quiet, to check health."""
         while True:
             if self._requested:
-                await self._subscribe(connection, set(self._requested))
+                await self._subscribe(runner, set(self._requested))
             self._changed.clear()
-            reader = asyncio.ensure_future(self._read(connection))
             changed = asyncio.ensure_future(self._changed.wait())
+            waits: set[asyncio.Future[Any]] = {changed, runner.lost}
             try:
                 done, _ = await asyncio.wait(
-                    {reader, changed},
+                    waits,
                     timeout=self.health_interval,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
             finally:
                 changed.cancel()
-                if not reader.done():
-                    reader.cancel()
-                    await asyncio.gather(reader, return_exceptions=True)
-            if reader in done:
-                reader.result()  # the connection failed: raise
+            if runner.lost.done():
+                raise runner.lost.result() or psycopg.OperationalError("lost")
             if not done:
-                await connection.execute("SELECT 1")  # a silent network dies here
+                await runner.execute("SELECT 1", ())  # a silent network dies here
 
-    async def _read(self, connection: Any) -> None:
-        """Dispatch notifications straight from the socket until it fails.
-
-        Far cheaper per notification than psycopg's ``notifies()``, which
-        re-arms the event loop for each; ones arriving while psycopg runs a
-        command here reach ``on_notify`` through its notify handler.
-        """
-        pgconn = connection.pgconn
-        loop = asyncio.get_running_loop()
-        failed = loop.create_future()
-
-        def readable() -> None:
-            try:
-                pgconn.consume_input()
-            except psycopg.Error as exc:
-                if not failed.done():
-                    failed.set_exception(psycopg.OperationalError(str(exc)))
-                return
-            while (notify := pgconn.notifies()) is not None:
-                self.on_notify(notify.relname.decode(), notify.extra.decode())
-
-        socket = pgconn.socket
-        loop.add_reader(socket, readable)
-        try:
-            readable()  # anything that arrived before the reader was in place
-            await failed
-        finally:
-            loop.remove_reader(socket)
-
-    async def _subscribe(self, connection: Any, keys: set[str]) -> None:
+    async def _subscribe(self, runner: LibpqRunner, keys: set[str]) -> None:
         if keys:
-            await connection.execute("; ".join(f'LISTEN "{key}"' for key in keys))
+            await runner.pipeline([(f'LISTEN "{key}"', ()) for key in keys])
         self._active |= keys
         for key in keys:
             future = self._requested.pop(key, None)
