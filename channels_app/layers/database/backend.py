@@ -59,7 +59,8 @@ class Backend(Protocol):
 
     ``claim`` deletes and returns the oldest live rows, oldest first;
     ``shared`` channels skip rows other processes are claiming.  ``delete``
-    removes rows handed out from a wake-up; ``put_back`` re-inserts rows
+    removes rows handed out from a wake-up; ``claim_ids`` and ``delete``
+    serve only backends that push.  ``put_back`` re-inserts rows
     nobody took under their old ids; ``cleanup`` drops expired rows, and a
     channel whose messages expired leaves its groups.
     """

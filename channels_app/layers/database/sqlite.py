@@ -108,21 +108,6 @@ class SQLiteBackend:
         )
         return sorted(Row(*row) for row in rows)
 
-    async def claim_ids(
-        self, ids: Sequence[int], channels: Sequence[str], now: float
-    ) -> list[Row]:
-        [rows] = await self._run(
-            f'DELETE FROM "{M}" WHERE id IN ({_marks(ids)}) AND channel IN '
-            f"({_marks(channels)}) AND expires > %s RETURNING {_ROW}",
-            (*ids, *channels, now),
-        )
-        return sorted(Row(*row) for row in rows)
-
-    async def delete(self, ids: Sequence[int]) -> list[int]:
-        sql = f'DELETE FROM "{M}" WHERE id IN ({_marks(ids)}) RETURNING id'
-        [rows] = await self._run(sql, ids)
-        return [row_id for (row_id,) in rows]
-
     async def put_back(self, rows: Sequence[Row]) -> None:
         insert = f'INSERT INTO "{M}" ({_ROW}) VALUES (%s, %s, %s, %s)'
         await self._run(*(part for row in rows for part in (insert, row)))
