@@ -107,7 +107,10 @@ class LibpqRunner:
             results = await self._collect(pipelined=True)
         finally:
             if pgconn.pipeline_status != pq.PipelineStatus.OFF:
-                pgconn.exit_pipeline_mode()
+                try:
+                    pgconn.exit_pipeline_mode()
+                except errors.OperationalError:  # cancelled or lost mid-way:
+                    self.detach()  # results unread, the connection is done for
         rows: list[Rows] = []
         last = None
         for result in results:
