@@ -1,10 +1,4 @@
-"""``DatabaseChannelLayer``: channels and groups kept in the project's database.
-
-For teams that would rather not run Redis: messages are rows, delivered at
-most once through an atomic claim.  On PostgreSQL receivers are woken by
-``NOTIFY`` over one listening connection per process; on SQLite they poll
-with a short back-off (good for development and tests).
-"""
+"""``DatabaseChannelLayer``: channels and groups kept in the project's database."""
 
 from __future__ import annotations
 
@@ -31,31 +25,16 @@ logger = logging.getLogger("channels_app.layers.database")
 class DatabaseChannelLayer(BaseChannelLayer):
     """A channel layer stored in ``DATABASES[database]`` (PostgreSQL or SQLite).
 
-    Configuration (``CHANNEL_LAYERS[...]["CONFIG"]``):
-
-    - ``database``: the Django database alias holding the tables (``"default"``);
-    - ``send_database``: alias used for sends and group operations, e.g. a
-      PgBouncer entry in transaction mode (defaults to ``database``; no
-      prepared statements on it unless its ``OPTIONS`` ask for them);
-    - ``expiry`` / ``group_expiry``: seconds a message / a membership lives;
-    - ``capacity`` and ``channel_capacity`` (globs or compiled regexes): how
-      many messages a channel may hold before ``send`` raises ``ChannelFull``;
-    - ``poll_interval``: on PostgreSQL the safety re-poll period (default 5 s);
-      on SQLite the longest polling back-off, i.e. the worst-case latency
-      between processes (default 0.1 s);
-    - ``batch_size``: most rows one claim may take for ``!`` channels;
-    - ``cleanup_interval``: seconds between expiry cleanups per process;
-    - ``vacuum_interval``: on PostgreSQL the cleanup also vacuums the two
-      tables once churn has left enough dead rows, at most this often across
-      all processes (default 1 s; ``None`` never), so claims and capacity
-      checks never wade through the index entries of delivered messages;
-    - ``max_message_size``: bytes after serialisation (``MessageTooLarge``);
-    - ``sqlite_wal``: switch an SQLite database file to WAL mode (default
-      ``True``; ten times faster writes, and processes stop blocking each other).
+    For teams that would rather not run Redis: messages are rows, delivered at
+    most once through an atomic claim.  On PostgreSQL receivers are woken by
+    ``NOTIFY``; on SQLite they poll with a short back-off.  The options
+    (``database``, ``send_database``, ``expiry``, ``group_expiry``,
+    ``capacity``, ``channel_capacity``, ``poll_interval``, ``batch_size``,
+    ``cleanup_interval``, ``vacuum_interval``, ``max_message_size``,
+    ``sqlite_wal``) are described in :doc:`/topics/channel_layers`.
     """
 
     extensions = ["groups", "flush"]
-
     #: Seconds between two warnings about full members of the same group.
     full_warning_interval: float = 10.0
 
@@ -102,16 +81,11 @@ class DatabaseChannelLayer(BaseChannelLayer):
             vacuum_interval,
             sqlite_wal,
         )
-        self.backend_class.validate(self.settings)
         self.dropped_messages = 0
-        #: Full-member warnings, rate-limited per group.
         self.full_channel_warnings = RateLimitedLog(logger, self.full_warning_interval)
         self._receivers: dict[asyncio.AbstractEventLoop, Receivers] = {}
 
-    # -- channels -----------------------------------------------------------
-
     async def send(self, channel: str, message: Message) -> None:
-        """Queue ``message`` on ``channel``; ``ChannelFull`` at its capacity."""
         self.require_valid_channel_name(channel)
         body = self._encode(message)
         now = time.time()
@@ -121,29 +95,19 @@ class DatabaseChannelLayer(BaseChannelLayer):
             raise ChannelFull(f"Channel {channel!r} already holds {capacity} messages")
 
     async def receive(self, channel: str) -> Message:
-        """The oldest live message on ``channel``, waiting until there is one.
-
-        Each message is delivered once, to one receiver, across all processes.
-        """
+        """The oldest live message on ``channel``, delivered once across processes."""
         self.require_valid_channel_name(channel)
         row = await self._loop_receivers().receive(channel)
         return self._decode(row.body)
 
     async def new_channel(self, prefix: str = "specific.") -> str:
-        """A fresh ``!`` channel, to be read on this event loop of this process.
-
-        Its rows are claimed in batches, and on PostgreSQL small messages
-        come with their wake-up.
-        """
+        """A fresh ``!`` channel, to be read on this event loop of this process."""
         client = self._loop_receivers().client_prefix
         name = f"{prefix.rstrip('.')}.{client}!{secrets.token_hex(8)}"
         self.require_valid_channel_name(name)
         return name
 
-    # -- groups -------------------------------------------------------------
-
     async def group_add(self, group: str, channel: str) -> None:
-        """Add ``channel`` to ``group`` or renew its membership (an upsert)."""
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
         expires = time.time() + self.group_expiry
@@ -151,18 +115,14 @@ class DatabaseChannelLayer(BaseChannelLayer):
         await self._backend().group_add(group, channel, expires, capacity)
 
     async def group_discard(self, group: str, channel: str) -> None:
-        """Remove ``channel`` from ``group``; a no-op when it is not a member."""
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
         await self._backend().group_discard(group, channel)
 
     async def group_send(self, group: str, message: Message) -> int:
-        """Queue ``message`` for every member of ``group`` in one statement.
-
-        A member whose channel is full misses the message: that is logged at
-        WARNING, counted in ``dropped_messages``, and the number of members
-        missed is returned (as the in-memory layer does).
-        """
+        """Queue ``message`` for every member in one statement; the number of
+        members missed because their channels were full (logged, counted in
+        ``dropped_messages``)."""
         self.require_valid_group_name(group)
         body = self._encode(message)
         now = time.time()
@@ -173,13 +133,8 @@ class DatabaseChannelLayer(BaseChannelLayer):
         return len(full)
 
     def _report_full(self, group: str, full: list[FullMember]) -> None:
-        """One line per ``group_send``, at most one per group per interval.
-
-        A burst to a big room with stalled members would otherwise write a
-        line per member per message.
-        """
+        """One line per ``group_send``, at most one per group per interval."""
         capacities = sorted({capacity for _, capacity in full})
-        named = ", ".join(repr(channel) for channel, _ in full[:3])
         self.full_channel_warnings.log(
             group,
             "group_send to group %r: %d member(s) missed the message because "
@@ -187,15 +142,12 @@ class DatabaseChannelLayer(BaseChannelLayer):
             group,
             len(full),
             "/".join(map(str, capacities)),
-            named,
+            ", ".join(repr(channel) for channel, _ in full[:3]),
             ", ..." if len(full) > 3 else "",
             totals={"members skipped": len(full)},
         )
 
-    # -- flush, close ---------------------------------------------------------
-
     async def flush(self) -> None:
-        """Delete every queued message and group membership in the database."""
         receivers = self._loop_receivers()
         await receivers.backend.flush()
         receivers.forget_rows()
@@ -207,10 +159,7 @@ class DatabaseChannelLayer(BaseChannelLayer):
         if receivers is not None:
             await receivers.close()
 
-    # -- internals ------------------------------------------------------------
-
     def _loop_receivers(self) -> Receivers:
-        """This event loop's receivers and connections (made on first use)."""
         loop = asyncio.get_running_loop()
         receivers = self._receivers.get(loop)
         if receivers is None:
@@ -219,7 +168,6 @@ class DatabaseChannelLayer(BaseChannelLayer):
         return receivers
 
     def _backend(self) -> Backend:
-        """This event loop's backend, after housekeeping if some is due."""
         receivers = self._loop_receivers()
         receivers.maybe_clean_up()
         return receivers.backend
@@ -236,8 +184,7 @@ class DatabaseChannelLayer(BaseChannelLayer):
         try:
             body: bytes = msgpack.packb(message, use_bin_type=True)
         except (TypeError, ValueError, OverflowError):
-            # Let the shared check name the offending key.
-            self.require_portable_message(message)
+            self.require_portable_message(message)  # names the offending key
             raise
         if len(body) > self.max_message_size:
             raise MessageTooLarge(

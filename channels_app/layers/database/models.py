@@ -1,10 +1,5 @@
-"""Where the database channel layer keeps queued messages and group members.
-
-Both tables are queues that churn constantly: rows are inserted by senders
-and leave only through the layer's atomic claim or its expiry cleanup.  Times
-are Unix timestamps (seconds, as floats) so the same SQL works unchanged on
-every supported database.
-"""
+"""The database layer's two tables, queues that churn constantly.  Times are
+Unix timestamps (float seconds), so the same SQL works on every database."""
 
 from __future__ import annotations
 
@@ -33,12 +28,8 @@ class ChannelMessage(models.Model):
 
 
 class GroupMembership(models.Model):
-    """A channel's membership of a group, renewed by every ``group_add``.
-
-    ``capacity`` is the member channel's capacity, resolved from the layer's
-    configuration when the member joined, so ``group_send`` can honour every
-    member's limit inside a single SQL statement.
-    """
+    """A channel's membership of a group, renewed by every ``group_add``, with
+    the channel's capacity so ``group_send`` honours it in one statement."""
 
     group_name: models.CharField[str, str] = models.CharField(max_length=100)
     channel: models.CharField[str, str] = models.CharField(max_length=100)

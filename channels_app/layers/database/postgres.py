@@ -1,219 +1,42 @@
 """The database layer on PostgreSQL, through psycopg 3.
 
-An event loop holds three connections however many consumers wait: one that
-listens for wake-ups (:mod:`.listener`), one for sends and group operations,
-one for claims and housekeeping.  The statements and the wake-ups' payloads
-are in :mod:`.postgres_sql`.
+An event loop holds three connections however many consumers wait: one
+listening for wake-ups (:class:`Listener`), one :class:`.Lane` for sends and
+group operations, one for claims and housekeeping.  The SQL and the
+wake-ups' payloads are in :mod:`.postgres_sql`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import psycopg
 from django.db import connections
 
-from ...exceptions import InvalidChannelLayerError
-from .backend import (
-    ChannelLayerUnavailable,
-    FullMember,
-    GroupLeft,
-    Row,
-    Settings,
-    Wakeups,
-    inbox_of,
-)
-from .libpq_runner import LibpqRunner, Params
-from .listener import Listener
-from .postgres_sql import (
-    CARRY_LIMIT,
-    CARRY_MIN_CAPACITY,
-    CLAIM,
-    CLAIM_IDS,
-    CLAIM_SHARED,
-    CLEANUP,
-    DELETE,
-    FLUSH,
-    GROUP_ADD,
-    GROUP_CARRY_LIMIT,
-    GROUP_DISCARD,
-    GROUP_SEND,
-    PAYLOAD_ROOM,
-    PUT_BACK,
-    SEND,
-    VACUUM,
-    carry_text,
-    read_payload,
-    vacuum_due,
-    wake_key,
-)
+from . import postgres_sql as sql
+from .backend import FullMember, GroupLeft, Row, Settings, Wakeups, inbox_of
+from .libpq_runner import Lane, LibpqRunner, close_quietly
 
 logger = logging.getLogger("channels_app.layers.database")
 
-
-class Lane:
-    """One connection; statements that arrive while it is busy share a pipeline.
-
-    Statements go through :class:`.LibpqRunner`.  When the lane is idle the
-    caller's task runs its statement (no task switch on the fast path);
-    statements arriving meanwhile queue up and a worker sends them in one
-    pipeline, one round trip.  A pipeline is one
-    implicit transaction: if a statement fails for a reason other than the
-    connection, nothing was committed and each is run again alone, so one
-    bad statement cannot fail its neighbours.
-    """
-
-    def __init__(self, name: str, connect_kwargs: dict[str, Any]) -> None:
-        self.name = name
-        self.connect_kwargs = connect_kwargs
-        self.connection: Any = None
-        self._runner: LibpqRunner | None = None
-        self._queue: list[tuple[str, Params, asyncio.Future[list[Any]]]] = []
-        self._busy = False
-        self._worker: asyncio.Task[None] | None = None
-
-    async def run(self, sql: str, params: Params) -> list[Any]:
-        """The rows of one statement, run in a transaction of its own."""
-        if self._busy:
-            future: asyncio.Future[list[Any]] = (
-                asyncio.get_running_loop().create_future()
-            )
-            self._queue.append((sql, params, future))
-            return await future
-        self._busy = True
-        try:
-            return await self._run_alone(sql, params)
-        finally:
-            if self._queue:  # still busy: the worker takes the connection over
-                self._worker = asyncio.ensure_future(self._work())
-            else:
-                self._busy = False
-
-    async def _work(self) -> None:
-        try:
-            while self._queue:
-                batch, self._queue = self._queue, []
-                if len(batch) > 1 and await self._run_batch(batch):
-                    continue
-                for sql, params, future in batch:
-                    try:
-                        _settle(future, await self._run_alone(sql, params))
-                    except Exception as exc:
-                        _settle(future, exc)
-        finally:
-            self._busy = False
-            self._worker = None
-
-    async def _run_alone(self, sql: str, params: Params) -> list[Any]:
-        import psycopg
-
-        try:
-            return (await (await self._connect()).execute(sql, params)) or []
-        except psycopg.OperationalError as exc:
-            raise await self._unavailable(exc)
-        except asyncio.CancelledError:
-            await self._drop_connection()  # a statement may be in flight
-            raise
-
-    async def _run_batch(
-        self, batch: list[tuple[str, Params, asyncio.Future[list[Any]]]]
-    ) -> bool:
-        """Run ``batch`` in one pipeline; ``False`` to run each alone instead."""
-        import psycopg
-
-        try:
-            runner = await self._connect()
-            results = await runner.pipeline([(sql, p) for sql, p, _ in batch])
-        except psycopg.OperationalError as exc:
-            error = await self._unavailable(exc)
-            for *_, future in batch:
-                _settle(future, error)
-            return True
-        except psycopg.Error:
-            return False  # rolled back as a whole
-        except BaseException as exc:
-            await self._drop_connection()
-            for *_, future in batch:
-                _settle(future, exc)
-            raise
-        for (*_, future), rows in zip(batch, results, strict=True):
-            _settle(future, rows or [])
-        return True
-
-    async def _unavailable(self, exc: Exception) -> ChannelLayerUnavailable:
-        await self._drop_connection()
-        return ChannelLayerUnavailable(
-            f"PostgreSQL is unreachable for the channel layer ({self.name}): "
-            f"{exc}".strip()
-        )
-
-    async def _connect(self) -> LibpqRunner:
-        if self._runner is not None and not self._runner.broken:
-            return self._runner
-        import psycopg
-
-        await self._drop_connection()  # a broken one, if any
-        self.connection = await psycopg.AsyncConnection.connect(
-            autocommit=True, **self.connect_kwargs
-        )
-        prepare = self.connect_kwargs.get("prepare_threshold") is not None
-        self._runner = LibpqRunner(self.connection, prepare)
-        return self._runner
-
-    async def _drop_connection(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            runner.detach()
-        connection, self.connection = self.connection, None
-        if connection is not None:
-            try:
-                await connection.close()
-            except Exception:  # already broken: nothing left to release
-                pass
-
-    async def close(self) -> None:
-        if self._worker is not None:
-            await asyncio.gather(self._worker, return_exceptions=True)
-        await self._drop_connection()
-
-    def abandon(self) -> None:
-        self._runner = None  # its event loop is gone, and the reader with it
-        connection, self.connection = self.connection, None
-        if connection is not None and not connection.closed:
-            connection.pgconn.finish()
-
-
-def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
-    if future.done():
-        return
-    if isinstance(outcome, asyncio.CancelledError):
-        future.cancel()
-    elif isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
-
-
-#: Settings of the layer's own sessions.  Its queue tables churn, so their
-#: statistics rarely describe them: a table that held a burst looks huge and
-#: a fresh one empty, and the planner then prefers sequential scans (every
-#: send reading the whole table) or even compiles a statement with JIT (tens
-#: of milliseconds).  Every statement of the layer has an index to use.
+#: The layer's queue tables churn, so their statistics mislead the planner
+#: into sequential scans (every send reading the whole table) or JIT (tens of
+#: milliseconds); every statement of the layer has an index to use.
 SESSION_SETTINGS = "-c jit=off -c enable_seqscan=off"
+#: First and longest pause between attempts to reconnect the listener.
+RECONNECT_DELAYS = (0.05, 2.0)
 
 
 def connect_kwargs(alias: str, pooled: bool = False) -> dict[str, Any]:
-    """libpq parameters for Django's ``DATABASES[alias]``, for our connections.
+    """libpq parameters of ``DATABASES[alias]``, without Django's adapters.
 
-    Django's adapters and cursor classes are left out; everything else
-    (host, port, credentials, sslmode, options) is kept.  Statements are
-    prepared on first use (the layer runs a handful of statements millions
-    of times) unless the entry's ``OPTIONS`` say otherwise.  A ``pooled``
-    alias, such as PgBouncer in transaction mode, gets neither prepared
-    statements (session state, which breaks before PgBouncer 1.21) nor
-    :data:`SESSION_SETTINGS` (a pooler refuses startup options).
+    Statements are prepared on first use unless ``OPTIONS`` say otherwise; a
+    ``pooled`` alias (PgBouncer in transaction mode) gets neither prepared
+    statements (session state) nor :data:`SESSION_SETTINGS` (a pooler
+    refuses startup options).
     """
     connection = connections[alias]
     params = dict(connection.get_connection_params())
@@ -230,6 +53,136 @@ def connect_kwargs(alias: str, pooled: bool = False) -> dict[str, Any]:
     return params
 
 
+class Listener:
+    """One connection ``LISTEN``-ing on a growing set of keys for all inboxes.
+
+    After a reconnection every inbox is told to look again: notifications
+    sent meanwhile are gone.
+    """
+
+    def __init__(
+        self,
+        connect_kwargs: dict[str, Any],
+        on_notify: Callable[[str, str], None],
+        on_reconnect: Callable[[], None],
+        health_interval: float,
+    ) -> None:
+        # LISTEN must reach the server itself: no prepared statements here.
+        self.connect_kwargs = {
+            **connect_kwargs,
+            "prepare_threshold": None,
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        }
+        self.on_notify = on_notify
+        self.on_reconnect = on_reconnect
+        self.health_interval = health_interval
+        self.connected = False
+        self._active: set[str] = set()
+        self._requested: dict[str, asyncio.Future[None]] = {}
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._connection: Any = None
+
+    async def listen(self, key: str) -> None:
+        if key in self._active and self.connected:
+            return
+        future = self._requested.get(key)
+        if future is None:
+            future = self._requested[key] = asyncio.get_running_loop().create_future()
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run())
+        self._changed.set()
+        await asyncio.shield(future)
+
+    async def _run(self) -> None:
+        delay = RECONNECT_DELAYS[0]
+        ever_connected = False
+        while True:
+            connection = runner = None
+            try:
+                connection = self._connection = await psycopg.AsyncConnection.connect(
+                    autocommit=True, **self.connect_kwargs
+                )
+                # Notifications are dispatched straight from the runner's
+                # socket reader: psycopg's ``notifies()`` re-arms the event
+                # loop for each one.
+                runner = LibpqRunner(connection, False, self.on_notify)
+                await self._subscribe(runner, self._active | set(self._requested))
+                self.connected = True
+                if ever_connected:
+                    logger.info("Channel layer listener reconnected to PostgreSQL")
+                    self.on_reconnect()
+                ever_connected = True
+                delay = RECONNECT_DELAYS[0]
+                await self._serve(runner)
+            except (psycopg.OperationalError, OSError) as exc:
+                if self.connected or not ever_connected:
+                    logger.warning(
+                        "Channel layer listener lost PostgreSQL (%s); receivers keep "
+                        "waiting and resume after it reconnects",
+                        str(exc).strip(),
+                    )
+                self.connected = False
+            except Exception:
+                logger.exception("Channel layer listener failed; reconnecting")
+                self.connected = False
+            finally:
+                if runner is not None:
+                    runner.detach()
+                if connection is not None:
+                    await close_quietly(connection)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_DELAYS[1])
+
+    async def _serve(self, runner: LibpqRunner) -> None:
+        """Pause only to add keys or, when all is quiet, to check health."""
+        while True:
+            if self._requested:
+                await self._subscribe(runner, set(self._requested))
+            self._changed.clear()
+            changed = asyncio.ensure_future(self._changed.wait())
+            waits: set[asyncio.Future[Any]] = {changed, runner.lost}
+            try:
+                done, _ = await asyncio.wait(
+                    waits,
+                    timeout=self.health_interval,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                changed.cancel()
+            if runner.lost.done():
+                raise runner.lost.result() or psycopg.OperationalError("lost")
+            if not done:
+                await runner.execute("SELECT 1", ())  # a silent network dies here
+
+    async def _subscribe(self, runner: LibpqRunner, keys: set[str]) -> None:
+        if keys:
+            await runner.pipeline([(f'LISTEN "{key}"', ()) for key in keys])
+        self._active |= keys
+        for key in keys:
+            future = self._requested.pop(key, None)
+            if future is not None and not future.done():
+                future.set_result(None)
+
+    def abandon(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.closed:
+            connection.pgconn.finish()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        self.connected = False
+        for future in self._requested.values():
+            future.cancel()
+        self._requested.clear()
+
+
 class PostgresBackend:
     """Sends on one lane, claims and housekeeping on another, wake-ups pushed."""
 
@@ -244,24 +197,14 @@ class PostgresBackend:
         self.claims = Lane("claim", self.claim_kwargs)
         self.listener = Listener(
             self.claim_kwargs,
-            on_notify=self._notified,
-            on_reconnect=wakeups.reconnected,
-            health_interval=settings.poll_interval,
+            self._notified,
+            wakeups.reconnected,
+            settings.poll_interval,
         )
         self._inboxes: dict[str, str] = {}
 
-    @staticmethod
-    def validate(settings: Settings) -> None:
-        try:
-            import psycopg  # noqa: F401
-        except ImportError:
-            raise InvalidChannelLayerError(
-                "The database channel layer needs psycopg 3 on PostgreSQL: "
-                "pip install 'channels_app[postgres]'"
-            )
-
     async def listen(self, inbox: str) -> None:
-        key = wake_key(inbox)
+        key = sql.wake_key(inbox)
         self._inboxes[key] = inbox
         await self.listener.listen(key)
 
@@ -270,7 +213,7 @@ class PostgresBackend:
         if inbox is None:
             return
         try:
-            ids, rows = read_payload(inbox, payload)
+            ids, rows = sql.read_payload(inbox, payload)
         except ValueError:  # not ours to read: look in the table instead
             ids, rows = [], []
         if rows:
@@ -283,74 +226,68 @@ class PostgresBackend:
     ) -> bool:
         inbox = inbox_of(channel)
         carry = ""
-        if inbox != channel and capacity >= CARRY_MIN_CAPACITY:
-            carry = carry_text(expires, body, CARRY_LIMIT)
-        suffix = ":" + channel[len(inbox) :]
+        if inbox != channel and capacity >= sql.CARRY_MIN_CAPACITY:
+            carry = sql.carry_text(expires, body, sql.CARRY_LIMIT)
         params = dict(channel=channel, expires=expires, body=body, now=now)
-        params.update(capacity=capacity, key=wake_key(inbox), carry=carry)
-        params.update(suffix=suffix)
-        return bool(await self.sends.run(SEND, params))
+        params.update(capacity=capacity, key=sql.wake_key(inbox), carry=carry)
+        params.update(suffix=":" + channel[len(inbox) :])
+        return bool(await self.sends.run(sql.SEND, params))
 
     async def group_add(
         self, group: str, channel: str, expires: float, capacity: int
     ) -> None:
         params = dict(group=group, channel=channel, expires=expires, capacity=capacity)
-        await self.sends.run(GROUP_ADD, params)
+        await self.sends.run(sql.GROUP_ADD, params)
 
     async def group_discard(self, group: str, channel: str) -> None:
-        await self.sends.run(GROUP_DISCARD, {"group": group, "channel": channel})
+        await self.sends.run(sql.GROUP_DISCARD, {"group": group, "channel": channel})
 
     async def group_send(
         self, group: str, expires: float, body: bytes, now: float
     ) -> list[FullMember]:
-        carry = carry_text(expires, body, GROUP_CARRY_LIMIT)
+        carry = sql.carry_text(expires, body, sql.GROUP_CARRY_LIMIT)
         params = dict(group=group, expires=expires, body=body, now=now, carry=carry)
-        params.update(room=PAYLOAD_ROOM - len(carry))
-        rows = await self.sends.run(GROUP_SEND, params)
+        params.update(room=sql.PAYLOAD_ROOM - len(carry))
+        rows = await self.sends.run(sql.GROUP_SEND, params)
         return [FullMember(*row) for row in rows if row[0] is not None]
 
     async def claim(
         self, channels: Sequence[str], limit: int, now: float, shared: bool
     ) -> list[Row]:
         params = {"channels": list(channels), "now": now, "limit": limit}
-        rows = await self.claims.run(CLAIM_SHARED if shared else CLAIM, params)
+        rows = await self.claims.run(sql.CLAIM_SHARED if shared else sql.CLAIM, params)
         return [Row(*row) for row in rows]
 
     async def claim_ids(
         self, ids: Sequence[int], channels: Sequence[str], now: float
     ) -> list[Row]:
         params = {"ids": _id_array(ids), "channels": list(channels), "now": now}
-        return [Row(*row) for row in await self.claims.run(CLAIM_IDS, params)]
+        return [Row(*row) for row in await self.claims.run(sql.CLAIM_IDS, params)]
 
     async def delete(self, ids: Sequence[int]) -> list[int]:
-        rows = await self.claims.run(DELETE, {"ids": _id_array(ids)})
+        rows = await self.claims.run(sql.DELETE, {"ids": _id_array(ids)})
         return [row_id for (row_id,) in rows]
 
     async def put_back(self, rows: Sequence[Row]) -> None:
         ids, channels, expires, bodies = (list(c) for c in zip(*rows, strict=True))
         params = {"ids": ids, "channels": channels, "expires": expires}
-        await self.claims.run(PUT_BACK, {**params, "bodies": bodies})
+        await self.claims.run(sql.PUT_BACK, {**params, "bodies": bodies})
 
     async def cleanup(self, now: float) -> list[GroupLeft]:
-        [report] = await self.claims.run(CLEANUP, {"now": now})
-        if vacuum_due(report, self.settings.vacuum_interval):
-            await self._vacuum()
+        [report] = await self.claims.run(sql.CLEANUP, {"now": now})
+        if sql.vacuum_due(report, self.settings.vacuum_interval):
+            # On a connection of its own: statements queued behind a vacuum
+            # on a lane would wait milliseconds for it.
+            kwargs = {**self.claim_kwargs, "prepare_threshold": None}
+            kwargs["application_name"] = f"{kwargs['application_name']} (aside)"
+            async with await psycopg.AsyncConnection.connect(
+                autocommit=True, **kwargs
+            ) as connection:
+                await connection.execute(sql.VACUUM)
         return [GroupLeft(channel, group) for channel, group in report[4] or ()]
 
-    async def _vacuum(self) -> None:
-        """On a connection of its own: a vacuum takes milliseconds, and on a
-        lane the statements queued behind it would wait for it."""
-        import psycopg
-
-        kwargs = {**self.claim_kwargs, "prepare_threshold": None}
-        kwargs["application_name"] = f"{kwargs['application_name']} (aside)"
-        async with await psycopg.AsyncConnection.connect(
-            autocommit=True, **kwargs
-        ) as connection:
-            await connection.execute(VACUUM)
-
     async def flush(self) -> None:
-        for statement in FLUSH:
+        for statement in sql.FLUSH:
             await self.sends.run(statement, {})
 
     async def close(self) -> None:
@@ -365,11 +302,8 @@ class PostgresBackend:
 
 
 def _id_array(ids: Sequence[int]) -> str:
-    """Row ids as one ``bigint[]`` literal, for the deletes after a fan-out.
-
-    psycopg dumps a list element by element (267 µs for 350 ids, 42 µs this
-    way); integers need no quoting in an array literal.
-    """
+    """Ids as one ``bigint[]`` literal: psycopg dumps a list element by element
+    (267 µs for 350 ids, 42 µs so); integers need no quoting."""
     return "{" + ",".join(map(str, ids)) + "}"
 
 

@@ -1,13 +1,11 @@
 """The SQL of the database layer on PostgreSQL, and the wake-up payloads.
 
-Every operation is a single statement: it keeps no session state (sends
-work through PgBouncer in transaction mode), and a send's ``NOTIFY``
-commits with its ``INSERT``, so no wake-up comes before its row.
-
-A wake-up's payload names rows as ``<id>:<suffix>`` items joined by commas,
-``suffix`` being the channel name after the inbox's (empty for a normal
-channel).  To a ``!`` inbox, whose only listener is the event loop that made
-it, small messages also ride along: ``<expires> <base64 body> <items>``.
+Invariants: every operation is one statement with no session state (sends
+work through PgBouncer in transaction mode), and a send's ``NOTIFY`` commits
+with its ``INSERT``, so no wake-up comes before its row.  A payload names
+rows as comma-joined ``<id>:<channel suffix after the inbox>``; to a ``!``
+inbox, whose only listener made it, small messages ride along:
+``<expires> <base64 body> <items>``.
 """
 
 from __future__ import annotations
@@ -24,27 +22,21 @@ from .models import ChannelMessage, GroupMembership
 M = ChannelMessage._meta.db_table
 G = GroupMembership._meta.db_table
 
-#: Largest message carried by a send's wake-up: with the channel name and
-#: the row's id and expiry its base64 stays under NOTIFY's 8,000 bytes.
+#: Largest message a send's wake-up carries: its base64, with id, expiry and
+#: channel, stays under NOTIFY's 8,000 bytes.
 CARRY_LIMIT = 5000
-#: Largest message a ``group_send`` carries; each wake-up repeats it beside
-#: as many members as fit, so a big one would take many notifications.
+#: A ``group_send`` wake-up repeats its message beside as many members as fit.
 GROUP_CARRY_LIMIT = 1500
-#: Room for a payload, below NOTIFY's 8,000-byte limit with a margin of one
-#: more item (an id and a channel name of at most 100 characters).
+#: NOTIFY's 8,000 bytes less one more item (an id and a 100-character name).
 PAYLOAD_ROOM = 7800
-#: Smallest channel capacity whose messages are carried.  A carried row is
-#: deleted shortly *after* it is handed out and counts against capacity
-#: until then.  Invariant: a receiver that keeps up never makes a sender see
-#: ``ChannelFull``: the rows handed out while a delete is in flight must fit
-#: in the capacity.  At 8 that margin was overrun when a core was busy
-#: (3 of 6 runs of
-#: ``test_a_receiver_that_keeps_up_never_makes_its_channel_look_full[8]``),
-#: at 32 it held in 6 of 6.  The default capacity, 100, is carried.
+#: Smallest capacity whose messages are carried.  Invariant: a receiver that
+#: keeps up never makes its sender see ``ChannelFull``, though carried rows
+#: count against capacity until their batched delete.  At 8 that margin was
+#: overrun on a busy core (3 of 6 runs of ``test_a_receiver_that_keeps_up_
+#: never_makes_its_channel_look_full[8]``); at 32 it held in 6 of 6.
 CARRY_MIN_CAPACITY = 32
-#: Serialises cleanups across processes without holding anything afterwards.
 CLEANUP_LOCK_KEY = zlib.crc32(M.encode()) - 2**31
-#: Dead message rows worth a vacuum (a few pages of index entries to skip).
+#: Dead message rows worth a vacuum.
 VACUUM_DEAD_ROWS = 1000
 
 #: :func:`inbox_of` and :func:`wake_key` in SQL.
@@ -63,9 +55,8 @@ SEND = (
     f"SELECT pg_notify(%(key)s::text, %(carry)s::text || id::text "
     f"|| %(suffix)s::text) FROM sent"
 )
-# Members below capacity get a row; each inbox is woken with its rows named
-# (and carried, when allowed) in as many payloads as their names need: the
-# running length of the names, divided by the room, numbers the payloads.
+# Each inbox is woken in as many payloads as its rows' names need: their
+# running length, divided by the room, numbers the payloads.
 GROUP_SEND = (
     f"WITH members AS (SELECT g.channel, g.capacity, (SELECT count(*) FROM "
     f'(SELECT 1 FROM "{M}" m WHERE m.channel = g.channel AND m.expires > %(now)s '
@@ -103,8 +94,7 @@ _PICK = (
     f'SELECT id FROM "{M}" WHERE channel = ANY(%(channels)s::text[]) '
     f"AND expires > %(now)s ORDER BY id LIMIT %(limit)s"
 )
-# A ``!`` inbox has one reader, so its claims need no row locks; without
-# SKIP LOCKED a concurrent claim would wait, then skip the rows deleted.
+# A ``!`` inbox has one reader, so its claims need no row locks.
 CLAIM = f'DELETE FROM "{M}" WHERE id = ANY(ARRAY({_PICK})) RETURNING {_ROW}'
 CLAIM_SHARED = (
     f'DELETE FROM "{M}" WHERE id = ANY(ARRAY({_PICK} FOR UPDATE SKIP LOCKED)) '
@@ -122,8 +112,8 @@ PUT_BACK = (
     f"%(bodies)s::bytea[]) RETURNING channel) SELECT pg_notify(key, '') "
     f"FROM (SELECT DISTINCT {_KEY.format(_INBOX)} AS key FROM back) w"
 )
-# Skipped while another process holds the lock.  Also reports the message
-# table's dead and live rows and the seconds since its last vacuum.
+# Skipped while another process holds the lock; reports the message table's
+# dead and live rows and the seconds since its last vacuum.
 CLEANUP = (
     f"WITH lock AS (SELECT pg_try_advisory_xact_lock({CLEANUP_LOCK_KEY}) AS held), "
     f'gone AS (DELETE FROM "{M}" WHERE expires <= %(now)s AND '
@@ -137,28 +127,25 @@ CLEANUP = (
     f"(SELECT json_agg(json_build_array(channel, group_name)) FROM left_groups) "
     f"FROM (SELECT '\"{M}\"'::regclass::oid AS t) messages"
 )
-# Until then every claim and capacity check walks past the index entries of
-# delivered messages, and slows down with the churn.
 FLUSH = (f'DELETE FROM "{M}"', f'DELETE FROM "{G}"')
 VACUUM = f'VACUUM (SKIP_LOCKED, TRUNCATE false, INDEX_CLEANUP ON) "{M}", "{G}"'
 
 
 @functools.lru_cache(maxsize=4096)
 def wake_key(inbox: str) -> str:
-    """The NOTIFY channel of ``inbox``: short enough for an identifier (63 bytes)."""
+    """The NOTIFY channel of ``inbox``, short enough for an identifier."""
     digest = hashlib.md5(inbox.encode(), usedforsecurity=False).hexdigest()
     return f"channels_app_{digest}"
 
 
 def carry_text(expires: float, body: bytes, limit: int) -> str:
-    """The part of a payload that carries a message, or ``""`` above ``limit``."""
     if len(body) > limit:
         return ""
     return f"{expires!r} {base64.b64encode(body).decode()} "
 
 
 def read_payload(inbox: str, payload: str) -> tuple[list[int], list[Row]]:
-    """``(ids named, rows carried)`` of a wake-up; an empty payload names none."""
+    """``(ids named, rows carried)``; an empty payload names none."""
     expires, body, names = ("", "", payload)
     if " " in payload:
         expires, body, names = payload.split(" ", 2)
@@ -170,14 +157,9 @@ def read_payload(inbox: str, payload: str) -> tuple[list[int], list[Row]]:
 
 
 def vacuum_due(report: tuple[Any, ...] | None, interval: float | None) -> bool:
-    """After a cleanup that held the lock: should this process vacuum now?
-
-    When the dead rows outnumber :data:`VACUUM_DEAD_ROWS` plus a fifth of
-    the live ones (autovacuum's own rule, with a small threshold) and the
-    last vacuum by anyone is ``interval`` seconds old.  Autovacuum alone is
-    too slow for a queue: it visits each database once per
-    ``autovacuum_naptime`` (a minute by default), and may be off.
-    """
+    """Vacuum after this cleanup?  Autovacuum's rule with a small threshold,
+    at most every ``interval`` s: autovacuum itself visits a database once a
+    minute (and may be off), while claims wade through the dead entries."""
     if interval is None or not report:
         return False
     held, dead, live, since_last = report[:4]

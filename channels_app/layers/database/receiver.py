@@ -1,25 +1,18 @@
 """The receivers of one event loop, and the claims that serve them.
 
-A database layer keeps one :class:`Receivers` per event loop it is used from
-(async connections belong to the loop that opened them).  Receivers wait in
-a :class:`Waitlist`: one normal channel, whose rows any process may claim,
-or every ``!`` channel of one prefix, claimed only by the loop that made
-them.  A receiver registers its future *before* anything is claimed, and
-claims run in the waitlist's own task, never in the receiver's, so
-cancelling a ``receive()`` cannot interrupt a ``DELETE``: a row claimed for a
-receiver that has gone goes to the next local receiver, is kept for the next
-``receive()`` (``!`` channels) or is put back under its old id (normal ones).
+A layer keeps one :class:`Receivers` per event loop (async connections belong
+to their loop).  A receiver registers its future before anything is claimed,
+and claims run in the waitlist's task, never the receiver's, so a cancelled
+``receive()`` cannot interrupt a ``DELETE``: its row goes to the next local
+receiver, is kept (``!`` channels) or is put back under its old id.
 
 Invariant, at most once: a row leaves the table only through a ``DELETE``
-that returns it to one event loop, or through expiry.  A row handed out
-straight from its wake-up is still in the table until its batched delete
-(:mod:`.deletions`), and a claim returning it meanwhile drops it.
-
-With wake-ups pushed (PostgreSQL) a waitlist remembers which channels a claim
-found empty.  Until a wake-up says otherwise a new receiver there costs no
-query; a wake-up naming rows is claimed by primary key, still FIFO since every
-older row is known to be gone; a ``!`` waitlist of this loop takes carried
-rows straight from the wake-up while no claim runs and nothing older waits.
+that returns it to one event loop, or through expiry; a row handed out from
+its wake-up stays until its batched delete, and a claim returning it
+meanwhile drops it.  With pushed wake-ups, a channel a claim found empty
+stays ``known_empty`` until a wake-up says otherwise: new receivers there
+cost no query, and rows a wake-up names are claimed by id, still FIFO since
+every older row is gone.
 """
 
 from __future__ import annotations
@@ -34,21 +27,11 @@ from typing import Any
 
 from ...exceptions import ChannelFull
 from ..base import GROUPS_LOST
-from .backend import (
-    Backend,
-    ChannelLayerUnavailable,
-    GroupLeft,
-    Layer,
-    Row,
-    inbox_of,
-)
-from .deletions import Deletions
-from .waitlist import Waitlist
+from .backend import Backend, ChannelLayerUnavailable, GroupLeft, Layer, Row, inbox_of
+from .waitlist import RETRY_DELAYS, Deletions, Waitlist
 
 logger = logging.getLogger("channels_app.layers.database")
 
-#: Pause before retrying a claim the database refused, growing to the second.
-RETRY_DELAYS = (0.05, 2.0)
 #: Row ids of a ``!`` waitlist claimed by primary key at once, at least.
 MIN_ID_CLAIM = 32
 #: Row ids remembered from wake-ups before falling back to an ordered claim.
@@ -73,8 +56,6 @@ class Receivers:
         interval = layer.poll_interval
         self.min_poll = interval if self.backend.pushes else min(0.005, interval)
 
-    # -- receiving ------------------------------------------------------------
-
     async def receive(self, channel: str) -> Row:
         waitlist = self._waitlist(channel)
         row = waitlist.take(channel)
@@ -87,7 +68,12 @@ class Receivers:
         try:
             return await future
         except asyncio.CancelledError:
-            self._forget(waitlist, channel, future)
+            if future.done() and not future.cancelled() and not future.exception():
+                self._keep(waitlist, [future.result()], first=True)
+            elif future in (queue := waitlist.waiters.get(channel, deque())):
+                queue.remove(future)
+                if not queue:
+                    del waitlist.waiters[channel]
             raise
 
     def _waitlist(self, channel: str) -> Waitlist:
@@ -102,32 +88,10 @@ class Receivers:
                 self._safety_poll = asyncio.ensure_future(self._poll_safely())
         return waitlist
 
-    def _forget(
-        self, waitlist: Waitlist, channel: str, future: asyncio.Future[Row]
-    ) -> None:
-        """A receiver was cancelled: keep whatever it had been handed."""
-        if future.done() and not future.cancelled() and future.exception() is None:
-            self._keep(waitlist, [future.result()], first=True)
-            return
-        queue = waitlist.waiters.get(channel)
-        if queue is not None and future in queue:
-            queue.remove(future)
-            if not queue:
-                del waitlist.waiters[channel]
-
-    def _hand_out(self, waitlist: Waitlist, rows: list[Row]) -> None:
-        rows = self.deletions.unseen(rows)
-        if not rows:
-            return
-        rows.sort()
-        waitlist.high_water = max(waitlist.high_water, rows[-1].id)
-        self._keep(waitlist, rows)
-
     def _keep(self, waitlist: Waitlist, rows: list[Row], first: bool = False) -> None:
         """Deliver claimed rows (oldest first); keep or put back the others.
 
-        ``first``: rows a cancelled receiver had been handed, older than any
-        kept so far.
+        ``first``: a cancelled receiver's row, older than any kept so far.
         """
         rows = waitlist.deliver(rows)
         if rows and waitlist.shared:  # deleted: back in the table at once
@@ -149,8 +113,6 @@ class Receivers:
             )
         waitlist.known_empty.clear()
 
-    # -- wake-ups (the backend's Wakeups) ------------------------------------
-
     def woken(self, inbox: str, ids: list[int] | None) -> None:
         waitlist = self.waitlists.get(inbox)
         if waitlist is None:
@@ -168,10 +130,10 @@ class Receivers:
     def carried(self, inbox: str, rows: list[Row]) -> None:
         """Hand out carried rows while FIFO allows; claim the rest by id.
 
-        The rows that may go are handed out and queued for deletion together
-        (receiving CPU of a 1,000-member wake-up: 9.6-10.3 ms row by row,
-        7.6-9.1 ms so).  Invariant: nothing else runs during this call, so
-        each row's decision is the one a row-by-row pass would make.
+        Handed out and queued for deletion together (receiving CPU of a
+        1,000-member wake-up: 9.6-10.3 ms row by row, 7.6-9.1 ms so).
+        Invariant: nothing else runs during this call, so each row's decision
+        is the one a row-by-row pass would make.
         """
         waitlist = self.waitlists.get(inbox)
         if waitlist is None:
@@ -199,8 +161,6 @@ class Receivers:
         waitlist.wanted = True
         if waitlist.task is None and not self.closing:
             waitlist.task = asyncio.ensure_future(self._drain(waitlist))
-
-    # -- claiming -------------------------------------------------------------
 
     async def _drain(self, waitlist: Waitlist) -> None:
         retry = RETRY_DELAYS[0]
@@ -232,7 +192,9 @@ class Receivers:
                 retry = RETRY_DELAYS[0]
                 if rows:
                     waitlist.poll_delay = self.min_poll
-                    self._hand_out(waitlist, rows)
+                if rows := sorted(self.deletions.unseen(rows)):
+                    waitlist.high_water = max(waitlist.high_water, rows[-1].id)
+                    self._keep(waitlist, rows)
         except Exception:
             logger.exception("Claiming for %r failed", waitlist.name)
         finally:
@@ -286,11 +248,8 @@ class Receivers:
         waitlist.poll_timer = asyncio.get_running_loop().call_later(delay, due)
 
     async def _poll_safely(self) -> None:
-        """Recover from a lost wake-up; in the steady state nothing is lost.
-
-        Waiting receivers also run the expiry cleanup now and then, so the
-        members of groups whose channels went quiet hear that they left.
-        """
+        """Recover from a lost wake-up, and run the expiry cleanup while only
+        receivers wait (members of quiet groups must hear that they left)."""
         interval = self.layer.poll_interval
         tick = min(interval, max(self.layer.cleanup_interval, 0.5))
         next_poll = time.monotonic() + interval
@@ -304,10 +263,8 @@ class Receivers:
                 for waitlist in waitlists:
                     self.woken(waitlist.name, None)
 
-    # -- housekeeping ---------------------------------------------------------
-
     def maybe_clean_up(self) -> None:
-        """Piggy-back expiry cleanup on traffic, at most once per interval."""
+        """Expiry cleanup rides on traffic, at most once per interval."""
         now = time.monotonic()
         if now < self._next_cleanup or self._cleaning or self.closing:
             return
@@ -325,13 +282,9 @@ class Receivers:
             self._cleaning = False
 
     async def _tell_groups_lost(self, left: list[GroupLeft]) -> None:
-        """Send each channel the cleanup dropped from groups a GROUPS_LOST.
-
-        Its consumer may be alive (it only fell behind, or outlived
-        ``group_expiry``) and in another process, so the news travels on the
-        channel itself.  A dead consumer's notice simply expires in turn; as
-        it has no groups left by then, that ends there.
-        """
+        """Tell each channel dropped from groups, on the channel itself: its
+        consumer may be alive in another process.  A dead one's notice expires
+        in turn, and with no groups left that ends there."""
         lost: dict[str, list[str]] = {}
         for channel, group in left:
             lost.setdefault(channel, []).append(group)
@@ -356,7 +309,7 @@ class Receivers:
                 del self.waitlists[name]
 
     def forget_rows(self) -> None:
-        """The tables were emptied (``flush``): nothing held is there any more."""
+        """After ``flush``: nothing held here is in the tables any more."""
         for waitlist in self.waitlists.values():
             waitlist.buffered.clear()
 
@@ -364,8 +317,6 @@ class Receivers:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    # -- shutdown -------------------------------------------------------------
 
     def abandon(self) -> None:
         """Its event loop is closed: release the sockets without awaiting."""

@@ -1,9 +1,10 @@
 """The database layer on SQLite 3.35+, for development and tests.
 
 ``RETURNING`` and SQLite's single writer make each claim atomic.  Nothing
-pushes wake-ups between processes, so receivers poll with a back-off (the
-layer's ``poll_interval`` bounds the latency); a send from this event loop
-wakes this loop's receivers at once.
+pushes wake-ups between processes, so receivers poll with a back-off (at most
+``poll_interval``); a send from this event loop wakes its receivers at once.
+Statements run in a thread of their own on a private connection, so they never
+queue behind consumers' ORM work or run inside their transactions.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ logger = logging.getLogger("channels_app.layers.database")
 
 M = ChannelMessage._meta.db_table
 G = GroupMembership._meta.db_table
-#: A statement and its parameters; several make one transaction.
 Statement = tuple[str, Sequence[Any]]
 _ROW = "id, channel, expires, body"
 
@@ -33,14 +33,6 @@ def _marks(values: Sequence[object]) -> str:
 
 
 class SQLiteBackend:
-    """Runs statements through Django's SQLite backend in a thread of its own.
-
-    The thread owns a private connection (one per process and event loop),
-    so the layer's frequent small queries never queue behind the ORM work of
-    consumers, never run inside someone else's transaction, and keep the
-    connection open between queries.
-    """
-
     pushes = False
 
     def __init__(self, settings: Settings, wakeups: Wakeups) -> None:
@@ -49,75 +41,57 @@ class SQLiteBackend:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="channels-db-layer")
         self._connection: Any = None
 
-    @staticmethod
-    def validate(settings: Settings) -> None:
-        """Django's SQLite backend is always there."""
-
     async def listen(self, inbox: str) -> None:
         """Nothing to subscribe to: receivers poll."""
+
+    def _wake(self, channels: Any) -> None:
+        for inbox in {inbox_of(channel) for channel in channels}:
+            self.wakeups.woken(inbox, None)
 
     async def send(
         self, channel: str, expires: float, body: bytes, capacity: int, now: float
     ) -> bool:
         [sent] = await self._run(
-            (
-                f'INSERT INTO "{M}" (channel, expires, body) SELECT %s, %s, %s '
-                f'WHERE (SELECT count(*) FROM (SELECT 1 FROM "{M}" WHERE channel = %s '
-                f"AND expires > %s LIMIT %s)) < %s RETURNING id",
-                (channel, expires, body, channel, now, capacity, capacity),
-            )
+            f'INSERT INTO "{M}" (channel, expires, body) SELECT %s, %s, %s '
+            f'WHERE (SELECT count(*) FROM (SELECT 1 FROM "{M}" WHERE channel = %s '
+            f"AND expires > %s LIMIT %s)) < %s RETURNING id",
+            (channel, expires, body, channel, now, capacity, capacity),
         )
-        if sent:
-            self.wakeups.woken(inbox_of(channel), None)
+        self._wake([channel] if sent else [])
         return bool(sent)
 
     async def group_add(
         self, group: str, channel: str, expires: float, capacity: int
     ) -> None:
         await self._run(
-            (
-                f'INSERT INTO "{G}" (group_name, channel, expires, capacity) '
-                f"VALUES (%s, %s, %s, %s) ON CONFLICT (group_name, channel) "
-                f"DO UPDATE SET expires = excluded.expires, "
-                f"capacity = excluded.capacity",
-                (group, channel, expires, capacity),
-            )
+            f'INSERT INTO "{G}" (group_name, channel, expires, capacity) '
+            f"VALUES (%s, %s, %s, %s) ON CONFLICT (group_name, channel) DO UPDATE "
+            f"SET expires = excluded.expires, capacity = excluded.capacity",
+            (group, channel, expires, capacity),
         )
 
     async def group_discard(self, group: str, channel: str) -> None:
-        await self._run(
-            (
-                f'DELETE FROM "{G}" WHERE group_name = %s AND channel = %s',
-                (group, channel),
-            )
-        )
+        sql = f'DELETE FROM "{G}" WHERE group_name = %s AND channel = %s'
+        await self._run(sql, (group, channel))
 
     async def group_send(
         self, group: str, expires: float, body: bytes, now: float
     ) -> list[FullMember]:
-        """The members that got it, then all live members: the rest were full.
-
-        (SQLite cannot bound the count by a correlated ``LIMIT``, so it
-        counts each member's whole backlog: fine at development scale.)
-        """
+        """The members that got it, then all live members: the rest were full
+        (SQLite has no correlated ``LIMIT``: it counts whole backlogs)."""
         sent, members = await self._run(
-            (
-                f'INSERT INTO "{M}" (channel, expires, body) '
-                f'SELECT g.channel, %s, %s FROM "{G}" g WHERE g.group_name = %s '
-                f'AND g.expires > %s AND (SELECT count(*) FROM "{M}" m '
-                f"WHERE m.channel = g.channel AND m.expires > %s) < g.capacity "
-                f"RETURNING channel",
-                (expires, body, group, now, now),
-            ),
-            (
-                f'SELECT channel, capacity FROM "{G}" '
-                f"WHERE group_name = %s AND expires > %s",
-                (group, now),
-            ),
+            f'INSERT INTO "{M}" (channel, expires, body) '
+            f'SELECT g.channel, %s, %s FROM "{G}" g WHERE g.group_name = %s '
+            f'AND g.expires > %s AND (SELECT count(*) FROM "{M}" m '
+            f"WHERE m.channel = g.channel AND m.expires > %s) < g.capacity "
+            f"RETURNING channel",
+            (expires, body, group, now, now),
+            f'SELECT channel, capacity FROM "{G}" WHERE group_name = %s '
+            f"AND expires > %s",
+            (group, now),
         )
         got = {channel for (channel,) in sent}
-        for inbox in {inbox_of(channel) for channel in got}:
-            self.wakeups.woken(inbox, None)
+        self._wake(got)
         return [FullMember(*row) for row in members if row[0] not in got]
 
     async def claim(
@@ -126,59 +100,38 @@ class SQLiteBackend:
         """A read first, so idle polls never take the write lock."""
         match = f"channel IN ({_marks(channels)}) AND expires > %s"
         peek = (f'SELECT 1 FROM "{M}" WHERE {match} LIMIT 1', (*channels, now))
-        claim = (
+        [rows] = await self._run(
             f'DELETE FROM "{M}" WHERE id IN (SELECT id FROM "{M}" WHERE {match} '
             f"ORDER BY id LIMIT %s) RETURNING {_ROW}",
             (*channels, now, limit),
-        )
-        [rows] = await self._run(claim, guard=peek)
-        return sorted(Row(*row) for row in rows)
-
-    async def claim_ids(
-        self, ids: Sequence[int], channels: Sequence[str], now: float
-    ) -> list[Row]:
-        [rows] = await self._run(
-            (
-                f'DELETE FROM "{M}" WHERE id IN ({_marks(ids)}) AND channel IN '
-                f"({_marks(channels)}) AND expires > %s RETURNING {_ROW}",
-                (*ids, *channels, now),
-            )
+            guard=peek,
         )
         return sorted(Row(*row) for row in rows)
-
-    async def delete(self, ids: Sequence[int]) -> list[int]:
-        [rows] = await self._run(
-            (f'DELETE FROM "{M}" WHERE id IN ({_marks(ids)}) RETURNING id', ids)
-        )
-        return [row_id for (row_id,) in rows]
 
     async def put_back(self, rows: Sequence[Row]) -> None:
         insert = f'INSERT INTO "{M}" ({_ROW}) VALUES (%s, %s, %s, %s)'
-        await self._run(*((insert, row) for row in rows))
-        for inbox in {inbox_of(row.channel) for row in rows}:
-            self.wakeups.woken(inbox, None)
+        await self._run(*(part for row in rows for part in (insert, row)))
+        self._wake(row.channel for row in rows)
 
     async def cleanup(self, now: float) -> list[GroupLeft]:
         """SQLite reuses the pages of deleted rows by itself: no vacuum."""
         [left, _] = await self._run(
-            (
-                f'DELETE FROM "{G}" WHERE expires <= %s OR channel IN '
-                f'(SELECT channel FROM "{M}" WHERE expires <= %s) '
-                f"RETURNING channel, group_name",
-                (now, now),
-            ),
-            (f'DELETE FROM "{M}" WHERE expires <= %s', (now,)),
+            f'DELETE FROM "{G}" WHERE expires <= %s OR channel IN '
+            f'(SELECT channel FROM "{M}" WHERE expires <= %s) '
+            f"RETURNING channel, group_name",
+            (now, now),
+            f'DELETE FROM "{M}" WHERE expires <= %s',
+            (now,),
         )
         return [GroupLeft(*row) for row in left]
 
     async def flush(self) -> None:
-        await self._run((f'DELETE FROM "{M}"', ()), (f'DELETE FROM "{G}"', ()))
+        await self._run(f'DELETE FROM "{M}"', (), f'DELETE FROM "{G}"', ())
 
-    async def _run(
-        self, *statements: Statement, guard: Statement | None = None
-    ) -> list[list[Any]]:
-        """Each statement's rows, in one transaction; with a ``guard``, nothing
-        unless the guard's query finds a row."""
+    async def _run(self, *parts: Any, guard: Statement | None = None) -> list[Any]:
+        """``sql, params, sql, params...``: each statement's rows, in one
+        transaction; with a ``guard``, nothing unless its query finds a row."""
+        statements = list(zip(parts[::2], parts[1::2], strict=True))
         call = sync_to_async(
             self._execute, thread_sensitive=False, executor=self._thread
         )
@@ -186,7 +139,7 @@ class SQLiteBackend:
         return result
 
     def _execute(
-        self, statements: Sequence[Statement], guard: Statement | None
+        self, statements: list[Statement], guard: Statement | None
     ) -> list[list[Any]]:
         connection = self._connect()
         with connection.cursor() as cursor:
@@ -196,9 +149,8 @@ class SQLiteBackend:
                     return [[] for _ in statements]
             if len(statements) == 1:
                 return [_rows(cursor, *statements[0])]
-            # Take the write lock up front: a deferred transaction that reads
-            # first and writes later fails at once under contention instead of
-            # waiting for the busy timeout.
+            # A deferred transaction that reads first would fail at once under
+            # contention instead of waiting for the busy timeout.
             cursor.execute("BEGIN IMMEDIATE")
             try:
                 results = [_rows(cursor, sql, params) for sql, params in statements]
@@ -209,15 +161,10 @@ class SQLiteBackend:
             return results
 
     def _connect(self) -> Any:
-        """A private connection in WAL mode with ``synchronous=NORMAL``.
-
-        In WAL mode readers and the writer do not block each other, which is
-        what runserver and runworker sharing one file need, and writes are ten
-        times faster; ``NORMAL`` (for this connection only) skips the fsync
-        per commit and loses at most the last transactions on a power cut,
-        never consistency.  WAL is a property of the file: ``sqlite_wal=False``
-        leaves it alone.
-        """
+        """A private connection in WAL mode (readers and the writer stop blocking
+        each other, writes are ten times faster) with ``synchronous=NORMAL``
+        (no fsync per commit: a power cut loses the last transactions, never
+        consistency).  ``sqlite_wal=False`` leaves the file's mode alone."""
         if self._connection is not None:
             return self._connection
         connection = connections.create_connection(self.settings.database)

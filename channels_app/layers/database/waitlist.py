@@ -1,17 +1,27 @@
-"""Receivers waiting on one channel, or on the ``!`` channels of one prefix.
-
-Plain data, plus the two moves that only touch it: taking a row already
-claimed, and handing a row to the oldest receiver still waiting.
-"""
+"""Plain data of one event loop's receivers: the receivers waiting on an inbox
+(:class:`Waitlist`), and the rows handed out whose deletes are batched
+(:class:`Deletions`)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
-from .backend import Row
+from .backend import Backend, Row
+
+logger = logging.getLogger("channels_app.layers.database")
+
+#: Seconds a handed-out row may wait to be deleted with others: a delete per
+#: message took ping-pong's p50 from 0.43 ms to 1.5 ms.
+DELETE_DELAY = 0.01
+DELETE_BATCH = 32
+#: Pause before retrying a statement the database refused, growing to the second.
+RETRY_DELAYS = (0.05, 2.0)
 
 
 @dataclass(eq=False)
@@ -33,7 +43,6 @@ class Waitlist:
     epoch: int = 0
     #: Highest row id handed out: a carried row at or below it is out of order.
     high_water: int = 0
-    #: Arrivals are announced (or polled for): set once the backend listens.
     listening: bool = False
     wanted: bool = False
     #: A claim is in flight: its rows must reach someone.
@@ -46,7 +55,7 @@ class Waitlist:
         return not (self.waiters or self.buffered or self.task or self.poll_timer)
 
     def take(self, channel: str) -> Row | None:
-        """A row already claimed for ``channel``, if one is still live."""
+        """A live row already claimed for ``channel``."""
         queue = self.buffered.get(channel)
         now = time.time()
         while queue:
@@ -59,11 +68,7 @@ class Waitlist:
         return None
 
     def deliver(self, rows: list[Row]) -> list[Row]:
-        """Hand each row to the oldest live receiver of its channel; the rest.
-
-        One call per claim or wake-up, not per row: a ``group_send`` wakes a
-        thousand receivers at once.
-        """
+        """Hand each row to the oldest live receiver of its channel; the rest."""
         left = []
         for row in rows:
             queue = self.waiters.get(row.channel)
@@ -77,3 +82,95 @@ class Waitlist:
             if queue is not None and not queue:
                 del self.waiters[row.channel]
         return left
+
+
+class Deletions:
+    """Rows handed out straight from their wake-ups, deleted in batches.
+
+    Invariant (never twice): until its delete confirms, a row's id stays in
+    ``pending`` and a claim that returns it anyway drops it (:meth:`unseen`).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        capacity_of: Callable[[str], int],
+        spawn: Callable[[Coroutine[Any, Any, Any]], None],
+    ) -> None:
+        self.backend, self.capacity_of, self.spawn = backend, capacity_of, spawn
+        self.closing = False
+        self.pending: dict[int, float] = {}  # id -> expiry
+        self._queue: list[int] = []
+        self._per_channel: Counter[str] = Counter()
+        self._now = self._running = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, rows: list[Row]) -> None:
+        """Delete ``rows`` within :data:`DELETE_DELAY`, or at once when a quarter
+        of a channel's capacity waits: they count against it until deleted."""
+        if not rows:
+            return
+        self.pending.update({row.id: row.expires for row in rows})
+        self._queue += [row.id for row in rows]
+        counts = self._per_channel
+        counts.update([row.channel for row in rows])
+        self._now = self._now or any(
+            counts[row.channel] * 4 >= self.capacity_of(row.channel) for row in rows
+        )
+        if self._now or len(self._queue) >= DELETE_BATCH:
+            self.start()
+        elif not self._running:
+            self._later()
+
+    def unseen(self, rows: list[Row]) -> list[Row]:
+        if not self.pending:
+            return rows
+        return [row for row in rows if self.pending.pop(row.id, None) is None]
+
+    def sweep(self, now: float) -> None:
+        """Forget expired rows: no claim can return them any more."""
+        for row_id, expires in list(self.pending.items()):
+            if expires <= now:
+                del self.pending[row_id]
+
+    def start(self) -> None:
+        self.cancel()
+        if not self._running and self._queue:
+            self._running = True
+            self.spawn(self._delete())
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _later(self) -> None:
+        if self._timer is None and not self.closing:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(DELETE_DELAY, self.start)
+
+    async def _delete(self) -> None:
+        retry = RETRY_DELAYS[0]
+        try:
+            while self._queue:
+                ids, self._queue = self._queue, []
+                self._per_channel.clear()
+                self._now = False
+                try:
+                    deleted = await self.backend.delete(ids)
+                except Exception as exc:
+                    logger.warning("Could not delete delivered messages: %s", exc)
+                    if self.closing:
+                        return
+                    self._queue[:0] = ids
+                    await asyncio.sleep(retry)
+                    retry = min(retry * 2, RETRY_DELAYS[1])
+                    continue
+                for row_id in deleted:
+                    self.pending.pop(row_id, None)
+                if len(self._queue) < DELETE_BATCH and not (self._now or self.closing):
+                    break  # the rest waits for company
+        finally:
+            self._running = False
+            if self._queue:
+                self._later()
