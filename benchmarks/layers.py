@@ -118,7 +118,10 @@ async def ping_pong(layer, other, rounds: int) -> tuple[float, float]:
                     pass
                 return
             except asyncio.TimeoutError:
-                print(f"ping-pong: warm-up round {n} lost a message", file=sys.stderr)
+                print(
+                    f"ping-pong: warm-up round {n} had no answer within 1 s; resent",
+                    file=sys.stderr,
+                )
 
     responder = asyncio.ensure_future(answer())
     timings = []
