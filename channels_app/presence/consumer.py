@@ -15,9 +15,10 @@ connection leaves every topic when it disconnects.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
-from ..types import Message
+from ..types import Message, Receive, Scope, Send
 from .settings import get_presence
 from .tracker import Presence, group_for
 
@@ -64,8 +65,10 @@ class PresenceMixin(_Base):
         # Join the event group before announcing, so no event is missed
         # between the snapshot below and the first one that follows.
         await self.channel_layer.group_add(group_for(topic), self.channel_name)
-        await presence.join(topic, self.channel_name, user, meta)
+        # Recorded first: if the join is cut short (a cancelled consumer), the
+        # leave below still undoes whatever part of it happened.
         self.presence_topics[topic] = meta
+        await presence.join(topic, self.channel_name, user, meta)
         members = await presence.members(topic)
         await self.send_presence_frame(
             {"type": "presence.state", "topic": topic, "members": members}
@@ -106,6 +109,23 @@ class PresenceMixin(_Base):
             await self.send_presence_frame(frame)
 
     async def websocket_disconnect(self, message: Message) -> None:
+        await self._leave_every_topic()
+        await super().websocket_disconnect(message)  # type: ignore[misc]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the consumer, and leave every topic however it ends.
+
+        A consumer that crashes in a handler, or that the server cancels,
+        never runs its disconnect handler; its connection would stay present
+        for the life of the process, since the tracker keeps renewing its
+        lease.  The leave is shielded so a second cancellation cannot cut it.
+        """
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.presence_topics:
+                await asyncio.shield(self._leave_every_topic())
+
+    async def _leave_every_topic(self) -> None:
         for topic in list(self.presence_topics):
             await self.untrack_presence(topic)
-        await super().websocket_disconnect(message)  # type: ignore[misc]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
@@ -159,3 +161,55 @@ def test_topic_names_follow_the_stream_naming_rule():
         group_for("room lobby")
     with pytest.raises(ValueError, match="too long"):
         group_for("x" * 78)
+
+
+class Crashing(Room):
+    """Present like Room, but its first message from the client is a bug."""
+
+    async def receive_json(self, content, **kwargs):
+        raise LookupError("a bug in the handler")
+
+
+class Stuck(Room):
+    """Present like Room, then its next handler never finishes."""
+
+    async def receive_json(self, content, **kwargs):
+        await asyncio.Event().wait()
+
+
+async def test_a_consumer_that_crashes_leaves_its_topics(layer):
+    # Without its disconnect handler ever running, the connection would stay
+    # present for the life of the process: the tracker renews its lease.
+    watcher = await connect("watcher")
+    await watcher.receive_json_from()  # state
+    await watcher.receive_json_from()  # its own join
+    crashing = WebsocketCommunicator(Crashing.as_asgi(), "/?crash")
+    assert (await crashing.connect())[0]
+    assert (await watcher.receive_json_from())["user"] == "crash"
+    await crashing.send_json_to({"status": "boom"})
+    with pytest.raises(LookupError):
+        await crashing.wait()
+    assert await watcher.receive_json_from() == {
+        "type": "presence.leave",
+        "topic": "room.lobby",
+        "user": "crash",
+    }
+    assert sorted(await presence_of("room.lobby")) == ["watcher"]
+    await watcher.disconnect()
+
+
+async def test_a_consumer_the_server_cancels_leaves_its_topics(layer):
+    watcher = await connect("watcher")
+    await watcher.receive_json_from()  # state
+    await watcher.receive_json_from()  # its own join
+    stuck = WebsocketCommunicator(Stuck.as_asgi(), "/?stuck")
+    assert (await stuck.connect())[0]
+    assert (await watcher.receive_json_from())["user"] == "stuck"
+    await stuck.send_json_to({"status": "waiting"})
+    # What a server does to an application that outlived its connection.
+    stuck.future.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stuck.future
+    assert (await watcher.receive_json_from())["type"] == "presence.leave"
+    assert sorted(await presence_of("room.lobby")) == ["watcher"]
+    await watcher.disconnect()
