@@ -50,10 +50,18 @@ async def layer(settings):
     await close_layer(layer)
 
 
-async def connect(name: str) -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(Room.as_asgi(), f"/?{name}")
+async def connect(name: str, consumer: type = Room) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(consumer.as_asgi(), f"/?{name}")
     assert (await communicator.connect())[0]
     return communicator
+
+
+async def watching() -> WebsocketCommunicator:
+    """A connection present in room.lobby, past its state and its own join."""
+    watcher = await connect("watcher")
+    await watcher.receive_json_from()  # state
+    await watcher.receive_json_from()  # its own join
+    return watcher
 
 
 async def test_the_client_gets_who_is_there_then_joins_and_leaves(layer):
@@ -86,9 +94,7 @@ async def test_the_client_gets_who_is_there_then_joins_and_leaves(layer):
 
 
 async def test_several_tabs_of_one_user_join_once_and_leave_once(layer):
-    watcher = await connect("watcher")
-    await watcher.receive_json_from()  # state
-    await watcher.receive_json_from()  # its own join
+    watcher = await watching()
     tabs = [await connect("ada") for _ in range(3)]
     assert (await watcher.receive_json_from())["user"] == "ada"
     assert len((await presence_of("room.lobby"))["ada"]) == 3
@@ -180,11 +186,8 @@ class Stuck(Room):
 async def test_a_consumer_that_crashes_leaves_its_topics(layer):
     # Without its disconnect handler ever running, the connection would stay
     # present for the life of the process: the tracker renews its lease.
-    watcher = await connect("watcher")
-    await watcher.receive_json_from()  # state
-    await watcher.receive_json_from()  # its own join
-    crashing = WebsocketCommunicator(Crashing.as_asgi(), "/?crash")
-    assert (await crashing.connect())[0]
+    watcher = await watching()
+    crashing = await connect("crash", Crashing)
     assert (await watcher.receive_json_from())["user"] == "crash"
     await crashing.send_json_to({"status": "boom"})
     with pytest.raises(LookupError):
@@ -199,11 +202,8 @@ async def test_a_consumer_that_crashes_leaves_its_topics(layer):
 
 
 async def test_a_consumer_the_server_cancels_leaves_its_topics(layer):
-    watcher = await connect("watcher")
-    await watcher.receive_json_from()  # state
-    await watcher.receive_json_from()  # its own join
-    stuck = WebsocketCommunicator(Stuck.as_asgi(), "/?stuck")
-    assert (await stuck.connect())[0]
+    watcher = await watching()
+    stuck = await connect("stuck", Stuck)
     assert (await watcher.receive_json_from())["user"] == "stuck"
     await stuck.send_json_to({"status": "waiting"})
     # What a server does to an application that outlived its connection.
