@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import resource
@@ -145,6 +146,7 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+@functools.cache
 def c_echo_client() -> str | None:
     """``ws_echo_load.c`` compiled (once per change of the source), or None.
 
@@ -169,12 +171,11 @@ def c_echo_client() -> str | None:
 
 def echo_command(server: Served, connections: int, args: argparse.Namespace):
     """The command of one echo client process: the C client unless told not to."""
+    load = [str(connections), str(args.seconds)]
     binary = c_echo_client() if args.load_client == "c" else None
     if binary is not None:
-        port, seconds = str(server.port), str(args.seconds)
-        return [binary, "127.0.0.1", port, "/echo/", str(connections), seconds]
-    url, seconds = server.url("echo/"), str(args.seconds)
-    return [CLIENT_PYTHON, str(CLIENTS), "echo", url, str(connections), seconds]
+        return [binary, "127.0.0.1", str(server.port), "/echo/", *load]
+    return [CLIENT_PYTHON, str(CLIENTS), "echo", server.url("echo/"), *load]
 
 
 def echo(server: Served, args: argparse.Namespace) -> dict:
