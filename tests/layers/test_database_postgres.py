@@ -66,13 +66,13 @@ async def test_a_lane_runs_one_statement_at_a_time(make_db_layer):
 
     async def one_after_another():
         await lane.run("SELECT pg_sleep(0.05)", ())
-        return await lane.run("SELECT %s::int", (3,))
+        return await lane.run("SELECT $1::int", (3,))
 
     first = asyncio.ensure_future(one_after_another())
     # Deliberately timed: its first statement (0.05 s) is running, so this one
     # queues; no public sign tells when the lane has sent it.
     await asyncio.sleep(0.02)
-    assert await lane.run("SELECT %s::text", ("queued",)) == [("queued",)]
+    assert await lane.run("SELECT $1::text", ("queued",)) == [("queued",)]
     assert await first == [(3,)]
     await lane.close()
 
@@ -83,11 +83,11 @@ async def test_a_failed_statement_raises_its_error_and_the_lane_goes_on(make_db_
 
     lane = Lane("test", connect_kwargs("postgres"))
     with pytest.raises(psycopg.errors.DivisionByZero, match="division by zero"):
-        await lane.run("SELECT 1 / %s::int", (0,))
+        await lane.run("SELECT 1 / $1::int", (0,))
     with pytest.raises(psycopg.errors.UndefinedTable):
         await lane.run("SELECT * FROM no_such_table", ())
-    assert await lane.run("SELECT 1 / %s::int, %s::text", (1, "ok")) == [(1, "ok")]
-    assert await lane.run("SELECT %s::bigint[]", ([1, 2**40],)) == [([1, 2**40],)]
+    assert await lane.run("SELECT 1 / $1::int, $2::text", (1, "ok")) == [(1, "ok")]
+    assert await lane.run("SELECT $1::bigint[]", ([1, 2**40],)) == [([1, 2**40],)]
     await lane.close()
 
 
@@ -104,10 +104,10 @@ async def test_statements_queued_on_a_busy_lane_share_a_pipeline_not_a_fate(
     await lane.run("CREATE TEMPORARY TABLE t (n int PRIMARY KEY)", ())
     busy = asyncio.ensure_future(lane.run("SELECT pg_sleep(0.1)", ()))
     await asyncio.sleep(0.03)  # deliberately timed: inside its 0.1 s statement
-    insert = "INSERT INTO t VALUES (%s) RETURNING n"
+    insert = "INSERT INTO t VALUES ($1) RETURNING n"
     queued = [asyncio.ensure_future(lane.run(insert, (n,))) for n in range(5)]
     failing = asyncio.ensure_future(lane.run(insert, (1,)))  # a duplicate
-    queued.append(asyncio.ensure_future(lane.run("SELECT %s::text", ("last",))))
+    queued.append(asyncio.ensure_future(lane.run("SELECT $1::text", ("last",))))
     await busy
     assert [await job for job in queued] == [*([(n,)] for n in range(5)), [("last",)]]
     with pytest.raises(psycopg.errors.UniqueViolation):

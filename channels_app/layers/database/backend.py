@@ -47,9 +47,10 @@ class Settings:
 
 
 class Wakeups(Protocol):
-    """How a backend tells its event loop's receivers that rows arrived."""
+    """How a backend tells its event loop's receivers that rows arrived:
+    on ``channels`` of ``inbox``, or on any of them (``None``)."""
 
-    def woken(self, inbox: str, ids: list[int] | None) -> None: ...
+    def woken(self, inbox: str, channels: list[str] | None) -> None: ...
     def carried(self, inbox: str, rows: list[Row]) -> None: ...
     def reconnected(self) -> None: ...
 
@@ -59,10 +60,10 @@ class Backend(Protocol):
 
     ``claim`` deletes and returns the oldest live rows, oldest first;
     ``shared`` channels skip rows other processes are claiming.  ``delete``
-    removes rows handed out from a wake-up; ``claim_ids`` and ``delete``
-    serve only backends that push.  ``put_back`` re-inserts rows
-    nobody took under their old ids; ``cleanup`` drops expired rows, and a
-    channel whose messages expired leaves its groups.
+    removes rows handed out from a wake-up (only backends that push carry
+    them).  ``put_back``
+    re-inserts rows nobody took under their old ids; ``cleanup`` drops
+    expired rows, and a channel whose messages expired leaves its groups.
     """
 
     #: Arrivals are announced; without it receivers poll.
@@ -82,9 +83,6 @@ class Backend(Protocol):
     ) -> list[FullMember]: ...
     async def claim(
         self, channels: Sequence[str], limit: int, now: float, shared: bool
-    ) -> list[Row]: ...
-    async def claim_ids(
-        self, ids: Sequence[int], channels: Sequence[str], now: float
     ) -> list[Row]: ...
     async def delete(self, ids: Sequence[int]) -> list[int]: ...
     async def put_back(self, rows: Sequence[Row]) -> None: ...

@@ -1,11 +1,11 @@
-"""The SQL of the database layer on PostgreSQL, and the wake-up payloads.
+"""The SQL of the database layer on PostgreSQL (``$n`` placeholders).
 
 Invariants: every operation is one statement with no session state (sends
 work through PgBouncer in transaction mode), and a send's ``NOTIFY`` commits
 with its ``INSERT``, so no wake-up comes before its row.  A payload names
-rows as comma-joined ``<id>:<channel suffix after the inbox>``; to a ``!``
-inbox, whose only listener made it, small messages ride along:
-``<expires> <base64 body> <items>``.
+rows as comma-joined ``<id>:<channel suffix after the inbox>``; an empty one
+(a put-back) means "look at every channel".  To a ``!`` inbox, whose only
+listener made it, small messages ride along: ``<expires> <base64 body> <items>``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import hashlib
 import zlib
 from typing import Any
 
-from .backend import Row
 from .models import ChannelMessage, GroupMembership
 
 M = ChannelMessage._meta.db_table
@@ -47,52 +46,49 @@ _INBOX = (
 _KEY = "'channels_app_' || md5({})"
 _ROW = "id, channel, expires, body"
 
+# channel, expires, body, now, capacity, wake key, carried text, ":" suffix
 SEND = (
     f'WITH sent AS (INSERT INTO "{M}" (channel, expires, body) '
-    f"SELECT %(channel)s::text, %(expires)s, %(body)s WHERE (SELECT count(*) "
-    f'FROM (SELECT 1 FROM "{M}" WHERE channel = %(channel)s::text '
-    f"AND expires > %(now)s LIMIT %(capacity)s) q) < %(capacity)s RETURNING id) "
-    f"SELECT pg_notify(%(key)s::text, %(carry)s::text || id::text "
-    f"|| %(suffix)s::text) FROM sent"
+    f"SELECT $1::text, $2, $3 WHERE (SELECT count(*) FROM (SELECT 1 FROM "
+    f'"{M}" WHERE channel = $1::text AND expires > $4 LIMIT $5) q) < $5 '
+    f"RETURNING id) SELECT pg_notify($6::text, $7::text || id || $8::text) "
+    f"FROM sent"
 )
-# Each inbox is woken in as many payloads as its rows' names need: their
-# running length, divided by the room, numbers the payloads.
+# group, expires, body, now, room, carried text.  Each inbox is woken in as
+# many payloads as its rows' names need: their running length, divided by the
+# room, numbers them.  Messages ride along only if every member has room.
 GROUP_SEND = (
     f"WITH members AS (SELECT g.channel, g.capacity, (SELECT count(*) FROM "
-    f'(SELECT 1 FROM "{M}" m WHERE m.channel = g.channel AND m.expires > %(now)s '
+    f'(SELECT 1 FROM "{M}" m WHERE m.channel = g.channel AND m.expires > $4 '
     f'LIMIT g.capacity) q) AS queued FROM "{G}" g '
-    f"WHERE g.group_name = %(group)s::text AND g.expires > %(now)s), "
+    f"WHERE g.group_name = $1::text AND g.expires > $4), "
     f'sent AS (INSERT INTO "{M}" (channel, expires, body) '
-    f"SELECT channel, %(expires)s, %(body)s FROM members WHERE queued < capacity "
+    f"SELECT channel, $2, $3 FROM members WHERE queued < capacity "
     f"RETURNING id, channel), "
     f"items AS (SELECT id, inbox, id || ':' || substr(channel, length(inbox) + 1) "
     f"AS item FROM (SELECT id, channel, {_INBOX} AS inbox FROM sent) s), "
     f"payloads AS (SELECT inbox, string_agg(item, ',' ORDER BY id) AS names "
     f"FROM (SELECT *, sum(length(item) + 1) OVER (PARTITION BY inbox ORDER BY id) "
-    f"/ %(room)s AS part FROM items) p GROUP BY inbox, part), "
-    f"roomy AS (SELECT NOT EXISTS (SELECT 1 FROM members "
-    f"WHERE capacity < {CARRY_MIN_CAPACITY}) AS carry), "
-    f"woken AS (SELECT pg_notify({_KEY.format('inbox')}, CASE WHEN "
-    f"(SELECT carry FROM roomy) "
-    f"AND %(carry)s::text <> '' AND right(inbox, 1) = '!' "
-    f"THEN %(carry)s::text || names "
-    f"ELSE names END) FROM payloads) "
+    f"/ $5 AS part FROM items) p GROUP BY inbox, part), "
+    f"carry AS (SELECT $6::text AS text WHERE NOT EXISTS (SELECT 1 FROM members "
+    f"WHERE capacity < {CARRY_MIN_CAPACITY})), "
+    f"woken AS (SELECT pg_notify({_KEY.format('inbox')}, CASE WHEN right(inbox, 1) "
+    f"= '!' THEN coalesce((SELECT text FROM carry), '') ELSE '' END || names) "
+    f"FROM payloads) "
     f"SELECT channel, capacity FROM members WHERE queued >= capacity "
     f"UNION ALL SELECT NULL, count(*) FROM woken"
 )
+# group, channel, expires, capacity
 GROUP_ADD = (
     f'INSERT INTO "{G}" (group_name, channel, expires, capacity) '
-    f"VALUES (%(group)s::text, %(channel)s::text, %(expires)s, %(capacity)s) "
-    f"ON CONFLICT (group_name, channel) DO UPDATE "
-    f"SET expires = excluded.expires, capacity = excluded.capacity"
+    f"VALUES ($1::text, $2::text, $3, $4) ON CONFLICT (group_name, channel) "
+    f"DO UPDATE SET expires = excluded.expires, capacity = excluded.capacity"
 )
-GROUP_DISCARD = (
-    f'DELETE FROM "{G}" WHERE group_name = %(group)s::text '
-    f"AND channel = %(channel)s::text"
-)
+GROUP_DISCARD = f'DELETE FROM "{G}" WHERE group_name = $1::text AND channel = $2::text'
+# channels, now, limit
 _PICK = (
-    f'SELECT id FROM "{M}" WHERE channel = ANY(%(channels)s::text[]) '
-    f"AND expires > %(now)s ORDER BY id LIMIT %(limit)s"
+    f'SELECT id FROM "{M}" WHERE channel = ANY($1::text[]) '
+    f"AND expires > $2 ORDER BY id LIMIT $3"
 )
 # A ``!`` inbox has one reader, so its claims need no row locks.
 CLAIM = f'DELETE FROM "{M}" WHERE id = ANY(ARRAY({_PICK})) RETURNING {_ROW}'
@@ -100,26 +96,22 @@ CLAIM_SHARED = (
     f'DELETE FROM "{M}" WHERE id = ANY(ARRAY({_PICK} FOR UPDATE SKIP LOCKED)) '
     f"RETURNING {_ROW}"
 )
-CLAIM_IDS = (
-    f'DELETE FROM "{M}" WHERE id = ANY(%(ids)s::bigint[]) '
-    f"AND channel = ANY(%(channels)s::text[]) AND expires > %(now)s "
-    f"RETURNING {_ROW}"
-)
-DELETE = f'DELETE FROM "{M}" WHERE id = ANY(%(ids)s::bigint[]) RETURNING id'
+DELETE = f'DELETE FROM "{M}" WHERE id = ANY($1::bigint[]) RETURNING id'
+# ids, channels, expiries, bodies
 PUT_BACK = (
     f'WITH back AS (INSERT INTO "{M}" ({_ROW}) SELECT * FROM unnest('
-    f"%(ids)s::bigint[], %(channels)s::text[], %(expires)s::float8[], "
-    f"%(bodies)s::bytea[]) RETURNING channel) SELECT pg_notify(key, '') "
-    f"FROM (SELECT DISTINCT {_KEY.format(_INBOX)} AS key FROM back) w"
+    f"$1::bigint[], $2::text[], $3::float8[], $4::bytea[]) RETURNING channel) "
+    f"SELECT pg_notify(key, '') FROM (SELECT DISTINCT {_KEY.format(_INBOX)} "
+    f"AS key FROM back) w"
 )
 # Skipped while another process holds the lock; reports the message table's
 # dead and live rows and the seconds since its last vacuum.
 CLEANUP = (
     f"WITH lock AS (SELECT pg_try_advisory_xact_lock({CLEANUP_LOCK_KEY}) AS held), "
-    f'gone AS (DELETE FROM "{M}" WHERE expires <= %(now)s AND '
+    f'gone AS (DELETE FROM "{M}" WHERE expires <= $1 AND '
     f"(SELECT held FROM lock) RETURNING channel), "
     f'left_groups AS (DELETE FROM "{G}" WHERE (SELECT held FROM lock) '
-    f"AND (expires <= %(now)s OR channel IN (SELECT channel FROM gone)) "
+    f"AND (expires <= $1 OR channel IN (SELECT channel FROM gone)) "
     f"RETURNING channel, group_name) "
     f"SELECT (SELECT held FROM lock), pg_stat_get_dead_tuples(t), "
     f"pg_stat_get_live_tuples(t), extract(epoch FROM now() - greatest("
@@ -142,18 +134,6 @@ def carry_text(expires: float, body: bytes, limit: int) -> str:
     if len(body) > limit:
         return ""
     return f"{expires!r} {base64.b64encode(body).decode()} "
-
-
-def read_payload(inbox: str, payload: str) -> tuple[list[int], list[Row]]:
-    """``(ids named, rows carried)``; an empty payload names none."""
-    expires, body, names = ("", "", payload)
-    if " " in payload:
-        expires, body, names = payload.split(" ", 2)
-    items = [name.partition(":") for name in names.split(",") if name]
-    if not expires:
-        return [int(row_id) for row_id, _, _ in items], []
-    message, until = base64.b64decode(body), float(expires)
-    return [], [Row(int(i), inbox + suffix, until, message) for i, _, suffix in items]
 
 
 def vacuum_due(report: tuple[Any, ...] | None, interval: float | None) -> bool:

@@ -1,18 +1,19 @@
 """The receivers of one event loop, and the claims that serve them.
 
 A layer keeps one :class:`Receivers` per event loop (async connections belong
-to their loop).  A receiver registers its future before anything is claimed,
-and claims run in the waitlist's task, never the receiver's, so a cancelled
-``receive()`` cannot interrupt a ``DELETE``: its row goes to the next local
-receiver, is kept (``!`` channels) or is put back under its old id.
+to their loop).  Receivers waiting on one inbox (a channel, or the ``!``
+channels of one prefix) form a :class:`Waitlist`, served by one task that
+claims rows for them; a cancelled ``receive()`` cannot interrupt a claim: its
+row goes to the next local receiver, is kept (``!`` channels) or is put back
+under its old id.
 
 Invariant, at most once: a row leaves the table only through a ``DELETE``
 that returns it to one event loop, or through expiry; a row handed out from
-its wake-up stays until its batched delete, and a claim returning it
-meanwhile drops it.  With pushed wake-ups, a channel a claim found empty
-stays ``known_empty`` until a wake-up says otherwise: new receivers there
-cost no query, and rows a wake-up names are claimed by id, still FIFO since
-every older row is gone.
+its wake-up stays until its batched delete (:mod:`.deletions`).  A channel a
+claim found empty stays ``known_empty`` until a wake-up names it (or names
+none, meaning any), so new receivers there cost no query; a claim during
+which a wake-up came marks nothing empty.  Every ``poll_interval`` each inbox
+looks at all its channels again, in case a wake-up was lost.
 """
 
 from __future__ import annotations
@@ -23,19 +24,76 @@ import secrets
 import time
 from collections import Counter, deque
 from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from typing import Any
 
 from ...exceptions import ChannelFull
 from ..base import GROUPS_LOST
 from .backend import Backend, ChannelLayerUnavailable, GroupLeft, Layer, Row, inbox_of
-from .waitlist import RETRY_DELAYS, Deletions, Waitlist
+from .deletions import RETRY_DELAYS, Deletions
 
 logger = logging.getLogger("channels_app.layers.database")
 
-#: Row ids of a ``!`` waitlist claimed by primary key at once, at least.
-MIN_ID_CLAIM = 32
-#: Row ids remembered from wake-ups before falling back to an ordered claim.
-MAX_HINTS = 1000
+
+@dataclass(eq=False)
+class Waitlist:
+    """Receivers waiting on a channel, or on the ``!`` channels of one prefix."""
+
+    name: str
+    #: A normal channel: other processes claim its rows too.
+    shared: bool
+    waiters: dict[str, deque[asyncio.Future[Row]]] = field(default_factory=dict)
+    #: ``!`` channels: rows claimed here before their receiver came.
+    buffered: dict[str, deque[Row]] = field(default_factory=dict)
+    known_empty: set[str] = field(default_factory=set)
+    #: Set by wake-ups and new receivers; cleared before each look.
+    woken: asyncio.Event = field(default_factory=asyncio.Event)
+    #: When to look at every channel again, and the pause after that.
+    look_again: float = 0.0
+    delay: float = 0.0
+    #: Highest row id handed out: a carried row at or below it is out of order.
+    high_water: int = 0
+    listening: bool = False
+    task: asyncio.Task[None] | None = None
+
+    def take(self, channel: str) -> Row | None:
+        """A live row already claimed for ``channel``."""
+        queue = self.buffered.get(channel)
+        now = time.time()
+        while queue:
+            row = queue.popleft()
+            if row.expires > now:
+                if not queue:
+                    del self.buffered[channel]
+                return row
+        self.buffered.pop(channel, None)
+        return None
+
+    def deliver(self, rows: list[Row]) -> list[Row]:
+        """Hand each row to the oldest live receiver of its channel; the rest."""
+        left = []
+        for row in rows:
+            queue = self.waiters.get(row.channel)
+            while queue:
+                future = queue.popleft()
+                if not future.done():
+                    future.set_result(row)
+                    break
+            else:
+                left.append(row)
+            if queue is not None and not queue:
+                del self.waiters[row.channel]
+        return left
+
+    def demand(self) -> Counter[str]:
+        """Receivers still waiting, per channel."""
+        return Counter(
+            {
+                channel: live
+                for channel, queue in self.waiters.items()
+                if (live := sum(not future.done() for future in queue))
+            }
+        )
 
 
 class Receivers:
@@ -48,23 +106,31 @@ class Receivers:
         self.client_prefix = secrets.token_hex(6)
         self.backend: Backend = layer.backend_class(layer.settings, self)
         self.waitlists: dict[str, Waitlist] = {}
-        self.deletions = Deletions(self.backend, layer.get_capacity, self.spawn)
+        self.deletions = Deletions(self.backend.delete, layer.get_capacity)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._next_cleanup = 0.0
         self._cleaning = False
-        self._safety_poll: asyncio.Task[None] | None = None
         interval = layer.poll_interval
         self.min_poll = interval if self.backend.pushes else min(0.005, interval)
+        #: Longest pause of a waitlist with nothing to claim: expiry cleanup
+        #: runs meanwhile, so members of quiet groups hear that they left.
+        self.idle_tick = min(interval, max(layer.cleanup_interval, 0.5))
 
     async def receive(self, channel: str) -> Row:
-        waitlist = self._waitlist(channel)
+        name = inbox_of(channel)
+        waitlist = self.waitlists.get(name)
+        if waitlist is None:
+            waitlist = self.waitlists[name] = Waitlist(name, not name.endswith("!"))
+            waitlist.delay = self.min_poll
         row = waitlist.take(channel)
         if row is not None:
             return row
         future: asyncio.Future[Row] = asyncio.get_running_loop().create_future()
         waitlist.waiters.setdefault(channel, deque()).append(future)
-        if channel not in waitlist.known_empty or waitlist.hints:
-            self._poke(waitlist)
+        if channel not in waitlist.known_empty:
+            waitlist.woken.set()
+        if waitlist.task is None and not self.closing:
+            waitlist.task = asyncio.ensure_future(self._serve(waitlist))
         try:
             return await future
         except asyncio.CancelledError:
@@ -76,17 +142,67 @@ class Receivers:
                     del waitlist.waiters[channel]
             raise
 
-    def _waitlist(self, channel: str) -> Waitlist:
-        name = inbox_of(channel)
-        waitlist = self.waitlists.get(name)
-        if waitlist is None:
-            shared = not name.endswith("!")
-            owned = name.endswith(f".{self.client_prefix}!")
-            waitlist = Waitlist(name, shared, owned, poll_delay=self.min_poll)
-            self.waitlists[name] = waitlist
-            if self.backend.pushes and self._safety_poll is None:
-                self._safety_poll = asyncio.ensure_future(self._poll_safely())
-        return waitlist
+    async def _serve(self, waitlist: Waitlist) -> None:
+        """Claim rows for the waiting receivers until none is left."""
+        retry = RETRY_DELAYS[0]
+        try:
+            while not self.closing and (demand := waitlist.demand()):
+                waitlist.woken.clear()
+                now = time.monotonic()
+                if now >= waitlist.look_again:
+                    waitlist.known_empty.clear()
+                    waitlist.look_again = now + waitlist.delay
+                    waitlist.delay = min(waitlist.delay * 2, self.layer.poll_interval)
+                channels = [c for c in demand if c not in waitlist.known_empty]
+                if not channels:
+                    self.maybe_clean_up()
+                    await self._pause(waitlist, waitlist.look_again - now)
+                    continue
+                try:
+                    await self.backend.listen(waitlist.name)
+                    waitlist.listening = True
+                    rows = await self._claim(waitlist, channels, demand)
+                except Exception as exc:  # the database is gone, usually
+                    unexpected = not isinstance(exc, ChannelLayerUnavailable)
+                    logger.warning(
+                        "Claim on %r failed: %s",
+                        waitlist.name,
+                        exc,
+                        exc_info=unexpected,
+                    )
+                    await self._pause(waitlist, retry)
+                    retry = min(retry * 2, RETRY_DELAYS[1])
+                    continue
+                retry = RETRY_DELAYS[0]
+                if rows:
+                    waitlist.delay = self.min_poll
+                    waitlist.look_again = min(waitlist.look_again, now + self.min_poll)
+                self._keep(waitlist, rows)
+        finally:
+            waitlist.task = None
+
+    async def _pause(self, waitlist: Waitlist, seconds: float) -> None:
+        """Until a wake-up, or ``seconds`` (at most :attr:`idle_tick`)."""
+        delay = max(0.0, min(seconds, self.idle_tick))
+        timer = asyncio.get_running_loop().call_later(delay, waitlist.woken.set)
+        try:
+            await waitlist.woken.wait()
+        finally:
+            timer.cancel()
+
+    async def _claim(
+        self, waitlist: Waitlist, channels: list[str], demand: Counter[str]
+    ) -> list[Row]:
+        """The oldest rows of ``channels``: for a normal channel only as many
+        as wait, since other processes claim it too."""
+        self.maybe_clean_up()
+        limit = demand.total() if waitlist.shared else self.layer.batch_size
+        rows = await self.backend.claim(channels, limit, time.time(), waitlist.shared)
+        if len(rows) < limit and not waitlist.woken.is_set():
+            waitlist.known_empty.update(channels)
+        if rows := sorted(self.deletions.unseen(rows)):
+            waitlist.high_water = max(waitlist.high_water, rows[-1].id)
+        return rows
 
     def _keep(self, waitlist: Waitlist, rows: list[Row], first: bool = False) -> None:
         """Deliver claimed rows (oldest first); keep or put back the others.
@@ -111,157 +227,44 @@ class Receivers:
                 waitlist.name,
                 exc,
             )
-        waitlist.known_empty.clear()
+        self.woken(waitlist.name, None)
 
-    def woken(self, inbox: str, ids: list[int] | None) -> None:
+    def woken(self, inbox: str, channels: list[str] | None) -> None:
         waitlist = self.waitlists.get(inbox)
         if waitlist is None:
             return
-        waitlist.epoch += 1
-        if ids is None or len(waitlist.hints) + len(ids) > MAX_HINTS:
+        if channels is None:
             waitlist.known_empty.clear()
-            waitlist.hints.clear()
-            waitlist.poll_delay = self.min_poll
         else:
-            waitlist.hints += ids
-        if waitlist.waiters:
-            self._poke(waitlist)
+            waitlist.known_empty.difference_update(channels)
+        waitlist.woken.set()
 
     def carried(self, inbox: str, rows: list[Row]) -> None:
-        """Hand out carried rows while FIFO allows; claim the rest by id.
+        """Hand out rows that came with their wake-up, if FIFO allows: nothing
+        older can be in the table (their channels are known empty, and they
+        are newer than any row handed out); else claim them.
 
         Handed out and queued for deletion together (receiving CPU of a
         1,000-member wake-up: 9.6-10.3 ms row by row, 7.6-9.1 ms so).
-        Invariant: nothing else runs during this call, so each row's decision
-        is the one a row-by-row pass would make.
         """
         waitlist = self.waitlists.get(inbox)
         if waitlist is None:
             return
-        if waitlist.owned and not waitlist.claiming and not waitlist.hints:
-            ready, high = 0, waitlist.high_water
-            for row in rows:
-                if row.id <= high or row.channel not in waitlist.known_empty:
-                    break
-                ready, high = ready + 1, row.id
-            handed, rows = rows[:ready], rows[ready:]
-            waitlist.high_water = high
-            for row in waitlist.deliver(handed):
-                waitlist.buffered.setdefault(row.channel, deque()).append(row)
-            self.deletions.add(handed)
-            if not rows:
-                return
-        self.woken(inbox, [row.id for row in rows])
+        ours = inbox.endswith(f".{self.client_prefix}!")
+        if not ours or any(
+            row.id <= waitlist.high_water or row.channel not in waitlist.known_empty
+            for row in rows
+        ):
+            self.woken(inbox, [row.channel for row in rows])
+            return
+        waitlist.high_water = rows[-1].id
+        for row in waitlist.deliver(rows):
+            waitlist.buffered.setdefault(row.channel, deque()).append(row)
+        self.deletions.add(rows)
 
     def reconnected(self) -> None:
-        for waitlist in list(self.waitlists.values()):
-            self.woken(waitlist.name, None)
-
-    def _poke(self, waitlist: Waitlist) -> None:
-        waitlist.wanted = True
-        if waitlist.task is None and not self.closing:
-            waitlist.task = asyncio.ensure_future(self._drain(waitlist))
-
-    async def _drain(self, waitlist: Waitlist) -> None:
-        retry = RETRY_DELAYS[0]
-        try:
-            await self.backend.listen(waitlist.name)
-            waitlist.listening = True
-            while waitlist.wanted and not self.closing:
-                waitlist.wanted = False
-                demand = Counter(
-                    {
-                        channel: live
-                        for channel, queue in waitlist.waiters.items()
-                        if (live := sum(not future.done() for future in queue))
-                    }
-                )
-                if not demand:
-                    break
-                waitlist.claiming = True
-                try:
-                    rows = await self._claim(waitlist, demand)
-                except ChannelLayerUnavailable as exc:
-                    logger.warning("Claim on %r failed: %s", waitlist.name, exc)
-                    waitlist.claiming, waitlist.wanted = False, True
-                    await asyncio.sleep(retry)
-                    retry = min(retry * 2, RETRY_DELAYS[1])
-                    await self.backend.listen(waitlist.name)
-                    continue
-                waitlist.claiming = False
-                retry = RETRY_DELAYS[0]
-                if rows:
-                    waitlist.poll_delay = self.min_poll
-                if rows := sorted(self.deletions.unseen(rows)):
-                    waitlist.high_water = max(waitlist.high_water, rows[-1].id)
-                    self._keep(waitlist, rows)
-        except Exception:
-            logger.exception("Claiming for %r failed", waitlist.name)
-        finally:
-            waitlist.claiming = False
-            waitlist.task = None
-        if waitlist.wanted and waitlist.waiters:
-            self._poke(waitlist)
-        elif waitlist.waiters and not self.backend.pushes:
-            self._schedule_poll(waitlist)
-
-    async def _claim(self, waitlist: Waitlist, demand: Counter[str]) -> list[Row]:
-        """Rows for the waiting receivers: by id when wake-ups named them."""
-        self.maybe_clean_up()
-        channels, receivers, now = list(demand), demand.total(), time.time()
-        if self.backend.pushes and waitlist.known_empty.issuperset(channels):
-            if not waitlist.hints:
-                return []  # every row of these channels has been taken
-            # A normal channel's rows go only to receivers already waiting.
-            take = receivers if waitlist.shared else max(receivers, MIN_ID_CLAIM)
-            ids, waitlist.hints = waitlist.hints[:take], waitlist.hints[take:]
-            rows = await self.backend.claim_ids(ids, channels, now)
-            if len(rows) < len(ids):
-                # Some named rows are gone, or on channels nobody here waits on.
-                waitlist.known_empty.clear()
-                waitlist.wanted = True
-            elif waitlist.hints:
-                waitlist.wanted = True
-            return rows
-        waitlist.hints.clear()  # the ordered claim covers them
-        epoch = waitlist.epoch
-        limit = receivers if waitlist.shared else self.layer.batch_size
-        rows = await self.backend.claim(channels, limit, now, waitlist.shared)
-        if len(rows) >= limit:
-            waitlist.wanted = True
-        elif epoch == waitlist.epoch and self.backend.pushes:
-            waitlist.known_empty.update(channels)
-        return rows
-
-    def _schedule_poll(self, waitlist: Waitlist) -> None:
-        """Without pushed wake-ups: look again, backing off while idle."""
-        if waitlist.poll_timer is not None or self.closing:
-            return
-        delay = waitlist.poll_delay
-        waitlist.poll_delay = min(delay * 2, self.layer.poll_interval)
-
-        def due() -> None:
-            waitlist.poll_timer = None
-            if waitlist.waiters:
-                self._poke(waitlist)
-
-        waitlist.poll_timer = asyncio.get_running_loop().call_later(delay, due)
-
-    async def _poll_safely(self) -> None:
-        """Recover from a lost wake-up, and run the expiry cleanup while only
-        receivers wait (members of quiet groups must hear that they left)."""
-        interval = self.layer.poll_interval
-        tick = min(interval, max(self.layer.cleanup_interval, 0.5))
-        next_poll = time.monotonic() + interval
-        while not self.closing:
-            await asyncio.sleep(tick)
-            waitlists = [w for w in self.waitlists.values() if w.waiters]
-            if waitlists:
-                self.maybe_clean_up()
-            if time.monotonic() >= next_poll:
-                next_poll = time.monotonic() + interval
-                for waitlist in waitlists:
-                    self.woken(waitlist.name, None)
+        for name in list(self.waitlists):
+            self.woken(name, None)
 
     def maybe_clean_up(self) -> None:
         """Expiry cleanup rides on traffic, at most once per interval."""
@@ -305,7 +308,7 @@ class Receivers:
                     queue.popleft()
                 if not queue:
                     del waitlist.buffered[channel]
-            if waitlist.idle():
+            if not (waitlist.waiters or waitlist.buffered or waitlist.task):
                 del self.waitlists[name]
 
     def forget_rows(self) -> None:
@@ -320,25 +323,21 @@ class Receivers:
 
     def abandon(self) -> None:
         """Its event loop is closed: release the sockets without awaiting."""
-        self.closing = self.deletions.closing = True
+        self.closing = True
         self.deletions.cancel()
         self.backend.abandon()
 
     async def close(self) -> None:
         """Finish in-flight claims (their rows are kept), then disconnect."""
-        self.closing = self.deletions.closing = True
-        if self._safety_poll is not None:
-            self._safety_poll.cancel()
-        self.deletions.start()  # delivered rows leave the table before we go
-        drains = [w.task for w in self.waitlists.values() if w.task]
+        self.closing = True
         for waitlist in self.waitlists.values():
-            if waitlist.task is not None and not waitlist.claiming:
-                waitlist.task.cancel()  # waiting or backing off: nothing in hand
-            if waitlist.poll_timer is not None:
-                waitlist.poll_timer.cancel()
-                waitlist.poll_timer = None
-        await asyncio.gather(*drains, *self._tasks, return_exceptions=True)
+            waitlist.woken.set()  # out of any pause
+        await asyncio.gather(
+            *(w.task for w in self.waitlists.values() if w.task),
+            return_exceptions=True,
+        )
         await asyncio.gather(*self._tasks, return_exceptions=True)  # put-backs
+        await self.deletions.finish()  # delivered rows leave the table first
         error = ChannelLayerUnavailable("The channel layer was closed")
         for waitlist in self.waitlists.values():
             for queue in waitlist.waiters.values():
@@ -347,5 +346,3 @@ class Receivers:
                         future.set_exception(error)
             waitlist.waiters.clear()
         await self.backend.close()
-        if self._safety_poll is not None:
-            await asyncio.gather(self._safety_poll, return_exceptions=True)

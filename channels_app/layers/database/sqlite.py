@@ -10,7 +10,7 @@ queue behind consumers' ORM work or run inside their transactions.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -44,9 +44,13 @@ class SQLiteBackend:
     async def listen(self, inbox: str) -> None:
         """Nothing to subscribe to: receivers poll."""
 
-    def _wake(self, channels: Any) -> None:
-        for inbox in {inbox_of(channel) for channel in channels}:
-            self.wakeups.woken(inbox, None)
+    def _wake(self, channels: Iterable[str]) -> None:
+        """A send from this loop wakes its receivers at once."""
+        inboxes: dict[str, list[str]] = {}
+        for channel in channels:
+            inboxes.setdefault(inbox_of(channel), []).append(channel)
+        for inbox, names in inboxes.items():
+            self.wakeups.woken(inbox, names)
 
     async def send(
         self, channel: str, expires: float, body: bytes, capacity: int, now: float
@@ -106,7 +110,10 @@ class SQLiteBackend:
             (*channels, now, limit),
             guard=peek,
         )
-        return sorted(Row(*row) for row in rows)
+        return [Row(*row) for row in rows]
+
+    async def delete(self, ids: Sequence[int]) -> list[int]:
+        raise NotImplementedError("SQLite's wake-ups carry no rows to delete")
 
     async def put_back(self, rows: Sequence[Row]) -> None:
         insert = f'INSERT INTO "{M}" ({_ROW}) VALUES (%s, %s, %s, %s)'
