@@ -1,9 +1,10 @@
 """Rows handed out straight from their wake-ups, deleted in batches.
 
 A delete per message took ping-pong's p50 from 0.43 ms to 1.5 ms, so a
-handed-out row waits up to :data:`DELETE_DELAY` for company.  Invariant (never
-twice): until its delete confirms, a row's id stays in ``pending`` and a claim
-that returns it anyway drops it (:meth:`Deletions.unseen`).
+handed-out row waits up to :data:`DELETE_DELAY` for company, unless a quarter
+of its channel's capacity waits (they count against it until deleted).
+Invariant (never twice): until its delete confirms, a row's id stays in
+``pending`` and a claim that returns it anyway drops it (:meth:`unseen`).
 """
 
 from __future__ import annotations
@@ -37,23 +38,10 @@ class Deletions:
         self._task: asyncio.Task[None] | None = None
 
     def add(self, rows: list[Row]) -> None:
-        """Delete ``rows`` soon, or at once when a quarter of a channel's
-        capacity waits: they count against it until deleted."""
         self.pending.update({row.id: row.expires for row in rows})
         self._queue += rows
         if self._task is None:
             self.start() if self._due() else self._later()
-
-    def _due(self) -> bool:
-        if len(self._queue) >= DELETE_BATCH or self.closing:
-            return True
-        per_channel = Counter(row.channel for row in self._queue)
-        return any(n * 4 >= self.capacity_of(c) for c, n in per_channel.items())
-
-    def _later(self) -> None:
-        if self._timer is None and self._queue and not self.closing:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(DELETE_DELAY, self.start)
 
     def unseen(self, rows: list[Row]) -> list[Row]:
         if not self.pending:
@@ -73,6 +61,29 @@ class Deletions:
         if self._task is None and self._queue:
             self._task = asyncio.ensure_future(self._run())
         return self._task
+
+    async def finish(self) -> None:
+        """Delete what was handed out, before the layer closes."""
+        self.closing = True
+        if task := self.start():
+            await asyncio.gather(task, return_exceptions=True)
+
+    def cancel(self) -> None:
+        self.closing = True
+        for pending in (self._timer, self._task):
+            if pending is not None:
+                pending.cancel()
+
+    def _due(self) -> bool:
+        if len(self._queue) >= DELETE_BATCH or self.closing:
+            return True
+        per_channel = Counter(row.channel for row in self._queue)
+        return any(n * 4 >= self.capacity_of(c) for c, n in per_channel.items())
+
+    def _later(self) -> None:
+        if self._timer is None and self._queue and not self.closing:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(DELETE_DELAY, self.start)
 
     async def _run(self) -> None:
         retry = RETRY_DELAYS[0]
@@ -96,16 +107,3 @@ class Deletions:
         finally:
             self._task = None
             self._later()
-
-    async def finish(self) -> None:
-        """Delete what was handed out, before the layer closes."""
-        self.closing = True
-        if task := self.start():
-            await asyncio.gather(task, return_exceptions=True)
-
-    def cancel(self) -> None:
-        self.closing = True
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._task is not None:
-            self._task.cancel()

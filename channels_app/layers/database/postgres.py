@@ -2,8 +2,9 @@
 
 An event loop holds three connections however many consumers wait, each a
 :class:`.Lane`: one for sends and group operations, one for claims and
-housekeeping, one that only ``LISTEN``\\s (a busy connection would hold
-wake-ups back until its statement ends).  The SQL is in :mod:`.postgres_sql`.
+housekeeping, one that only ``LISTEN``\\s: a busy connection holds wake-ups
+back until its statement ends (listening on the claim connection, ping-pong's
+p99 went from 1.3 ms to 2.2-2.6 ms).  The SQL is in :mod:`.postgres_sql`.
 
 Invariant, no wake-up missed: a claim that finds a channel empty runs after
 the listener confirmed its ``LISTEN``, so any later row wakes it; when the
