@@ -26,6 +26,9 @@ Measured, in this order:
 - one-to-one throughput: a producer and a consumer task on one channel;
   the producer retries after ChannelFull (msgs/s), after an untimed warm-up;
 - ping-pong round trip between two ``!`` channels, p50 and p99 (ms);
+- 200 pairs at once, as a busy server's consumers: each sender task sends 25
+  messages to its own receiver's ``!`` channel; messages/s until the last
+  receiver has all of its 25;
 - group_send fan-out to 100 and to 1,000 members: the time until every
   member has received the message (what a user waits for) and, beside it,
   until ``group_send`` returned, medians of several (ms); channels_redis'
@@ -140,6 +143,30 @@ async def ping_pong(layer, other, rounds: int) -> tuple[float, float]:
     return cuts[49], cuts[98]
 
 
+async def concurrent_pairs(layer, receiver, pairs: int, each: int) -> float:
+    channels = [await receiver.new_channel() for _ in range(pairs)]
+
+    async def sender(channel: str) -> None:
+        for n in range(each):
+            await send_retrying(layer, channel, {"type": "bench.pair", "n": n})
+
+    async def consumer(channel: str) -> None:
+        for _ in range(each):
+            await receiver.receive(channel)
+
+    consumers = [asyncio.ensure_future(consumer(c)) for c in channels]
+    await asyncio.sleep(0.2)  # every receiver is listening
+    start = time.perf_counter()
+    await asyncio.gather(*(sender(c) for c in channels))
+    _, lost = await asyncio.wait(consumers, timeout=60)
+    for task in lost:
+        task.cancel()
+    if lost:
+        print(f"pairs: {len(lost)} of {pairs} receivers incomplete", file=sys.stderr)
+        return float("nan")
+    return pairs * each / (time.perf_counter() - start)
+
+
 async def fan_out(layer, receiver, members: int, repeats: int) -> tuple[float, float]:
     """Medians of (send returned, every member received), in ms.
 
@@ -230,6 +257,8 @@ async def measure(impl: str, args: argparse.Namespace):
     p50, p99 = await ping_pong(*layers, args.rounds)
     results.append(Result("ping-pong p50", p50, "ms", higher_is_better=False))
     results.append(Result("ping-pong p99", p99, "ms", higher_is_better=False))
+    rate = await concurrent_pairs(*layers, 200, 25)
+    results.append(Result("200 pairs at once, all received", rate, "msgs/s"))
     for members, repeats in ((100, 20), (1000, 5)):
         sent, delivered = await fan_out(*layers, members, repeats)
         results.append(
