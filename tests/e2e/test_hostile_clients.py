@@ -437,14 +437,15 @@ async def trickle(port: int, deadline: float, on_ready) -> bytes | None:
     """A slowloris client: a request line, then one header every 0.3 s, for ever.
 
     Returns what the server answered once it closed the connection (None if
-    it never did before ``deadline``).
+    it never did before ``deadline``).  ``on_ready`` gets the time it connected.
     """
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    connected = time.monotonic()
     answer = asyncio.ensure_future(reader.read())
     try:
         writer.write(b"GET /health/ HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         await writer.drain()
-        on_ready()
+        on_ready(connected)
         while not answer.done() and time.monotonic() < deadline:
             await asyncio.wait({answer}, timeout=0.3)
             if not answer.done():
@@ -462,14 +463,17 @@ async def trickle(port: int, deadline: float, on_ready) -> bytes | None:
         writer.close()
 
 
-async def start_trickling(port: int, count: int) -> list[asyncio.Future]:
-    """``count`` slowloris clients, once all of them have sent a request line."""
+async def start_trickling(
+    port: int, count: int, connected: list[float] | None = None
+) -> list[asyncio.Future]:
+    """``count`` slowloris clients, once all of them have sent a request line;
+    ``connected`` gets the time each connected."""
     deadline = time.monotonic() + HEADER_TIMEOUT + 8
     ready = asyncio.Event()
-    sent: list[int] = []
+    sent: list[float] = []
 
-    def on_ready() -> None:
-        sent.append(1)
+    def on_ready(at: float) -> None:
+        sent.append(at)
         if len(sent) == count:
             ready.set()
 
@@ -477,6 +481,8 @@ async def start_trickling(port: int, count: int) -> list[asyncio.Future]:
         asyncio.ensure_future(trickle(port, deadline, on_ready)) for _ in range(count)
     ]
     await asyncio.wait_for(ready.wait(), 10)
+    if connected is not None:
+        connected += sent
     return clients
 
 
@@ -501,15 +507,20 @@ async def test_trickling_clients_are_closed_and_others_still_served(server):
 
 
 async def test_beyond_the_cap_the_longest_waiting_are_closed_first(server):
-    first = await start_trickling(server.port, MAX_PENDING)
+    connected: list[float] = []
+    first = await start_trickling(server.port, MAX_PENDING, connected)
     assert await timed_health(server) < 2
     second = await start_trickling(server.port, 60)
+    newcomers_in = time.monotonic()
     assert await timed_health(server) < 2
     # Each newcomer (the 60, and the two health requests) closed one of the
-    # first clients with a 503; the others timed out.
+    # first clients with a 503; the others timed out.  On a loaded machine
+    # some first clients reach their header timeout before all newcomers are
+    # in: each leaves by itself (408) and makes room for one newcomer.
+    expired = sum(at + HEADER_TIMEOUT <= newcomers_in for at in connected)
     answers = await statuses(first)
-    assert answers.count(503) >= 60
-    assert set(answers) == {503, 408}
+    assert answers.count(503) >= 60 - expired
+    assert set(answers) <= {503, 408}
     assert await statuses(second) == [408] * 60
 
 
