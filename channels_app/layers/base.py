@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..exceptions import MessageTooLarge
+from ..logging_limits import RateLimitedLog
 from ..types import Message
 from .messages import estimate_size, portable_copy, require_dict
 
@@ -293,3 +294,28 @@ class BaseChannelLayer:
 
     async def close(self) -> None:
         """Release connections and tasks; a no-op for layers that hold none."""
+
+
+def warn_members_skipped(
+    log: RateLimitedLog,
+    group: str,
+    dropped: int,
+    size: int,
+    named: list[str],
+    capacities: set[int],
+) -> None:
+    """One line for one group_send that skipped full members; rate-limited per
+    group, so a flood of sends to a stuck group cannot flood the log."""
+    low, high = min(capacities), max(capacities)
+    log.log(
+        group,
+        "group_send to group %r skipped %d of %d members: their channels are "
+        "full (capacity %s), so they miss this message (%s%s)",
+        group,
+        dropped,
+        size,
+        low if low == high else f"{low}-{high}",
+        ", ".join(map(repr, named)),
+        ", ..." if dropped > len(named) else "",
+        totals={"members skipped": dropped},
+    )

@@ -31,10 +31,10 @@ from typing import Any
 from ..exceptions import ChannelFull
 from ..logging_limits import RateLimitedLog
 from ..types import Message
-from .base import BaseChannelLayer, require_positive
+from .base import BaseChannelLayer, require_positive, warn_members_skipped
 from .dict_compaction import Compaction
 from .group_loss import GroupLossWatches
-from .inmemory_groups import GroupMemberships, warn_members_skipped
+from .inmemory_groups import GroupMemberships
 from .inmemory_queue import NO_MESSAGES, ChannelQueue, ChannelSource, Item
 from .inmemory_views import ChannelsShapedViews
 from .messages import is_flat, portable_copy, require_dict

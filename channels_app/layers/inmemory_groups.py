@@ -12,7 +12,6 @@ from __future__ import annotations
 import heapq
 import itertools
 
-from ..logging_limits import RateLimitedLog
 from .dict_compaction import Compaction
 
 
@@ -133,28 +132,3 @@ class GroupMemberships:
         ]
         heapq.heapify(rebuilt)
         self.deadlines = rebuilt
-
-
-def warn_members_skipped(
-    log: RateLimitedLog,
-    group: str,
-    dropped: int,
-    size: int,
-    named: list[str],
-    capacities: set[int],
-) -> None:
-    """One line for one group_send that skipped full members; rate-limited per
-    group, so a flood of sends to a stuck group cannot flood the log."""
-    low, high = min(capacities), max(capacities)
-    log.log(
-        group,
-        "group_send to group %r skipped %d of %d members: their channels are "
-        "full (capacity %s), so they miss this message (%s%s)",
-        group,
-        dropped,
-        size,
-        low if low == high else f"{low}-{high}",
-        ", ".join(map(repr, named)),
-        ", ..." if dropped > len(named) else "",
-        totals={"members skipped": dropped},
-    )

@@ -516,11 +516,14 @@ async def test_beyond_the_cap_the_longest_waiting_are_closed_first(server):
     # Each newcomer (the 60, and the two health requests) closed one of the
     # first clients with a 503; the others timed out.  On a loaded machine
     # some first clients reach their header timeout before all newcomers are
-    # in: each leaves by itself (408) and makes room for one newcomer.
+    # in: each leaves by itself (408) and makes room for one newcomer.  And
+    # a first client whose request line the server has not read yet when it
+    # is pushed out has, as far as the server knows, sent nothing: it is
+    # closed without an answer (b""), as any idle connection is.
     expired = sum(at + HEADER_TIMEOUT <= newcomers_in for at in connected)
     answers = await statuses(first)
-    assert answers.count(503) >= 60 - expired
-    assert set(answers) <= {503, 408}
+    assert answers.count(503) + answers.count(b"") >= 60 - expired
+    assert set(answers) <= {503, 408, b""}
     assert await statuses(second) == [408] * 60
 
 

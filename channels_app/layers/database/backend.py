@@ -47,8 +47,8 @@ class Settings:
 
 
 class Wakeups(Protocol):
-    """How a backend tells its event loop's receivers that rows arrived:
-    on ``channels`` of ``inbox``, or on any of them (``None``)."""
+    """How a backend tells its loop's receivers that rows arrived on
+    ``channels`` of ``inbox`` (``None``: on any), or came with the wake-up."""
 
     def woken(self, inbox: str, channels: list[str] | None) -> None: ...
     def carried(self, inbox: str, rows: list[Row]) -> None: ...
@@ -58,12 +58,12 @@ class Wakeups(Protocol):
 class Backend(Protocol):
     """One database from one event loop; each method is one round trip.
 
-    ``claim`` deletes and returns the oldest live rows, oldest first;
-    ``shared`` channels skip rows other processes are claiming.  ``delete``
-    removes rows handed out from a wake-up (only backends that push carry
-    them).  ``put_back``
-    re-inserts rows nobody took under their old ids; ``cleanup`` drops
-    expired rows, and a channel whose messages expired leaves its groups.
+    ``claim`` deletes and returns the oldest live rows; ``shared`` channels
+    skip rows other processes are claiming.  ``delete`` removes rows that
+    came with a wake-up (``carried``), ``put_back`` re-inserts rows nobody
+    took under their old ids, ``cleanup`` drops expired rows (and the groups
+    of channels whose messages expired), ``group_send`` returns the number of
+    members and those that were full.
     """
 
     #: Arrivals are announced; without it receivers poll.
@@ -80,7 +80,7 @@ class Backend(Protocol):
     async def group_discard(self, group: str, channel: str) -> None: ...
     async def group_send(
         self, group: str, expires: float, body: bytes, now: float
-    ) -> list[FullMember]: ...
+    ) -> tuple[int, list[FullMember]]: ...
     async def claim(
         self, channels: Sequence[str], limit: int, now: float, shared: bool
     ) -> list[Row]: ...
@@ -97,7 +97,6 @@ class Layer(Protocol):
 
     backend_class: type[Backend]
     settings: Settings
-    poll_interval: float
     cleanup_interval: float
     batch_size: int
 

@@ -15,8 +15,8 @@ from django.utils.connection import ConnectionDoesNotExist
 from ...exceptions import ChannelFull, InvalidChannelLayerError, MessageTooLarge
 from ...logging_limits import RateLimitedLog
 from ...types import Message
-from ..base import BaseChannelLayer
-from .backend import Backend, FullMember, Settings, backend_for
+from ..base import BaseChannelLayer, warn_members_skipped
+from .backend import Backend, Settings, backend_for
 from .receiver import Receivers
 
 logger = logging.getLogger("channels_app.layers.database")
@@ -126,26 +126,15 @@ class DatabaseChannelLayer(BaseChannelLayer):
         self.require_valid_group_name(group)
         body = self._encode(message)
         now = time.time()
-        full = await self._backend().group_send(group, now + self.expiry, body, now)
+        backend = self._backend()
+        size, full = await backend.group_send(group, now + self.expiry, body, now)
         if full:
-            self._report_full(group, full)
-        self.dropped_messages += len(full)
+            self.dropped_messages += len(full)
+            named = [member.channel for member in full[:3]]
+            capacities = {member.capacity for member in full}
+            log = self.full_channel_warnings
+            warn_members_skipped(log, group, len(full), size, named, capacities)
         return len(full)
-
-    def _report_full(self, group: str, full: list[FullMember]) -> None:
-        """One line per ``group_send``, at most one per group per interval."""
-        capacities = sorted({capacity for _, capacity in full})
-        self.full_channel_warnings.log(
-            group,
-            "group_send to group %r: %d member(s) missed the message because "
-            "their channels are full (capacity %s): %s%s",
-            group,
-            len(full),
-            "/".join(map(str, capacities)),
-            ", ".join(repr(channel) for channel, _ in full[:3]),
-            ", ..." if len(full) > 3 else "",
-            totals={"members skipped": len(full)},
-        )
 
     async def flush(self) -> None:
         receivers = self._loop_receivers()

@@ -23,7 +23,7 @@ from django.db import connections
 
 from . import postgres_sql as sql
 from .backend import FullMember, GroupLeft, Row, Settings, Wakeups, inbox_of
-from .libpq_runner import Lane, LibpqRunner
+from .lane import Lane, Pipeline
 
 __all__ = ["BACKEND", "Lane", "connect_kwargs"]
 
@@ -88,9 +88,9 @@ class PostgresBackend:
             self._inboxes[key] = inbox
             await self.listener.run(f'LISTEN "{key}"')
 
-    async def _subscribe(self, runner: LibpqRunner) -> None:
+    async def _subscribe(self, pipeline: Pipeline) -> None:
         if self._inboxes:
-            await runner.pipeline([(f'LISTEN "{key}"', ()) for key in self._inboxes])
+            await pipeline([(f'LISTEN "{key}"', ()) for key in self._inboxes])
 
     def _notified(self, key: str, payload: str) -> None:
         """Payloads are described in :mod:`.postgres_sql`."""
@@ -132,12 +132,13 @@ class PostgresBackend:
 
     async def group_send(
         self, group: str, expires: float, body: bytes, now: float
-    ) -> list[FullMember]:
+    ) -> tuple[int, list[FullMember]]:
         carry = sql.carry_text(expires, body, sql.GROUP_CARRY_LIMIT)
         room = sql.PAYLOAD_ROOM - len(carry)
         params = (group, expires, body, now, room, carry)
         rows = await self.sends.run(sql.GROUP_SEND, params)
-        return [FullMember(*row) for row in rows if row[0] is not None]
+        [size] = [count for channel, count in rows if channel is None]
+        return size, [FullMember(*row) for row in rows if row[0] is not None]
 
     async def claim(
         self, channels: Sequence[str], limit: int, now: float, shared: bool

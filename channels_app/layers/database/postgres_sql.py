@@ -57,6 +57,7 @@ SEND = (
 # group, expires, body, now, room, carried text.  Each inbox is woken in as
 # many payloads as its rows' names need: their running length, divided by the
 # room, numbers them.  Messages ride along only if every member has room.
+# The rows: the full members, and (NULL, the number of members).
 GROUP_SEND = (
     f"WITH members AS (SELECT g.channel, g.capacity, (SELECT count(*) FROM "
     f'(SELECT 1 FROM "{M}" m WHERE m.channel = g.channel AND m.expires > $4 '
@@ -76,7 +77,8 @@ GROUP_SEND = (
     f"= '!' THEN coalesce((SELECT text FROM carry), '') ELSE '' END || names) "
     f"FROM payloads) "
     f"SELECT channel, capacity FROM members WHERE queued >= capacity "
-    f"UNION ALL SELECT NULL, count(*) FROM woken"
+    f"UNION ALL SELECT NULL, count(*) FROM members "
+    f"WHERE (SELECT count(*) FROM woken) >= 0"
 )
 # group, channel, expires, capacity
 GROUP_ADD = (

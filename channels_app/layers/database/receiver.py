@@ -110,7 +110,7 @@ class Receivers:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._next_cleanup = 0.0
         self._cleaning = False
-        interval = layer.poll_interval
+        interval = layer.settings.poll_interval
         self.min_poll = interval if self.backend.pushes else min(0.005, interval)
         #: Longest pause of a waitlist with nothing to claim: expiry cleanup
         #: runs meanwhile, so members of quiet groups hear that they left.
@@ -152,7 +152,9 @@ class Receivers:
                 if now >= waitlist.look_again:
                     waitlist.known_empty.clear()
                     waitlist.look_again = now + waitlist.delay
-                    waitlist.delay = min(waitlist.delay * 2, self.layer.poll_interval)
+                    waitlist.delay = min(
+                        waitlist.delay * 2, self.layer.settings.poll_interval
+                    )
                 channels = [c for c in demand if c not in waitlist.known_empty]
                 if not channels:
                     self.maybe_clean_up()

@@ -80,7 +80,7 @@ class SQLiteBackend:
 
     async def group_send(
         self, group: str, expires: float, body: bytes, now: float
-    ) -> list[FullMember]:
+    ) -> tuple[int, list[FullMember]]:
         """The members that got it, then all live members: the rest were full
         (SQLite has no correlated ``LIMIT``: it counts whole backlogs)."""
         sent, members = await self._run(
@@ -96,7 +96,7 @@ class SQLiteBackend:
         )
         got = {channel for (channel,) in sent}
         self._wake(got)
-        return [FullMember(*row) for row in members if row[0] not in got]
+        return len(members), [FullMember(*row) for row in members if row[0] not in got]
 
     async def claim(
         self, channels: Sequence[str], limit: int, now: float, shared: bool
