@@ -1,14 +1,17 @@
 """One PostgreSQL connection of the layer, its statements run straight through
 libpq with psycopg's C adapters for parameters and rows.
 
-Why not ``AsyncConnection.execute``: for statements this small its machinery
-(query conversion, a cursor, a wait that re-registers the socket) costs a
-quarter of the round trip: a send took 238 µs through it and 188 µs here
-(2026-12-07), and one-to-one throughput is bound by sends.  So the socket
-stays registered with the event loop for the connection's life and is read
-as soon as data arrives: one wake-up of the caller per result, notifications
-dispatched from the same reader.  Statements use libpq's ``$1`` placeholders.
-"""
+Why not psycopg's ``AsyncConnection.execute``, ``pipeline()`` and
+``notifies()``: the same lanes written with them (237 lines instead of 288)
+measured, medians of 3 alternating runs of ``benchmarks/layers.py --preset
+postgres`` (2026-12-07): one-to-one 6,814 msgs/s against 8,445 here (-19%),
+ping-pong p50 0.394 against 0.282 ms (+40%), group_send to 1,000 all received
+15.9 against 11.3 ms (+41%), 200 pairs 19,208 against 32,819 msgs/s (-41%).
+The difference: this socket stays registered with the event loop for the
+connection's life and is read as soon as data arrives (one wake-up of the
+caller per result, notifications dispatched from the same reader, a lost
+connection noticed while idle), where psycopg re-registers it for every wait.
+Statements use libpq's ``$1`` placeholders."""
 
 from __future__ import annotations
 
