@@ -176,10 +176,17 @@ async def test_every_client_gets_every_message_once_in_order(project):
         await page.context.set_offline(False)
 
         await asyncio.wait_for(asyncio.gather(*readers), 120)
-        await page.wait_for_function(
-            f"window.seen.messages.length >= {TOTAL}", timeout=60000
-        )
-        browser_saw = await page.evaluate("window.seen")
+        try:
+            await page.wait_for_function(
+                f"window.seen.messages.length >= {TOTAL}", timeout=60000
+            )
+        finally:
+            browser_saw = await page.evaluate("window.seen")
+            missing = sorted(set(range(TOTAL)) - set(browser_saw["messages"]))
+            print(
+                f"browser: {len(browser_saw['messages'])} shown, missing "
+                f"{missing[:10]}, {browser_saw['disconnects']} disconnects"
+            )
     for client in clients:
         assert client.problems == [], (client.name, client.problems[:3])
         assert client.shown == list(range(TOTAL)), client.name

@@ -260,6 +260,26 @@ async def test_a_live_message_the_layer_lost_is_fetched_from_the_store(connect):
     assert await client.receive_nothing(0.1)
 
 
+async def test_a_lost_last_message_is_fetched_when_the_client_pings(connect):
+    """No later message reveals a loss at the end of a burst; the ping a
+    quiet client sends does, and the message comes before the pong."""
+    client = await connect()
+    await client.send_json_to({"type": "stream.subscribe", "stream": "news"})
+    await client.receive_json_from(timeout=5)
+    await publish("news", {"n": "seen"})
+    assert (await client.receive_json_from(timeout=5))["offset"] == 1
+    streams = get_streams()
+    await streams.store.append("news", {"n": "lost"}, streams.limits_for("news"))
+    await client.send_json_to({"type": "stream.ping", "id": 9})
+    received = await frames(client, 2)
+    assert [(f["type"], f.get("offset"), f.get("id")) for f in received] == [
+        ("stream.message", 2, None),
+        ("stream.pong", None, 9),
+    ]
+    await client.send_json_to({"type": "stream.ping", "id": 10})
+    assert await frames(client, 1) == [{"type": "stream.pong", "id": 10}]
+
+
 async def test_losing_the_history_while_subscribed_sends_a_gap(connect):
     client = await connect()
     published = [await publish("chat.lobby", {"n": n}) for n in range(2)]
