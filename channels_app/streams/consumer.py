@@ -36,7 +36,7 @@ from .frames import (
 from .hub import LIVE_MESSAGE, Streams, as_position, from_live_message
 from .names import InvalidStreamName, require_valid_stream_name
 from .positions import Position, StreamMessage, Subscription
-from .requests import PING, RequestsMixin
+from .requests import RequestsMixin
 from .sequencer import Sequencer
 
 assert LIVE_MESSAGE.replace(".", "_") == "channels_app_stream_message"
@@ -150,8 +150,6 @@ class StreamsMixin(RequestsMixin):
 
     async def handle_stream_frame(self, content: Any) -> bool:
         """Handle ``content`` if it is a ``stream.*`` frame; say whether it was."""
-        if isinstance(content, dict) and content.get("type") == PING:
-            await self.catch_up_streams()
         if isinstance(content, dict) and await self.handle_client_frame(content):
             return True  # a ping or a request (channels_app.streams.requests)
         if not isinstance(content, dict) or content.get("type") not in CLIENT_FRAMES:
@@ -220,6 +218,9 @@ class StreamsMixin(RequestsMixin):
         # Every early message is in what the store returned (a message is
         # stored before it is sent), or of an epoch that is gone: drop them.
         sequencer.early.clear()
+
+    async def before_pong(self) -> None:
+        await self.catch_up_streams()
 
     async def catch_up_streams(self) -> None:
         """Deliver what the store holds past each subscription's position.

@@ -42,6 +42,9 @@ class RequestsMixin(_Base):
     async def send_stream_frame(self, frame: dict[str, Any]) -> None:
         raise NotImplementedError  # StreamsMixin's
 
+    async def before_pong(self) -> None:
+        """Runs before a ping is answered (StreamsMixin catches up there)."""
+
     def handle_request(self, data: Any) -> Any:
         """Answer a client's ``request(data)``; override it (a coroutine, or a
         plain method run in a thread where the ORM may be used).  What it
@@ -53,6 +56,7 @@ class RequestsMixin(_Base):
         """Answer ``content`` if it is a ping or a request; say whether it was."""
         kind = content.get("type")
         if kind == PING:
+            await self.before_pong()
             pong = {"type": "stream.pong", "id": content.get("id")}
             await self.send_stream_frame(pong)
             return True

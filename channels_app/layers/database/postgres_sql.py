@@ -57,7 +57,8 @@ SEND = (
 # group, expires, body, now, room, carried text.  Each inbox is woken in as
 # many payloads as its rows' names need: their running length, divided by the
 # room, numbers them.  Messages ride along only if every member has room.
-# The rows: the full members, and (NULL, the number of members).
+# The rows: the full members, and (NULL, the number of members); that row's
+# WHERE is what makes PostgreSQL run ``woken``, a CTE no other part reads.
 GROUP_SEND = (
     f"WITH members AS (SELECT g.channel, g.capacity, (SELECT count(*) FROM "
     f'(SELECT 1 FROM "{M}" m WHERE m.channel = g.channel AND m.expires > $4 '
